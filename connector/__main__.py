@@ -1,0 +1,5 @@
+"""``python -m connector`` is ``sipgate-crm``."""
+
+from connector.cli import main
+
+main()

@@ -1,0 +1,538 @@
+"""The ledger: the durable truth about every accepted call and its delivery to each target.
+
+One row per call (dedupe key, raw body, a few parsed fields for listing) and one row per
+(call, target) with its delivery state. The queue only carries hints ("look at delivery 42"); a
+delivery is claimed here with a lease before any work, so a crashed worker's delivery is found
+again by the sweeper and a delivery is never worked on by two workers at once.
+
+SQLite (the default) runs in WAL mode with ``synchronous=FULL``: a commit is on disk before the
+webhook is answered, so an answered call survives a process crash and a power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.types import TypeDecorator
+
+from connector.payload import CallReport
+
+__all__ = [
+    "DEAD",
+    "DONE",
+    "PENDING",
+    "PROCESSING",
+    "RETRYING",
+    "SKIPPED",
+    "CallSummary",
+    "Claim",
+    "DeliveryState",
+    "Ledger",
+    "make_engine",
+]
+
+PENDING = "pending"
+PROCESSING = "processing"
+DONE = "done"
+SKIPPED = "skipped"
+RETRYING = "failed-retrying"
+DEAD = "dead"
+STATUSES = (PENDING, PROCESSING, DONE, SKIPPED, RETRYING, DEAD)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored without zone (SQLite has none) and always read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+metadata = MetaData()
+
+calls = Table(
+    "calls",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("dedupe_key", String(300), nullable=False, unique=True),
+    Column("call_id", String(255), nullable=False),
+    Column("payload_version", String(20), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("raw_body", LargeBinary(), nullable=False),
+    Column("start_time", UTCDateTime(), nullable=True),
+    Column("direction", String(3), nullable=False),
+    Column("from_number", String(64), nullable=False),
+    Column("to_number", String(64), nullable=False),
+    Column("duration_ms", BigInteger(), nullable=False),
+    Column("channel_name", String(255), nullable=True),
+    Index("ix_calls_call_id", "call_id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("call_pk", ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer(), nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("lease_token", String(36), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("refs", JSON(), nullable=False, default=dict),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("call_pk", "target", name="uq_delivery_call_target"),
+    Index("ix_deliveries_call_pk", "call_pk"),
+    Index("ix_deliveries_status", "status", "next_attempt_at"),
+)
+
+target_states = Table(
+    "target_states",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("parked_until", UTCDateTime(), nullable=True),
+    Column("reason", Text(), nullable=True),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder created and durable WAL pragmas."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 15})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker holds a lease on, with everything needed to work on it."""
+
+    delivery_id: int
+    token: str
+    target: str
+    attempts: int
+    call_id: str
+    raw_body: bytes
+    refs: dict[str, Any]
+    first_received_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """Where one call's delivery to one target stands."""
+
+    delivery_id: int
+    target: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    refs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """A call as `sipgate-crm status` lists it."""
+
+    call_id: str
+    received_at: datetime
+    start_time: datetime | None
+    direction: str
+    from_number: str
+    to_number: str
+    duration_ms: int
+    channel_name: str | None
+    deliveries: tuple[DeliveryState, ...]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """The few operations the web side, the worker and the CLI need on the ledger tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Ledger:
+        """Open the ledger at a SQLAlchemy URL (tables are created by `migrate`)."""
+        return cls(make_engine(url))
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision; safe to call from several processes."""
+        from connector.migrations import upgrade
+
+        for attempt in range(10):
+            try:
+                upgrade(self.engine)
+                return
+            except OperationalError:
+                # Another process is migrating the same fresh database; its result is what we need.
+                if attempt == 9:
+                    raise
+                time.sleep(0.3)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
+
+    # --- the web side -----------------------------------------------------------------------
+
+    def store_call(
+        self, report: CallReport, raw_body: bytes, targets: Sequence[str]
+    ) -> list[int] | None:
+        """Commit the call and one pending delivery per target in one transaction.
+
+        Returns the new delivery ids, or ``None`` when this call id was stored before (a duplicate:
+        nothing is written).
+        """
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                inserted = conn.execute(
+                    calls.insert().values(
+                        dedupe_key=report.call_id,
+                        call_id=report.call_id,
+                        payload_version=report.payload_version,
+                        received_at=now,
+                        raw_body=raw_body,
+                        start_time=report.start_time,
+                        direction=report.direction,
+                        from_number=report.from_number[:64],
+                        to_number=report.to_number[:64],
+                        duration_ms=int(report.duration.total_seconds() * 1000),
+                        channel_name=report.channel.name[:255] if report.channel else None,
+                    )
+                ).inserted_primary_key
+                assert inserted is not None
+                call_pk = inserted[0]
+                ids: list[int] = []
+                for target in targets:
+                    key = conn.execute(
+                        deliveries.insert().values(
+                            call_pk=call_pk,
+                            target=target,
+                            status=PENDING,
+                            attempts=0,
+                            next_attempt_at=now,
+                            refs={},
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    ).inserted_primary_key
+                    assert key is not None
+                    ids.append(int(key[0]))
+                return ids
+        except IntegrityError:
+            return None
+
+    # --- the worker -------------------------------------------------------------------------
+
+    def claim(self, delivery_id: int, lease: timedelta) -> Claim | None:
+        """Take a lease on a delivery that is due, or whose previous lease expired.
+
+        Returns ``None`` when the delivery is done, not yet due, or leased by someone else, so a
+        duplicate queue message is harmless.
+        """
+        now = _now()
+        token = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == delivery_id,
+                    or_(
+                        and_(
+                            deliveries.c.status.in_((PENDING, RETRYING)),
+                            deliveries.c.next_attempt_at <= now,
+                        ),
+                        and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
+                    ),
+                )
+                .values(
+                    status=PROCESSING,
+                    lease_until=now + lease,
+                    lease_token=token,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            row = conn.execute(
+                select(
+                    deliveries.c.target,
+                    deliveries.c.attempts,
+                    deliveries.c.refs,
+                    calls.c.call_id,
+                    calls.c.raw_body,
+                    calls.c.received_at,
+                )
+                .join(calls, calls.c.id == deliveries.c.call_pk)
+                .where(deliveries.c.id == delivery_id)
+            ).one()
+        return Claim(
+            delivery_id=delivery_id,
+            token=token,
+            target=row.target,
+            attempts=row.attempts,
+            call_id=row.call_id,
+            raw_body=bytes(row.raw_body),
+            refs=dict(row.refs or {}),
+            first_received_at=row.received_at,
+        )
+
+    def _finish(self, claim: Claim, **values: Any) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
+                )
+                .values(lease_until=None, lease_token=None, updated_at=_now(), **values)
+            )
+            return result.rowcount == 1
+
+    def record_ref(self, claim: Claim, key: str, value: Any) -> None:
+        """Persist at once what a delivery has written so far (its journal), under our lease."""
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(deliveries.c.refs).where(deliveries.c.id == claim.delivery_id)
+            ).scalar_one()
+            refs = {**(current or {}), key: value}
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
+                )
+                .values(refs=refs, updated_at=_now())
+            )
+
+    def complete(
+        self, claim: Claim, refs: dict[str, Any], *, skipped_reason: str | None = None
+    ) -> bool:
+        """Mark the delivery done (or skipped, with the reason) and store what was written."""
+        return self._finish(
+            claim,
+            status=SKIPPED if skipped_reason else DONE,
+            refs=refs,
+            last_error=skipped_reason,
+        )
+
+    def retry_later(
+        self, claim: Claim, error: str, at: datetime, *, count_attempt: bool = True
+    ) -> bool:
+        """Release the lease and schedule another attempt at `at`."""
+        values: dict[str, Any] = {"status": RETRYING, "last_error": error, "next_attempt_at": at}
+        if not count_attempt:
+            values["attempts"] = deliveries.c.attempts - 1
+        return self._finish(claim, **values)
+
+    def fail(self, claim: Claim, error: str) -> bool:
+        """Give the delivery up: status dead, with the reason."""
+        return self._finish(claim, status=DEAD, last_error=error)
+
+    def due(self, grace: timedelta = timedelta(0), limit: int = 500) -> list[int]:
+        """Deliveries the sweeper must enqueue: due for `grace` already, or whose lease expired."""
+        now = _now()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries.c.id)
+                .where(
+                    or_(
+                        and_(
+                            deliveries.c.status.in_((PENDING, RETRYING)),
+                            deliveries.c.next_attempt_at <= now - grace,
+                        ),
+                        and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
+                    )
+                )
+                .order_by(deliveries.c.next_attempt_at)
+                .limit(limit)
+            )
+            return [int(r.id) for r in rows]
+
+    # --- parking a target (daily API limits) ---------------------------------------------------
+
+    def park_target(self, target: str, until: datetime, reason: str) -> None:
+        """Hold every delivery to `target` until `until` (for example a CRM's daily limit)."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                update(target_states)
+                .where(target_states.c.target == target)
+                .values(parked_until=until, reason=reason)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    target_states.insert().values(target=target, parked_until=until, reason=reason)
+                )
+
+    def parked(self, target: str) -> tuple[datetime, str] | None:
+        """``(until, reason)`` while `target` is parked, else ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(target_states.c.parked_until, target_states.c.reason).where(
+                    target_states.c.target == target
+                )
+            ).first()
+        if row is None or row.parked_until is None or row.parked_until <= _now():
+            return None
+        return row.parked_until, row.reason or ""
+
+    def parked_targets(self) -> dict[str, tuple[datetime, str]]:
+        """Every target parked right now."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(target_states).where(target_states.c.parked_until > _now())
+            ).all()
+        return {r.target: (r.parked_until, r.reason or "") for r in rows}
+
+    # --- operators ----------------------------------------------------------------------------
+
+    def replay(self, call_id: str | None = None, *, dead: bool = False) -> list[int]:
+        """Make deliveries due again: every target of `call_id`, or every dead delivery."""
+        now = _now()
+        with self.engine.begin() as conn:
+            query = select(deliveries.c.id).join(calls, calls.c.id == deliveries.c.call_pk)
+            if call_id is not None:
+                query = query.where(calls.c.call_id == call_id, deliveries.c.status != PROCESSING)
+            if dead:
+                query = query.where(deliveries.c.status == DEAD)
+            ids = [int(r.id) for r in conn.execute(query)]
+            if ids:
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(ids))
+                    .values(status=PENDING, next_attempt_at=now, attempts=0, updated_at=now)
+                )
+        return ids
+
+    def recent_calls(
+        self, limit: int = 20, call_id: str | None = None, statuses: Sequence[str] = ()
+    ) -> list[CallSummary]:
+        """The newest calls with every target's delivery state."""
+        with self.engine.connect() as conn:
+            query = select(calls).order_by(calls.c.id.desc()).limit(limit)
+            if call_id is not None:
+                query = query.where(calls.c.call_id == call_id)
+            if statuses:
+                query = query.where(
+                    calls.c.id.in_(
+                        select(deliveries.c.call_pk).where(deliveries.c.status.in_(statuses))
+                    )
+                )
+            call_rows = conn.execute(query).all()
+            by_call: dict[int, list[DeliveryState]] = {r.id: [] for r in call_rows}
+            if by_call:
+                for d in conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.call_pk.in_(by_call))
+                    .order_by(deliveries.c.target)
+                ):
+                    by_call[d.call_pk].append(_state(d))
+        return [
+            CallSummary(
+                call_id=r.call_id,
+                received_at=r.received_at,
+                start_time=r.start_time,
+                direction=r.direction,
+                from_number=r.from_number,
+                to_number=r.to_number,
+                duration_ms=r.duration_ms,
+                channel_name=r.channel_name,
+                deliveries=tuple(by_call[r.id]),
+            )
+            for r in call_rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """How many deliveries are in each status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+            ).all()
+        return {status: int(n) for status, n in rows}
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for read-only reports."""
+        with self.engine.connect() as conn:
+            yield conn
+
+
+def _state(row: Any) -> DeliveryState:
+    refs = row.refs
+    if isinstance(refs, str):  # defensive: some drivers hand JSON back as text
+        refs = json.loads(refs)
+    return DeliveryState(
+        delivery_id=int(row.id),
+        target=row.target,
+        status=row.status,
+        attempts=int(row.attempts),
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        refs=dict(refs or {}),
+    )

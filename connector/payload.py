@@ -1,0 +1,428 @@
+"""Validate sipgate webhook payloads and turn every accepted shape into one `CallReport`.
+
+Two shapes exist:
+
+* the Conversation Intelligence webhook, ``"version": "1"`` (numbers as E.164 digits without
+  ``+``, ISO-8601 UTC times, ``duration`` in milliseconds, ``direction`` ``IN``/``OUT``);
+* the older "AI Assistant" webhook, no ``version`` (``call.caller``/``call.callee`` with ``+``,
+  epoch-millisecond times, ``duration`` in seconds, lower-case ``direction``, ``callHeadline`` a
+  plain string and ``channel`` at the top level).
+
+The schemas ignore fields they do not know (sipgate adds fields over time) and tolerate missing or
+``null`` AI parts. Everything after this module works with `CallReport` only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+__all__ = [
+    "ActionItem",
+    "CallReport",
+    "Channel",
+    "PayloadError",
+    "SmallTalkItem",
+    "TranscriptChunk",
+    "UnsupportedVersion",
+    "User",
+    "parse_report",
+    "report_from_json",
+]
+
+SUPPORTED_VERSIONS = ("1",)
+
+
+class PayloadError(ValueError):
+    """The body is JSON but not a call report we understand.
+
+    `messages` maps field paths (``call.startTime``) to error messages.
+    """
+
+    def __init__(self, messages: dict[str, list[str]]) -> None:
+        super().__init__("invalid call report")
+        self.messages = messages
+
+
+class UnsupportedVersion(PayloadError):
+    """The payload names a `version` this release does not know."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A sipgate user who took part in the call."""
+
+    user_id: str
+    full_user_id: str
+    account_id: str
+    first_name: str
+    last_name: str
+    full_name: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    """The shared sipgate channel the call came in on."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class TranscriptChunk:
+    """One utterance of the transcript; times are milliseconds from the start of the call."""
+
+    speaker: str
+    start_ms: int | None
+    end_ms: int | None
+    content: str
+
+
+@dataclass(frozen=True)
+class ActionItem:
+    """A follow-up the AI found in the conversation."""
+
+    content: str
+
+
+@dataclass(frozen=True)
+class SmallTalkItem:
+    """A small-talk passage the AI recognised."""
+
+    topic: str
+    description: str
+
+
+@dataclass(frozen=True)
+class CallReport:
+    """One call as sipgate reported it, independent of the payload shape it arrived in.
+
+    Phone numbers are kept exactly as sipgate sent them (``from_number``/``to_number``), without
+    ``+``; they may be empty or ``anonymous``. Times are timezone-aware UTC.
+    """
+
+    call_id: str
+    payload_version: str
+    from_number: str
+    to_number: str
+    start_time: datetime
+    end_time: datetime | None
+    duration: timedelta
+    direction: str  # "IN" or "OUT"
+    users: tuple[User, ...] = ()
+    channel: Channel | None = None
+    llm_provider: str | None = None
+    headline: str = ""
+    summary: str = ""
+    key_points: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    action_items: tuple[ActionItem, ...] = ()
+    small_talk: tuple[SmallTalkItem, ...] = ()
+    transcript: str = ""
+    transcript_chunks: tuple[TranscriptChunk, ...] = ()
+    scenarios: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def remote_number(self) -> str:
+        """The customer's side: the caller of an inbound call, the callee of an outbound one."""
+        return self.from_number if self.direction == "IN" else self.to_number
+
+    @property
+    def local_number(self) -> str:
+        """Our side of the call: the number on the sipgate account."""
+        return self.to_number if self.direction == "IN" else self.from_number
+
+
+# --- version "1" (Conversation Intelligence webhook) ---------------------------------------
+
+
+class _Base(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class _UserSchema(_Base):
+    userId = fields.String(load_default="", allow_none=True)
+    accountId = fields.String(load_default="", allow_none=True)
+    fullUserId = fields.String(load_default="", allow_none=True)
+    firstName = fields.String(load_default="", allow_none=True)
+    lastName = fields.String(load_default="", allow_none=True)
+    fullName = fields.String(load_default="", allow_none=True)
+
+
+class _ChannelSchema(_Base):
+    id = fields.String(required=True)
+    name = fields.String(load_default="", allow_none=True)
+
+
+class _CallV1Schema(_Base):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    # Empty or "anonymous" numbers are legal: a withheld caller ID.
+    from_ = fields.String(data_key="from", load_default="", allow_none=True)
+    to = fields.String(load_default="", allow_none=True)
+    startTime = fields.AwareDateTime(required=True, default_timezone=UTC)
+    endTime = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=UTC)
+    duration = fields.Integer(load_default=0, allow_none=True, validate=validate.Range(min=0))
+    direction = fields.String(required=True, validate=validate.OneOf(["IN", "OUT"]))
+    users = fields.List(fields.Nested(_UserSchema), load_default=list, allow_none=True)
+    channel = fields.Nested(_ChannelSchema, load_default=None, allow_none=True)
+
+
+class _ContentSchema(_Base):
+    content = fields.String(load_default="", allow_none=True)
+
+
+class _ChunkSchema(_Base):
+    speaker = fields.String(load_default="", allow_none=True)
+    startTime = fields.Integer(load_default=None, allow_none=True)
+    endTime = fields.Integer(load_default=None, allow_none=True)
+    content = fields.String(load_default="", allow_none=True)
+
+
+class _TranscriptionSchema(_Base):
+    content = fields.String(load_default="", allow_none=True)
+    chunks = fields.List(fields.Nested(_ChunkSchema), load_default=list, allow_none=True)
+
+
+class _SummarySchema(_Base):
+    content = fields.String(load_default="", allow_none=True)
+    keyPoints = fields.List(fields.String(), load_default=list, allow_none=True)
+    topics = fields.List(fields.String(), load_default=list, allow_none=True)
+
+
+class _SmallTalkSchema(_Base):
+    topic = fields.String(load_default="", allow_none=True)
+    description = fields.String(load_default="", allow_none=True)
+
+
+class _ProviderSchema(_Base):
+    llm = fields.String(load_default=None, allow_none=True)
+
+
+class _AssistSchema(_Base):
+    provider = fields.Nested(_ProviderSchema, load_default=None, allow_none=True)
+    transcription = fields.Nested(_TranscriptionSchema, load_default=None, allow_none=True)
+    callScenarios = fields.List(fields.Dict(), load_default=None, allow_none=True)
+    callHeadline = fields.Nested(_ContentSchema, load_default=None, allow_none=True)
+    summary = fields.Nested(_SummarySchema, load_default=None, allow_none=True)
+    actionItems = fields.List(fields.Nested(_ContentSchema), load_default=None, allow_none=True)
+    smallTalkItems = fields.List(
+        fields.Nested(_SmallTalkSchema), load_default=None, allow_none=True
+    )
+
+
+class _ReportV1Schema(_Base):
+    version = fields.String(required=True)
+    call = fields.Nested(_CallV1Schema, required=True)
+    assist = fields.Nested(_AssistSchema, load_default=None, allow_none=True)
+
+
+# --- the older "AI Assistant" webhook -------------------------------------------------------
+
+
+class _EpochMillis(fields.Field[datetime]):
+    """Epoch milliseconds (an integer, or digits in a string) as an aware UTC datetime."""
+
+    default_error_messages = {"invalid": "Not a valid epoch-millisecond timestamp."}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.make_error("invalid")
+        try:
+            return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise self.make_error("invalid") from exc
+
+
+class _CallLegacySchema(_Base):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    caller = fields.String(load_default="", allow_none=True)
+    callee = fields.String(load_default="", allow_none=True)
+    startTime = _EpochMillis(required=True)
+    endTime = _EpochMillis(load_default=None, allow_none=True)
+    duration = fields.Integer(load_default=0, allow_none=True, validate=validate.Range(min=0))
+    direction = fields.String(
+        required=True,
+        validate=validate.OneOf(["inbound", "outbound", "INBOUND", "OUTBOUND", "IN", "OUT"]),
+    )
+    users = fields.List(fields.Nested(_UserSchema), load_default=list, allow_none=True)
+
+
+class _ReportLegacySchema(_Base):
+    callHeadline = fields.String(load_default="", allow_none=True)
+    call = fields.Nested(_CallLegacySchema, required=True)
+    channel = fields.Nested(_ChannelSchema, load_default=None, allow_none=True)
+    # Not publicly documented for this shape; accepted when present.
+    summary = fields.Raw(load_default=None, allow_none=True)
+    keyPoints = fields.List(fields.String(), load_default=None, allow_none=True)
+    topics = fields.List(fields.String(), load_default=None, allow_none=True)
+    actionItems = fields.List(fields.Raw(), load_default=None, allow_none=True)
+    transcript = fields.String(load_default=None, allow_none=True)
+
+
+# --- conversion -----------------------------------------------------------------------------
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested error dict into ``{"call.startTime": ["..."]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(_flatten(value, path))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+def _s(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _digits_without_plus(number: str) -> str:
+    number = number.strip()
+    return number[1:] if number.startswith("+") else number
+
+
+def _users(raw: list[dict[str, Any]] | None) -> tuple[User, ...]:
+    return tuple(
+        User(
+            user_id=_s(u.get("userId")),
+            full_user_id=_s(u.get("fullUserId")),
+            account_id=_s(u.get("accountId")),
+            first_name=_s(u.get("firstName")),
+            last_name=_s(u.get("lastName")),
+            full_name=_s(u.get("fullName")),
+        )
+        for u in raw or ()
+    )
+
+
+def _channel(raw: dict[str, Any] | None) -> Channel | None:
+    return Channel(id=raw["id"], name=_s(raw.get("name"))) if raw else None
+
+
+def _v1_report(data: dict[str, Any]) -> CallReport:
+    call = data["call"]
+    assist = data.get("assist") or {}
+    transcription = assist.get("transcription") or {}
+    summary = assist.get("summary") or {}
+    headline = assist.get("callHeadline") or {}
+    start: datetime = call["startTime"]
+    end: datetime | None = call.get("endTime")
+    duration_ms = call.get("duration")
+    if duration_ms is None:
+        duration_ms = int((end - start).total_seconds() * 1000) if end else 0
+    return CallReport(
+        call_id=call["id"],
+        payload_version=data["version"],
+        from_number=_s(call.get("from_")),
+        to_number=_s(call.get("to")),
+        start_time=start.astimezone(UTC),
+        end_time=end.astimezone(UTC) if end else None,
+        duration=timedelta(milliseconds=duration_ms),
+        direction=call["direction"],
+        users=_users(call.get("users")),
+        channel=_channel(call.get("channel")),
+        llm_provider=(assist.get("provider") or {}).get("llm"),
+        headline=_s(headline.get("content")),
+        summary=_s(summary.get("content")),
+        key_points=tuple(p for p in summary.get("keyPoints") or () if p),
+        topics=tuple(t for t in summary.get("topics") or () if t),
+        action_items=tuple(
+            ActionItem(_s(a.get("content")))
+            for a in assist.get("actionItems") or ()
+            if a.get("content")
+        ),
+        small_talk=tuple(
+            SmallTalkItem(_s(s.get("topic")), _s(s.get("description")))
+            for s in assist.get("smallTalkItems") or ()
+        ),
+        transcript=_s(transcription.get("content")),
+        transcript_chunks=tuple(
+            TranscriptChunk(
+                speaker=_s(c.get("speaker")),
+                start_ms=c.get("startTime"),
+                end_ms=c.get("endTime"),
+                content=_s(c.get("content")),
+            )
+            for c in transcription.get("chunks") or ()
+        ),
+        scenarios=tuple(assist.get("callScenarios") or ()),
+    )
+
+
+def _legacy_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return _s(value.get("content"))
+    return _s(value)
+
+
+def _legacy_report(data: dict[str, Any]) -> CallReport:
+    call = data["call"]
+    summary_raw = data.get("summary")
+    key_points = data.get("keyPoints")
+    topics = data.get("topics")
+    if isinstance(summary_raw, dict):  # tolerate the v1-style nested summary
+        key_points = key_points or summary_raw.get("keyPoints")
+        topics = topics or summary_raw.get("topics")
+    direction = call["direction"].upper()
+    return CallReport(
+        call_id=call["id"],
+        payload_version="legacy",
+        from_number=_digits_without_plus(_s(call.get("caller"))),
+        to_number=_digits_without_plus(_s(call.get("callee"))),
+        start_time=call["startTime"],
+        end_time=call.get("endTime"),
+        duration=timedelta(seconds=call.get("duration") or 0),
+        direction="IN" if direction in ("INBOUND", "IN") else "OUT",
+        users=_users(call.get("users")),
+        channel=_channel(data.get("channel")),
+        headline=_s(data.get("callHeadline")),
+        summary=_legacy_text(summary_raw),
+        key_points=tuple(str(p) for p in key_points or () if p),
+        topics=tuple(str(t) for t in topics or () if t),
+        action_items=tuple(
+            ActionItem(_legacy_text(a)) for a in data.get("actionItems") or () if _legacy_text(a)
+        ),
+        transcript=_s(data.get("transcript")),
+    )
+
+
+def parse_report(document: Any) -> CallReport:
+    """Validate a decoded JSON document and return its `CallReport`.
+
+    Raises `UnsupportedVersion` for a ``version`` we do not know and `PayloadError` (with field
+    paths) for anything else that does not fit either shape.
+    """
+    if not isinstance(document, dict):
+        raise PayloadError({"_schema": ["The body must be a JSON object."]})
+    if "version" in document:
+        version = document["version"]
+        if not isinstance(version, str | int) or str(version) not in SUPPORTED_VERSIONS:
+            raise UnsupportedVersion(
+                {"version": [f"Unsupported payload version {version!r}; supported: 1."]}
+            )
+        document = {**document, "version": str(version)}
+        try:
+            return _v1_report(_ReportV1Schema().load(document))
+        except ValidationError as exc:
+            raise PayloadError(_flatten(exc.messages)) from exc
+    try:
+        return _legacy_report(_ReportLegacySchema().load(document))
+    except ValidationError as exc:
+        raise PayloadError(_flatten(exc.messages)) from exc
+
+
+def report_from_json(body: bytes | str) -> CallReport:
+    """Decode and validate a stored raw body (already accepted once, so it is trusted JSON)."""
+    return parse_report(json.loads(body))

@@ -1,0 +1,162 @@
+"""Deliver one call to one target: claim → parse → write → record, with retries decided here.
+
+The pipeline is CRM-neutral: it knows adapters only through `connector.adapters.Adapter`. It owns
+the retry policy (exponential backoff with jitter, honouring a target's Retry-After, parking a
+target that hit a daily limit, giving up after ``queue.give_up_after_hours``) and writes every
+outcome to the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from connector.adapters import (
+    Adapter,
+    DeliveryJob,
+    Journal,
+    PermanentError,
+    RetryableError,
+    TargetParked,
+)
+from connector.config import QueueConfig
+from connector.ledger import DEAD, DONE, RETRYING, Claim, Ledger
+from connector.payload import PayloadError, report_from_json
+
+__all__ = ["DeliveryPipeline", "Outcome", "backoff_delay"]
+
+log = logging.getLogger(__name__)
+
+Schedule = Callable[[int, datetime], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one attempt."""
+
+    delivery_id: int
+    status: str
+    detail: str = ""
+
+
+def backoff_delay(
+    attempt: int,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait before attempt ``attempt + 1``.
+
+    Exponential (`base` · 2^(attempt-1), at most `cap`) with "equal jitter" (half fixed, half
+    random) so that many deliveries failing together do not retry together. A target's
+    `retry_after` is a floor: we never come back earlier than it asked.
+    """
+    rng = rng or random.Random()
+    exp = min(cap, base * (2 ** max(0, attempt - 1)))
+    delay = exp / 2 + rng.uniform(0, exp / 2)
+    if retry_after is not None:
+        delay = max(delay, retry_after + rng.uniform(0, min(1.0, retry_after * 0.1)))
+    return float(delay)
+
+
+class DeliveryPipeline:
+    """Runs delivery attempts for the configured targets against one ledger."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        adapters: Mapping[str, Adapter],
+        queue: QueueConfig,
+        schedule: Schedule | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.adapters = adapters
+        self.queue = queue
+        self.schedule = schedule or (lambda _id, _at: None)
+        self.lease = timedelta(seconds=queue.lease_seconds)
+
+    def process(self, delivery_id: int) -> Outcome | None:
+        """Attempt delivery `delivery_id` if it is due and nobody else holds it.
+
+        Returns ``None`` when there was nothing to do (already done, leased elsewhere, not due).
+        """
+        claim = self.ledger.claim(delivery_id, self.lease)
+        if claim is None:
+            return None
+        adapter = self.adapters.get(claim.target)
+        if adapter is None:
+            # The target was removed from the configuration after the call was accepted.
+            self.ledger.fail(claim, f"Target {claim.target!r} is not configured any more.")
+            return Outcome(delivery_id, DEAD, "target not configured")
+
+        parked = self.ledger.parked(claim.target)
+        if parked is not None:
+            until, reason = parked
+            self.ledger.retry_later(claim, f"Target parked: {reason}", until, count_attempt=False)
+            self.schedule(delivery_id, until)
+            return Outcome(delivery_id, RETRYING, "target parked")
+
+        try:
+            report = report_from_json(claim.raw_body)
+        except (PayloadError, ValueError) as exc:
+            self.ledger.fail(claim, f"Stored body no longer parses: {exc}")
+            return Outcome(delivery_id, DEAD, "stored body invalid")
+
+        journal = Journal(
+            claim.refs, save=lambda key, value: self.ledger.record_ref(claim, key, value)
+        )
+        try:
+            result = adapter.write(DeliveryJob(report=report), journal)
+        except TargetParked as exc:
+            self.ledger.park_target(claim.target, exc.until, str(exc))
+            self.ledger.retry_later(claim, str(exc), exc.until, count_attempt=False)
+            self.schedule(delivery_id, exc.until)
+            log.warning(
+                "call %s → %s: target parked until %s: %s",
+                claim.call_id,
+                claim.target,
+                exc.until.isoformat(),
+                exc,
+            )
+            return Outcome(delivery_id, RETRYING, str(exc))
+        except RetryableError as exc:
+            return self._retry(claim, str(exc), exc.retry_after)
+        except PermanentError as exc:
+            self.ledger.fail(claim, str(exc))
+            log.error("call %s → %s: dead: %s", claim.call_id, claim.target, exc)
+            return Outcome(delivery_id, DEAD, str(exc))
+        except Exception as exc:
+            # A bug or an error type the adapter did not classify: retry, but say what it was.
+            log.exception("call %s → %s: unexpected error", claim.call_id, claim.target)
+            return self._retry(claim, f"Unexpected {type(exc).__name__}", None)
+
+        self.ledger.complete(claim, {**journal.as_dict(), **result.refs})
+        log.info("call %s → %s: done (attempt %d)", claim.call_id, claim.target, claim.attempts)
+        return Outcome(delivery_id, DONE)
+
+    def _retry(self, claim: Claim, error: str, retry_after: float | None) -> Outcome:
+        now = datetime.now(UTC)
+        if now - claim.first_received_at > timedelta(hours=self.queue.give_up_after_hours):
+            reason = f"Gave up after {claim.attempts} attempts: {error}"
+            self.ledger.fail(claim, reason)
+            log.error("call %s → %s: dead: %s", claim.call_id, claim.target, reason)
+            return Outcome(claim.delivery_id, DEAD, reason)
+        delay = backoff_delay(
+            claim.attempts, self.queue.retry_base_seconds, self.queue.retry_max_seconds, retry_after
+        )
+        at = now + timedelta(seconds=delay)
+        self.ledger.retry_later(claim, error, at)
+        self.schedule(claim.delivery_id, at)
+        log.warning(
+            "call %s → %s: attempt %d failed (%s); next in %.0fs",
+            claim.call_id,
+            claim.target,
+            claim.attempts,
+            error,
+            delay,
+        )
+        return Outcome(claim.delivery_id, RETRYING, error)
