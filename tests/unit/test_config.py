@@ -104,7 +104,7 @@ def test_a_short_secret_is_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path, {"server": {"secret": "short"}, "targets": [{"name": "w", "type": "database"}]}
     )
-    with pytest.raises(ConfigError, match="server.secret"):
+    with pytest.raises(ConfigError, match=r"server\.secret"):
         load_config(path)
 
 

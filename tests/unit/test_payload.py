@@ -26,7 +26,7 @@ def test_v1_example_becomes_a_complete_report(example_v1: dict[str, Any]) -> Non
     assert report.headline == "Invoice inquiry and plan change"
     assert len(report.key_points) == 3
     assert report.topics == ("Invoice", "Additional package", "Plan change")
-    assert [a.content for a in report.action_items][0].startswith("Send plan options")
+    assert report.action_items[0].content.startswith("Send plan options")
     assert report.small_talk[0].topic == "Greeting"
     assert len(report.transcript_chunks) == 4
     assert report.transcript_chunks[0].start_ms == 3200

@@ -154,7 +154,7 @@ def test_gives_up_after_the_configured_age(services: Services, example_v1: dict[
     with services.ledger.engine.begin() as conn:
         conn.execute(update(calls).values(received_at=datetime.now(UTC) - timedelta(hours=2)))
     assert pipeline.process(delivery).status == DEAD  # type: ignore[union-attr]
-    assert "Gave up after 1 attempts: still down" == state(services.ledger, delivery).last_error
+    assert state(services.ledger, delivery).last_error == "Gave up after 1 attempts: still down"
 
 
 def test_a_lease_excludes_other_workers_until_it_expires(
@@ -165,7 +165,7 @@ def test_a_lease_excludes_other_workers_until_it_expires(
     assert claim is not None and claim.attempts == 1
     assert services.ledger.claim(delivery, timedelta(seconds=300)) is None
     assert state(services.ledger, delivery).status == PROCESSING
-    # The worker dies; its lease runs out; the sweeper finds the delivery and another worker takes it.
+    # The worker dies; its lease runs out; the sweeper finds it and another worker takes it.
     with services.ledger.engine.begin() as conn:
         conn.execute(
             update(deliveries).values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
