@@ -1,0 +1,151 @@
+"""The same code on PostgreSQL (ledger, database target) and Redis (queue).
+
+These run where a PostgreSQL and a Redis server are available: `.ci/run` starts both and sets
+SIPGATE_TEST_POSTGRES_URL (a role allowed to create databases) and SIPGATE_TEST_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from connector.adapters import Adapter
+from connector.adapters.database import DatabaseAdapter, DatabaseOptions
+from connector.ledger import Ledger
+from connector.payload import parse_report
+from connector.queue import DeliveryQueue, make_huey
+from connector.testing import AdapterContract
+from tests.integration.harness import RunningService, raw_chunked_post
+
+pytestmark = pytest.mark.integration
+POSTGRES = os.environ.get("SIPGATE_TEST_POSTGRES_URL")
+REDIS = os.environ.get("SIPGATE_TEST_REDIS_URL")
+needs_postgres = pytest.mark.skipif(not POSTGRES, reason="SIPGATE_TEST_POSTGRES_URL not set")
+needs_redis = pytest.mark.skipif(not REDIS, reason="SIPGATE_TEST_REDIS_URL not set")
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def fresh_database() -> Iterator[str]:
+    assert POSTGRES
+    name = f"connector_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from fresh_database()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    assert REDIS
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+    return REDIS
+
+
+@needs_postgres
+def test_ledger_on_postgresql(pg_url: str) -> None:
+    ledger = Ledger.from_url(pg_url)
+    ledger.migrate()
+    ledger.migrate()  # a second start finds the schema current
+    document = json.loads((FIXTURES / "example-v1.json").read_text())
+    report = parse_report(document)
+    ids = ledger.store_call(report, json.dumps(document).encode(), ["a", "b"])
+    assert ids is not None and len(ids) == 2
+    assert ledger.store_call(report, b"{}", ["a", "b"]) is None
+    claim = ledger.claim(ids[0], timedelta(seconds=60))
+    assert claim is not None and claim.call_id == report.call_id
+    assert ledger.claim(ids[0], timedelta(seconds=60)) is None
+    ledger.record_ref(claim, "call", "123")
+    assert ledger.complete(claim, {"call": "123"})
+    [summary] = ledger.recent_calls()
+    assert {d.target: d.status for d in summary.deliveries} == {"a": "done", "b": "pending"}
+    assert summary.deliveries[0].refs == {"call": "123"}
+    ledger.engine.dispose()
+
+
+@needs_postgres
+class TestDatabaseTargetOnPostgres(AdapterContract):
+    type_name = "database"
+
+    @pytest.fixture(autouse=True)
+    def _database(self) -> Iterator[None]:
+        generator = fresh_database()
+        self.url = next(generator)
+        yield
+        for adapter in getattr(self, "adapters", []):
+            adapter.close()
+        next(generator, None)
+
+    def make_adapter(self, tmp_path: Path) -> Adapter:
+        adapter = DatabaseAdapter("warehouse", DatabaseOptions().load({"url": self.url}))
+        self.adapters = [*getattr(self, "adapters", []), adapter]
+        return adapter
+
+    def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:
+        assert isinstance(adapter, DatabaseAdapter)
+        return adapter.count_calls(call_id)
+
+
+@needs_redis
+def test_redis_queue_round_trip(redis_url: str) -> None:
+    queue = DeliveryQueue(make_huey(redis_url))
+    queue.ping()
+    queue.enqueue(41)
+    queue.enqueue(42)
+    assert queue.pending() == 2
+
+
+@needs_postgres
+@needs_redis
+def test_end_to_end_on_postgresql_and_redis(tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    marker = tmp_path / "hung-once"
+    running = RunningService(
+        tmp_path,
+        storage={"url": pg_url},
+        queue={"url": redis_url},
+        targets=[
+            {
+                "name": "warehouse",
+                "type": "tests.support.adapters:SlowDatabaseAdapter",
+                "url": pg_url,
+                "hang_marker": str(marker),
+                "hang_seconds": 120,
+            }
+        ],
+    )
+    running.start_web()
+    running.start_worker()
+    try:
+        body = (FIXTURES / "example-v1.json").read_bytes()
+        assert raw_chunked_post(running.port, "/webhooks/sipgate", body)[0] == 200
+        assert raw_chunked_post(running.port, "/webhooks/sipgate", body)[0] == 200  # duplicate
+        running.wait_for(lambda rows: marker.exists())
+        running.kill_worker()
+        running.start_worker()
+        rows = running.wait_for(
+            lambda rows: rows and rows[0]["targets"]["warehouse"]["status"] == "done"
+        )
+        assert len(rows) == 1
+        engine = create_engine(pg_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("select count(*) from sipgate_calls")).scalar_one() == 1
+        engine.dispose()
+    finally:
+        running.stop()
