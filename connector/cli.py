@@ -111,7 +111,8 @@ def serve(config_path: str, bind: str | None) -> None:
 @config_option
 @click.option("--bind", default=None, help="HOST:PORT to listen on (default: server.bind).")
 @click.option("--workers", type=int, default=None, help="gunicorn worker processes.")
-def web(config_path: str, bind: str | None, workers: int | None) -> None:
+@click.option("--threads", type=int, default=None, help="Threads per worker process.")
+def web(config_path: str, bind: str | None, workers: int | None, threads: int | None) -> None:
     """Run only the web server (gunicorn) that receives webhooks."""
     config = _load(config_path)
     _setup(config)
@@ -119,13 +120,13 @@ def web(config_path: str, bind: str | None, workers: int | None) -> None:
     from connector.web import GunicornServer
 
     Ledger.from_url(config.storage.url).migrate()
-    GunicornServer(config, bind or config.server.bind, workers).run()
+    GunicornServer(config, bind or config.server.bind, workers, threads).run()
 
 
 @main.command()
 @config_option
 def worker(config_path: str) -> None:
-    """Run only the delivery worker (Huey consumer and sweeper)."""
+    """Run only the delivery worker (Huey consumer and the relay that feeds it)."""
     config = _load(config_path)
     _setup(config)
     from connector.services import run_worker

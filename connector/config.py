@@ -68,6 +68,7 @@ class ServerConfig:
     max_body_bytes: int = 5 * 1024 * 1024
     bind: str = "127.0.0.1:8000"
     workers: int = 2
+    threads: int = 1
     timeout_seconds: int = 30
 
 
@@ -85,7 +86,8 @@ class QueueConfig:
     url: str = "sqlite:///data/queue.db"
     workers: int = 2
     lease_seconds: int = 300
-    sweep_interval_seconds: int = 15
+    poll_interval_seconds: float = 1.0
+    requeue_after_seconds: int = 300
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
     give_up_after_hours: float = 72.0
@@ -147,6 +149,7 @@ class _ServerSchema(Schema):
     )
     bind = fields.String(load_default="127.0.0.1:8000")
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    threads = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
     timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(min=1))
 
 
@@ -169,7 +172,8 @@ class _QueueSchema(Schema):
     url = fields.String(load_default="sqlite:///data/queue.db", validate=_url)
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
     lease_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
-    sweep_interval_seconds = fields.Integer(load_default=15, validate=validate.Range(min=1))
+    poll_interval_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.05))
+    requeue_after_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
     retry_base_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.01))
     retry_max_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=0.01))
     give_up_after_hours = fields.Float(load_default=72.0, validate=validate.Range(min=0.001))

@@ -1,9 +1,10 @@
 """The ledger: the durable truth about every accepted call and its delivery to each target.
 
 One row per call (dedupe key, raw body, a few parsed fields for listing) and one row per
-(call, target) with its delivery state. The queue only carries hints ("look at delivery 42"); a
-delivery is claimed here with a lease before any work, so a crashed worker's delivery is found
-again by the sweeper and a delivery is never worked on by two workers at once.
+(call, target) with its delivery state. The ledger is a transactional outbox: the web side only
+commits rows here, and the worker's relay sends queue messages for due deliveries. Messages are
+hints ("look at delivery 42"); a delivery is claimed here with a lease before any work, so a
+crashed worker's delivery is found again and a delivery is never worked on by two workers at once.
 
 SQLite (the default) runs in WAL mode with ``synchronous=FULL``: a commit is on disk before the
 webhook is answered, so an answered call survives a process crash and a power loss.
@@ -122,6 +123,8 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime(), nullable=False),
     Column("lease_until", UTCDateTime(), nullable=True),
     Column("lease_token", String(36), nullable=True),
+    # Set when a queue message was sent; the relay sends another only once this has passed.
+    Column("queued_until", UTCDateTime(), nullable=True),
     Column("last_error", Text(), nullable=True),
     Column("refs", JSON(), nullable=False, default=dict),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -138,6 +141,21 @@ target_states = Table(
     Column("parked_until", UTCDateTime(), nullable=True),
     Column("reason", Text(), nullable=True),
 )
+
+
+target_memos = Table(
+    "target_memos",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+# Built once: the request path only binds parameters to these.
+_INSERT_CALL = calls.insert().returning(calls.c.id)
+_INSERT_DELIVERY = deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -252,40 +270,41 @@ class Ledger:
         now = _now()
         try:
             with self.engine.begin() as conn:
-                inserted = conn.execute(
-                    calls.insert().values(
-                        dedupe_key=report.call_id,
-                        call_id=report.call_id,
-                        payload_version=report.payload_version,
-                        received_at=now,
-                        raw_body=raw_body,
-                        start_time=report.start_time,
-                        direction=report.direction,
-                        from_number=report.from_number[:64],
-                        to_number=report.to_number[:64],
-                        duration_ms=int(report.duration.total_seconds() * 1000),
-                        channel_name=report.channel.name[:255] if report.channel else None,
-                    )
-                ).inserted_primary_key
-                assert inserted is not None
-                call_pk = inserted[0]
-                ids: list[int] = []
-                for target in targets:
-                    key = conn.execute(
-                        deliveries.insert().values(
-                            call_pk=call_pk,
-                            target=target,
-                            status=PENDING,
-                            attempts=0,
-                            next_attempt_at=now,
-                            refs={},
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    ).inserted_primary_key
-                    assert key is not None
-                    ids.append(int(key[0]))
-                return ids
+                call_pk = conn.execute(
+                    _INSERT_CALL,
+                    {
+                        "dedupe_key": report.call_id,
+                        "call_id": report.call_id,
+                        "payload_version": report.payload_version,
+                        "received_at": now,
+                        "raw_body": raw_body,
+                        "start_time": report.start_time,
+                        "direction": report.direction,
+                        "from_number": report.from_number[:64],
+                        "to_number": report.to_number[:64],
+                        "duration_ms": int(report.duration.total_seconds() * 1000),
+                        "channel_name": report.channel.name[:255] if report.channel else None,
+                    },
+                ).scalar_one()
+                if not targets:
+                    return []
+                rows = conn.execute(
+                    _INSERT_DELIVERY,
+                    [
+                        {
+                            "call_pk": call_pk,
+                            "target": target,
+                            "status": PENDING,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "refs": {},
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for target in targets
+                    ],
+                )
+                return [int(r[0]) for r in rows]
         except IntegrityError:
             return None
 
@@ -383,10 +402,25 @@ class Ledger:
         )
 
     def retry_later(
-        self, claim: Claim, error: str, at: datetime, *, count_attempt: bool = True
+        self,
+        claim: Claim,
+        error: str,
+        at: datetime,
+        *,
+        count_attempt: bool = True,
+        queued_until: datetime | None = None,
     ) -> bool:
-        """Release the lease and schedule another attempt at `at`."""
-        values: dict[str, Any] = {"status": RETRYING, "last_error": error, "next_attempt_at": at}
+        """Release the lease and schedule another attempt at `at`.
+
+        `queued_until`: a queue message for `at` was sent; the relay leaves the delivery alone
+        until then.
+        """
+        values: dict[str, Any] = {
+            "status": RETRYING,
+            "last_error": error,
+            "next_attempt_at": at,
+            "queued_until": queued_until,
+        }
         if not count_attempt:
             values["attempts"] = deliveries.c.attempts - 1
         return self._finish(claim, **values)
@@ -395,25 +429,56 @@ class Ledger:
         """Give the delivery up: status dead, with the reason."""
         return self._finish(claim, status=DEAD, last_error=error)
 
-    def due(self, grace: timedelta = timedelta(0), limit: int = 500) -> list[int]:
-        """Deliveries the sweeper must enqueue: due for `grace` already, or whose lease expired."""
+    def _due_condition(self, now: datetime) -> Any:
+        return or_(
+            and_(
+                deliveries.c.status.in_((PENDING, RETRYING)),
+                deliveries.c.next_attempt_at <= now,
+            ),
+            and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
+        )
+
+    def due(self, limit: int = 500) -> list[int]:
+        """Deliveries that are due, or whose lease expired (whether or not a message is queued)."""
         now = _now()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(deliveries.c.id)
-                .where(
-                    or_(
-                        and_(
-                            deliveries.c.status.in_((PENDING, RETRYING)),
-                            deliveries.c.next_attempt_at <= now - grace,
-                        ),
-                        and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
-                    )
-                )
+                .where(self._due_condition(now))
                 .order_by(deliveries.c.next_attempt_at)
                 .limit(limit)
             )
             return [int(r.id) for r in rows]
+
+    def take_due(self, requeue_after: timedelta, limit: int = 200) -> list[int]:
+        """Deliveries the relay must send queue messages for, marked as queued for `requeue_after`.
+
+        Due deliveries and expired leases, minus those with a message sent less than
+        `requeue_after` ago; several relays (one per worker process) rarely pick the same rows,
+        and never on PostgreSQL (``SKIP LOCKED``). A lost message is re-sent after `requeue_after`.
+        """
+        now = _now()
+        with self.engine.begin() as conn:
+            ids = [
+                int(r.id)
+                for r in conn.execute(
+                    select(deliveries.c.id)
+                    .where(
+                        self._due_condition(now),
+                        or_(deliveries.c.queued_until.is_(None), deliveries.c.queued_until <= now),
+                    )
+                    .order_by(deliveries.c.next_attempt_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ]
+            if ids:
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(ids))
+                    .values(queued_until=now + requeue_after)
+                )
+        return ids
 
     # --- parking a target (daily API limits) ---------------------------------------------------
 
@@ -450,6 +515,50 @@ class Ledger:
             ).all()
         return {r.target: (r.parked_until, r.reason or "") for r in rows}
 
+    # --- per-target memos ----------------------------------------------------------------------
+
+    def memo_get(self, target: str, key: str) -> str | None:
+        """The memo `key` of `target`, or ``None``."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(target_memos.c.value).where(
+                    target_memos.c.target == target, target_memos.c.key == key
+                )
+            ).scalar()
+        return None if value is None else str(value)
+
+    def memo_reserve(self, target: str, key: str, value: str) -> bool:
+        """Insert the memo unless it exists; ``True`` if this call inserted it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    target_memos.insert().values(
+                        target=target, key=key, value=value, updated_at=_now()
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def memo_set(self, target: str, key: str, value: str) -> None:
+        """Insert or replace the memo."""
+        if not self.memo_reserve(target, key, value):
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(target_memos)
+                    .where(target_memos.c.target == target, target_memos.c.key == key)
+                    .values(value=value, updated_at=_now())
+                )
+
+    def memo_delete(self, target: str, key: str) -> None:
+        """Forget the memo."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                target_memos.delete().where(
+                    target_memos.c.target == target, target_memos.c.key == key
+                )
+            )
+
     # --- operators ----------------------------------------------------------------------------
 
     def replay(self, call_id: str | None = None, *, dead: bool = False) -> list[int]:
@@ -466,7 +575,13 @@ class Ledger:
                 conn.execute(
                     update(deliveries)
                     .where(deliveries.c.id.in_(ids))
-                    .values(status=PENDING, next_attempt_at=now, attempts=0, updated_at=now)
+                    .values(
+                        status=PENDING,
+                        next_attempt_at=now,
+                        attempts=0,
+                        queued_until=None,
+                        updated_at=now,
+                    )
                 )
         return ids
 

@@ -177,16 +177,47 @@ class _ContentSchema(_Base):
     content = fields.String(load_default="", allow_none=True)
 
 
-class _ChunkSchema(_Base):
-    speaker = fields.String(load_default="", allow_none=True)
-    startTime = fields.Integer(load_default=None, allow_none=True)
-    endTime = fields.Integer(load_default=None, allow_none=True)
-    content = fields.String(load_default="", allow_none=True)
+class _Chunks(fields.Field[list[dict[str, Any]]]):
+    """Transcript chunks, validated in one pass.
+
+    A long call has hundreds of chunks; a nested schema per chunk would cost milliseconds on the
+    request path. Errors carry the same paths a nested schema would give
+    (``assist.transcription.chunks.3.startTime``).
+    """
+
+    _TEXT = ("speaker", "content")
+    _TIMES = ("startTime", "endTime")
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        if not isinstance(value, list):
+            raise ValidationError("Not a valid list.")
+        errors: dict[int, dict[str, list[str]]] = {}
+        out: list[dict[str, Any]] = []
+        for index, chunk in enumerate(value):
+            if not isinstance(chunk, dict):
+                errors[index] = {"_schema": ["Invalid input type."]}
+                continue
+            problems: dict[str, list[str]] = {}
+            for key in self._TEXT:
+                if not isinstance(chunk.get(key, ""), str | None):
+                    problems[key] = ["Not a valid string."]
+            for key in self._TIMES:
+                item = chunk.get(key)
+                if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+                    problems[key] = ["Not a valid integer."]
+            if problems:
+                errors[index] = problems
+            out.append({k: chunk.get(k) for k in (*self._TEXT, *self._TIMES)})
+        if errors:
+            raise ValidationError(errors)
+        return out
 
 
 class _TranscriptionSchema(_Base):
     content = fields.String(load_default="", allow_none=True)
-    chunks = fields.List(fields.Nested(_ChunkSchema), load_default=list, allow_none=True)
+    chunks = _Chunks(load_default=list, allow_none=True)
 
 
 class _SummarySchema(_Base):
@@ -265,6 +296,11 @@ class _ReportLegacySchema(_Base):
     topics = fields.List(fields.String(), load_default=None, allow_none=True)
     actionItems = fields.List(fields.Raw(), load_default=None, allow_none=True)
     transcript = fields.String(load_default=None, allow_none=True)
+
+
+# Schema instances are reusable and building them (with their nested schemas) is costly.
+_V1_SCHEMA = _ReportV1Schema()
+_LEGACY_SCHEMA = _ReportLegacySchema()
 
 
 # --- conversion -----------------------------------------------------------------------------
@@ -414,11 +450,11 @@ def parse_report(document: Any) -> CallReport:
             )
         document = {**document, "version": str(version)}
         try:
-            return _v1_report(_ReportV1Schema().load(document))
+            return _v1_report(_V1_SCHEMA.load(document))
         except ValidationError as exc:
             raise PayloadError(_flatten(exc.messages)) from exc
     try:
-        return _legacy_report(_ReportLegacySchema().load(document))
+        return _legacy_report(_LEGACY_SCHEMA.load(document))
     except ValidationError as exc:
         raise PayloadError(_flatten(exc.messages)) from exc
 

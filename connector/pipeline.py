@@ -78,6 +78,7 @@ class DeliveryPipeline:
         self.queue = queue
         self.schedule = schedule or (lambda _id, _at: None)
         self.lease = timedelta(seconds=queue.lease_seconds)
+        self.requeue_after = timedelta(seconds=queue.requeue_after_seconds)
 
     def process(self, delivery_id: int) -> Outcome | None:
         """Attempt delivery `delivery_id` if it is due and nobody else holds it.
@@ -96,7 +97,13 @@ class DeliveryPipeline:
         parked = self.ledger.parked(claim.target)
         if parked is not None:
             until, reason = parked
-            self.ledger.retry_later(claim, f"Target parked: {reason}", until, count_attempt=False)
+            self.ledger.retry_later(
+                claim,
+                f"Target parked: {reason}",
+                until,
+                count_attempt=False,
+                queued_until=until + self.requeue_after,
+            )
             self.schedule(delivery_id, until)
             return Outcome(delivery_id, RETRYING, "target parked")
 
@@ -113,7 +120,13 @@ class DeliveryPipeline:
             result = adapter.write(DeliveryJob(report=report), journal)
         except TargetParked as exc:
             self.ledger.park_target(claim.target, exc.until, str(exc))
-            self.ledger.retry_later(claim, str(exc), exc.until, count_attempt=False)
+            self.ledger.retry_later(
+                claim,
+                str(exc),
+                exc.until,
+                count_attempt=False,
+                queued_until=exc.until + self.requeue_after,
+            )
             self.schedule(delivery_id, exc.until)
             log.warning(
                 "call %s → %s: target parked until %s: %s",
@@ -149,7 +162,7 @@ class DeliveryPipeline:
             claim.attempts, self.queue.retry_base_seconds, self.queue.retry_max_seconds, retry_after
         )
         at = now + timedelta(seconds=delay)
-        self.ledger.retry_later(claim, error, at)
+        self.ledger.retry_later(claim, error, at, queued_until=at + self.requeue_after)
         self.schedule(claim.delivery_id, at)
         log.warning(
             "call %s → %s: attempt %d failed (%s); next in %.0fs",

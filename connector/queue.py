@@ -1,10 +1,12 @@
-"""The delivery queue (Huey) and the sweeper that makes it safe to lose queue messages.
+"""The delivery queue (Huey) and the relay that feeds it from the ledger.
 
-Huey carries hints only: "delivery 42 may be due". A message lost with a killed worker, a wiped
-queue file or a Redis restart costs nothing but time, because the sweeper periodically re-enqueues
-every delivery the ledger says is due or whose lease expired. The queue store therefore does not
-need its own fsync: SQLite queues run with ``synchronous=NORMAL`` (safe against corruption, may
-forget the last messages on power loss), and the ledger (``synchronous=FULL``) is the truth.
+The web side only commits to the ledger (a transactional outbox). The worker's `Relay` polls the
+ledger every ``queue.poll_interval_seconds`` and sends a Huey message for every delivery that is
+due or whose lease expired; Huey spreads them over the worker threads and processes and holds
+retries until their time. Messages are hints only ("delivery 42 may be due"): one lost with a
+killed worker, a wiped queue file or a Redis restart is sent again after
+``queue.requeue_after_seconds``. The queue store therefore needs no fsync of its own: SQLite
+queues run with ``synchronous=NORMAL``, and the ledger (``synchronous=FULL``) is the truth.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from huey.storage import SqliteStorage
 from connector.ledger import Ledger
 from connector.pipeline import DeliveryPipeline
 
-__all__ = ["DeliveryQueue", "Sweeper", "make_huey"]
+__all__ = ["DeliveryQueue", "Relay", "make_huey"]
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +79,6 @@ class DeliveryQueue:
         else:
             self._task.schedule(args=(delivery_id,), eta=at.astimezone(UTC).replace(tzinfo=None))
 
-    def enqueue_all(self, delivery_ids: list[int]) -> None:
-        """Enqueue several deliveries; a failure is logged, the sweeper will find them anyway."""
-        try:
-            for delivery_id in delivery_ids:
-                self.enqueue(delivery_id)
-        except Exception:
-            log.warning(
-                "Could not enqueue deliveries; the sweeper will pick them up", exc_info=True
-            )
-
     def ping(self) -> None:
         """Raise if the queue store cannot be reached."""
         self.huey.storage.queue_size()
@@ -96,32 +88,36 @@ class DeliveryQueue:
         return int(self.huey.pending_count())
 
 
-class Sweeper(threading.Thread):
-    """Re-enqueues, every `interval` seconds, deliveries that are due or whose lease expired."""
+class Relay(threading.Thread):
+    """Sends queue messages for due deliveries, every `interval` seconds, until stopped."""
 
-    def __init__(self, ledger: Ledger, queue: DeliveryQueue, interval: float) -> None:
-        super().__init__(name="sweeper", daemon=True)
+    def __init__(
+        self, ledger: Ledger, queue: DeliveryQueue, interval: float, requeue_after: timedelta
+    ) -> None:
+        super().__init__(name="relay", daemon=True)
         self.ledger = ledger
         self.queue = queue
         self.interval = interval
+        self.requeue_after = requeue_after
         self.stopped = threading.Event()
 
-    def sweep(self) -> int:
-        """One pass; returns how many deliveries were enqueued."""
-        # Fresh pending rows were enqueued by the web side; give them one interval first.
-        due = self.ledger.due(grace=timedelta(seconds=self.interval))
-        for delivery_id in due:
-            self.queue.enqueue(delivery_id)
-        if due:
-            log.info("sweeper re-enqueued %d deliveries", len(due))
-        return len(due)
+    def relay(self) -> int:
+        """One pass; returns how many messages were sent."""
+        sent = 0
+        while True:
+            due = self.ledger.take_due(self.requeue_after)
+            for delivery_id in due:
+                self.queue.enqueue(delivery_id)
+            sent += len(due)
+            if len(due) < 200 or self.stopped.is_set():
+                return sent
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
-                self.sweep()
+                self.relay()
             except Exception:
-                log.warning("sweep failed; trying again in %.0fs", self.interval, exc_info=True)
+                log.warning("relay pass failed; trying again", exc_info=True)
             self.stopped.wait(self.interval)
 
     def stop(self) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from connector.adapters import Adapter, adapter_class
 from connector.config import Config
 from connector.ledger import Ledger
+from connector.memo import LedgerMemo
 from connector.pipeline import DeliveryPipeline
-from connector.queue import DeliveryQueue, Sweeper, make_huey
+from connector.queue import DeliveryQueue, Relay, make_huey
 
 __all__ = ["Services", "build_adapters", "run_worker"]
 
@@ -42,6 +44,8 @@ class Services:
         """A pipeline over every configured target (adapters are built on first use)."""
         if not self.adapters:
             self.adapters = build_adapters(self.config)
+            for name, adapter in self.adapters.items():
+                adapter.bind_memo(LedgerMemo(self.ledger, name))
         pipeline = DeliveryPipeline(self.ledger, self.adapters, self.config.queue)
         self.queue.bind(pipeline)
         return pipeline
@@ -54,10 +58,15 @@ class Services:
 
 
 def run_worker(config: Config) -> None:
-    """Run the Huey consumer and the sweeper until SIGINT/SIGTERM."""
+    """Run the Huey consumer and the relay until SIGINT/SIGTERM."""
     services = Services.open(config)
     services.pipeline()
-    sweeper = Sweeper(services.ledger, services.queue, config.queue.sweep_interval_seconds)
+    relay = Relay(
+        services.ledger,
+        services.queue,
+        config.queue.poll_interval_seconds,
+        timedelta(seconds=config.queue.requeue_after_seconds),
+    )
     consumer = services.queue.huey.create_consumer(
         workers=config.queue.workers,
         worker_type="thread",
@@ -69,9 +78,9 @@ def run_worker(config: Config) -> None:
         config.queue.workers,
         ", ".join(services.adapters),
     )
-    sweeper.start()
+    relay.start()
     try:
         consumer.run()
     finally:
-        sweeper.stop()
+        relay.stop()
         services.close()

@@ -30,12 +30,17 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     """gunicorn with our app factory; every worker process opens its own ledger connections."""
 
-    def __init__(self, config: Config, bind: str, workers: int | None = None) -> None:
+    def __init__(
+        self, config: Config, bind: str, workers: int | None = None, threads: int | None = None
+    ) -> None:
+        threads = threads or config.server.threads
         self.service_config = config
         self.options: dict[str, Any] = {
             "bind": bind,
             "workers": workers or config.server.workers,
-            "worker_class": "sync",
+            # Threads overlap one request's fsync with another's parsing and validation.
+            "worker_class": "gthread" if threads > 1 else "sync",
+            "threads": threads,
             "timeout": config.server.timeout_seconds,
             "graceful_timeout": config.server.timeout_seconds,
             "accesslog": "-",

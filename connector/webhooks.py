@@ -1,8 +1,10 @@
-"""The webhook endpoint: verify the sender, read a bounded body, validate, store, enqueue, answer.
+"""The webhook endpoint: verify the sender, read a bounded body, validate, store, answer.
 
 The answer is 2xx only after the raw body and one pending delivery per target are committed to the
-ledger; a repeated call id is answered ``{"status": "duplicate"}`` and changes nothing. Client
-mistakes get a JSON error naming what is wrong and never store anything.
+ledger, in one transaction; the worker's relay picks the deliveries up from there (the ledger is a
+transactional outbox, so nothing on the request path depends on the queue). A repeated call id is
+answered ``{"status": "duplicate"}`` and changes nothing. Client mistakes get a JSON error naming
+what is wrong and never store anything.
 """
 
 from __future__ import annotations
@@ -151,7 +153,6 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
     if delivery_ids is None:
         log.info("duplicate call %s ignored", report.call_id)
         return jsonify({"status": "duplicate", "call_id": report.call_id}), 200
-    services.queue.enqueue_all(delivery_ids)
     log.info(
         "accepted call %s (%s %s → %s, %d targets)",
         report.call_id,

@@ -9,26 +9,31 @@ they get validated options and `CallReport`-derived jobs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar, Self
 
 from marshmallow import RAISE, Schema
 
 from connector.config import TargetConfig
 from connector.payload import CallReport
+from connector.phone import PhoneNumber
 
 __all__ = [
     "Adapter",
     "AdapterError",
     "CheckResult",
+    "CrmRecord",
     "DeliveryJob",
     "Journal",
+    "Memo",
+    "MemoryMemo",
     "OptionsSchema",
     "PermanentError",
     "RetryableError",
     "TargetParked",
+    "TaskSpec",
     "WriteResult",
 ]
 
@@ -75,6 +80,52 @@ class CheckResult:
     message: str
 
 
+class Memo(ABC):
+    """A small durable key-value store per target, shared by all workers (kept in the ledger).
+
+    Adapters use it for facts that outlive one delivery, e.g. "this new number already got a
+    contact" while the CRM's search index has not caught up yet.
+    """
+
+    @abstractmethod
+    def get(self, key: str) -> str | None:
+        """The value stored under `key`, or ``None``."""
+
+    @abstractmethod
+    def reserve(self, key: str, value: str) -> bool:
+        """Store `value` under `key` only if the key is free; ``True`` if this call stored it."""
+
+    @abstractmethod
+    def set(self, key: str, value: str) -> None:
+        """Store `value` under `key`, replacing what was there."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Forget `key`."""
+
+
+class MemoryMemo(Memo):
+    """A `Memo` in a dict: for tests and one-off tools."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def reserve(self, key: str, value: str) -> bool:
+        if key in self.values:
+            return False
+        self.values[key] = value
+        return True
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
 class Journal:
     """What a delivery has already written, persisted at once, so a retry never writes it twice.
 
@@ -104,11 +155,51 @@ class Journal:
 
 
 @dataclass(frozen=True)
+class CrmRecord:
+    """A record a CRM search found (or the adapter created) that a call can be logged on.
+
+    `phones` holds the phone values as stored in the CRM, for the local re-check against the
+    caller's number; `parent_id` is the record's company/account, when it has one.
+    """
+
+    object_type: str  # the adapter's own names, e.g. "contact", "lead", "company", "account"
+    id: str
+    phones: tuple[str, ...] = ()
+    name: str = ""
+    owner_id: str | None = None
+    modified_at: datetime | None = None
+    parent_id: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A follow-up task made from one action item; `priority` is ``low``, ``normal`` or ``high``."""
+
+    subject: str
+    body: str
+    due: date
+    priority: str = "normal"
+    owner_id: str | None = None
+
+
+@dataclass(frozen=True)
 class DeliveryJob:
-    """What the pipeline hands an adapter to write: the call and what the earlier steps decided."""
+    """What the pipeline hands an adapter to write: the call and what the earlier steps decided.
+
+    `fields` are the rendered mapping templates for the call record (CRM field name → value,
+    already cut to each field's limit); `matches` are the records to log the call on, chosen by
+    the matching policy; `overflow` is text that did not fit (for a note, when the CRM has one).
+    """
 
     report: CallReport
     fields: Mapping[str, Any] = field(default_factory=dict)
+    matches: tuple[CrmRecord, ...] = ()
+    tasks: tuple[TaskSpec, ...] = ()
+    owner_id: str | None = None
+    overflow: str = ""
+    remote: PhoneNumber | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,10 +225,19 @@ class Adapter(ABC):
 
     type_name: ClassVar[str] = ""
     config_schema: ClassVar[type[Schema]] = OptionsSchema
+    #: Object types `search_by_phone` can find, most specific first (empty: no matching step).
+    searchable_objects: ClassVar[tuple[str, ...]] = ()
+    #: Object types `create_record` can create for ``on_no_match``.
+    creatable_objects: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         self.name = name
         self.options = options
+        self.memo: Memo = MemoryMemo()
+
+    def bind_memo(self, memo: Memo) -> None:
+        """Use `memo` (the ledger-backed store the worker provides) instead of the in-memory one."""
+        self.memo = memo
 
     @classmethod
     def from_config(cls, target: TargetConfig) -> Self:
@@ -155,6 +255,32 @@ class Adapter(ABC):
         Raise `RetryableError`/`TargetParked` for temporary failures and `PermanentError` for
         failures a retry cannot fix.
         """
+
+    def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
+        """Records of `object_types` whose phone fields may hold `number` (ideally one request).
+
+        Hits need not be exact: the matching policy re-checks each against the caller's number.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot search by phone number.")
+
+    def describe_search(self, number: PhoneNumber, object_types: Sequence[str]) -> dict[str, Any]:
+        """The request `search_by_phone` would send, for ``sipgate-crm dry-run``."""
+        return {"search": list(object_types), "number": number.e164}
+
+    def create_record(
+        self, object_type: str, number: PhoneNumber, fields: Mapping[str, Any], journal: Journal
+    ) -> CrmRecord:
+        """Create a record for an unknown caller (``on_no_match``); idempotent via `journal`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot create {object_type} records.")
+
+    def resolve_owner(self, email: str) -> str | None:
+        """The CRM owner id of the user with this e-mail address, or ``None``."""
+        return None
+
+    def describe_write(self, job: DeliveryJob) -> list[dict[str, Any]]:
+        """The operations `write` would perform for `job` (records with every field and
+        associations), for ``sipgate-crm dry-run``; writes nothing."""
+        return [{"op": "write", "target": self.name, "fields": dict(job.fields)}]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the default has nothing to release."""

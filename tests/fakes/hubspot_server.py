@@ -158,46 +158,108 @@ OBJECT_TYPES: dict[str, ObjectTypeSpec] = {
     spec.name: spec
     for spec in (
         _spec(
-            "contacts", "contact", "0-1", _crm_scopes("contacts", "contacts"),
+            "contacts",
+            "contact",
+            "0-1",
+            _crm_scopes("contacts", "contacts"),
             ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
-            "createdate", "lastmodifieddate",
+            "createdate",
+            "lastmodifieddate",
         ),
         _spec(
-            "companies", "company", "0-2", _crm_scopes("companies", "companies"),
+            "companies",
+            "company",
+            "0-2",
+            _crm_scopes("companies", "companies"),
             ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
-            "createdate", "hs_lastmodifieddate",
+            "createdate",
+            "hs_lastmodifieddate",
         ),
         _spec(
-            "deals", "deal", "0-3", _crm_scopes("deals", "deals"),
-            ("amount", "closedate", "createdate", "dealname", "dealstage",
-             "hs_lastmodifieddate", "hs_object_id", "pipeline"),
-            "createdate", "hs_lastmodifieddate",
+            "deals",
+            "deal",
+            "0-3",
+            _crm_scopes("deals", "deals"),
+            (
+                "amount",
+                "closedate",
+                "createdate",
+                "dealname",
+                "dealstage",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "pipeline",
+            ),
+            "createdate",
+            "hs_lastmodifieddate",
         ),
         _spec(
-            "tickets", "ticket", "0-5", _TICKET_SCOPES,
-            ("content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline",
-             "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority", "subject"),
-            "createdate", "hs_lastmodifieddate",
+            "tickets",
+            "ticket",
+            "0-5",
+            _TICKET_SCOPES,
+            (
+                "content",
+                "createdate",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "hs_pipeline",
+                "hs_pipeline_stage",
+                "hs_ticket_category",
+                "hs_ticket_priority",
+                "subject",
+            ),
+            "createdate",
+            "hs_lastmodifieddate",
         ),
         # Engagements use the contacts scopes (calls spec / tasks guide "Scope requirements").
-        _spec("calls", "call", "0-48", _crm_scopes("contacts", "contacts"),
-              _ENGAGEMENT_DEFAULTS, "hs_createdate", "hs_lastmodifieddate"),
-        _spec("tasks", "task", "0-27", _crm_scopes("contacts", "contacts"),
-              _ENGAGEMENT_DEFAULTS, "hs_createdate", "hs_lastmodifieddate"),
-        _spec("notes", "note", "0-46", _crm_scopes("contacts", "contacts"),
-              _ENGAGEMENT_DEFAULTS, "hs_createdate", "hs_lastmodifieddate"),
+        _spec(
+            "calls",
+            "call",
+            "0-48",
+            _crm_scopes("contacts", "contacts"),
+            _ENGAGEMENT_DEFAULTS,
+            "hs_createdate",
+            "hs_lastmodifieddate",
+        ),
+        _spec(
+            "tasks",
+            "task",
+            "0-27",
+            _crm_scopes("contacts", "contacts"),
+            _ENGAGEMENT_DEFAULTS,
+            "hs_createdate",
+            "hs_lastmodifieddate",
+        ),
+        _spec(
+            "notes",
+            "note",
+            "0-46",
+            _crm_scopes("contacts", "contacts"),
+            _ENGAGEMENT_DEFAULTS,
+            "hs_createdate",
+            "hs_lastmodifieddate",
+        ),
     )
 }
 
 OWNER_SCOPES = ("crm.objects.owners.read",)
 
-ALL_SCOPES: frozenset[str] = frozenset(
-    scope
-    for spec in OBJECT_TYPES.values()
-    for scopes in (spec.read_scopes, spec.write_scopes, spec.schema_read_scopes,
-                   spec.schema_write_scopes)
-    for scope in scopes
-) | frozenset(OWNER_SCOPES) | {"oauth"}
+ALL_SCOPES: frozenset[str] = (
+    frozenset(
+        scope
+        for spec in OBJECT_TYPES.values()
+        for scopes in (
+            spec.read_scopes,
+            spec.write_scopes,
+            spec.schema_read_scopes,
+            spec.schema_write_scopes,
+        )
+        for scope in scopes
+    )
+    | frozenset(OWNER_SCOPES)
+    | {"oauth"}
+)
 """Every scope this server ever asks for."""
 
 _TYPE_ALIASES: dict[str, str] = {}
@@ -373,7 +435,11 @@ def _text(name: str, label: str | None = None, field_type: str = "text") -> Prop
 
 def _enum(name: str, options: Sequence[str], strict: bool = True) -> PropertyDefinition:
     return PropertyDefinition(
-        name, name, type="enumeration", field_type="select", options=tuple(options),
+        name,
+        name,
+        type="enumeration",
+        field_type="select",
+        options=tuple(options),
         strict_options=strict,
     )
 
@@ -388,15 +454,17 @@ def _datetime(name: str, read_only: bool = False) -> PropertyDefinition:
 
 def _calculated(name: str, type_: str = "string") -> PropertyDefinition:
     return PropertyDefinition(
-        name, name, type=type_, field_type="calculation_equation", read_only=True,
+        name,
+        name,
+        type=type_,
+        field_type="calculation_equation",
+        read_only=True,
         calculated=True,
     )
 
 
 def _owner() -> PropertyDefinition:
-    return PropertyDefinition(
-        "hubspot_owner_id", "Owner", type="enumeration", field_type="select"
-    )
+    return PropertyDefinition("hubspot_owner_id", "Owner", type="enumeration", field_type="select")
 
 
 _PHONE_CALCULATED = (
@@ -409,8 +477,17 @@ _MOBILE_CALCULATED = (
 )
 
 _CALL_STATUSES = (
-    "BUSY", "CALLING_CRM_USER", "CANCELED", "COMPLETED", "CONNECTING", "FAILED", "IN_PROGRESS",
-    "MISSED", "NO_ANSWER", "QUEUED", "RINGING",
+    "BUSY",
+    "CALLING_CRM_USER",
+    "CANCELED",
+    "COMPLETED",
+    "CONNECTING",
+    "FAILED",
+    "IN_PROGRESS",
+    "MISSED",
+    "NO_ANSWER",
+    "QUEUED",
+    "RINGING",
 )
 
 
@@ -424,57 +501,97 @@ def _default_properties(object_type: str) -> list[PropertyDefinition]:
     ]
     specific: dict[str, list[PropertyDefinition]] = {
         "contacts": [
-            _text("email", "Email"), _text("firstname", "First Name"),
-            _text("lastname", "Last Name"), _text("phone", "Phone Number", "phonenumber"),
+            _text("email", "Email"),
+            _text("firstname", "First Name"),
+            _text("lastname", "Last Name"),
+            _text("phone", "Phone Number", "phonenumber"),
             _text("mobilephone", "Mobile Phone Number", "phonenumber"),
-            _text("company", "Company Name"), _text("jobtitle", "Job Title"),
-            _text("city"), _text("country"),
-            _enum("lifecyclestage", ("subscriber", "lead", "marketingqualifiedlead",
-                                     "salesqualifiedlead", "opportunity", "customer",
-                                     "evangelist", "other"), strict=False),
+            _text("company", "Company Name"),
+            _text("jobtitle", "Job Title"),
+            _text("city"),
+            _text("country"),
+            _enum(
+                "lifecyclestage",
+                (
+                    "subscriber",
+                    "lead",
+                    "marketingqualifiedlead",
+                    "salesqualifiedlead",
+                    "opportunity",
+                    "customer",
+                    "evangelist",
+                    "other",
+                ),
+                strict=False,
+            ),
             *(_calculated(name) for name in _PHONE_CALCULATED + _MOBILE_CALCULATED),
         ],
         "companies": [
-            _text("name", "Company name"), _text("domain", "Company Domain Name"),
-            _text("phone", "Phone Number", "phonenumber"), _text("website"), _text("city"),
-            _text("country"), _text("industry"),
+            _text("name", "Company name"),
+            _text("domain", "Company Domain Name"),
+            _text("phone", "Phone Number", "phonenumber"),
+            _text("website"),
+            _text("city"),
+            _text("country"),
+            _text("industry"),
             *(_calculated(name) for name in _PHONE_CALCULATED),
         ],
         "deals": [
-            _text("dealname", "Deal Name"), _number("amount"), _datetime("closedate"),
+            _text("dealname", "Deal Name"),
+            _number("amount"),
+            _datetime("closedate"),
             _enum("pipeline", ("default",), strict=False),
-            _enum("dealstage", ("appointmentscheduled", "qualifiedtobuy",
-                                "presentationscheduled", "decisionmakerboughtin",
-                                "contractsent", "closedwon", "closedlost"), strict=False),
+            _enum(
+                "dealstage",
+                (
+                    "appointmentscheduled",
+                    "qualifiedtobuy",
+                    "presentationscheduled",
+                    "decisionmakerboughtin",
+                    "contractsent",
+                    "closedwon",
+                    "closedlost",
+                ),
+                strict=False,
+            ),
         ],
         "tickets": [
-            _text("subject"), _text("content", field_type="textarea"),
+            _text("subject"),
+            _text("content", field_type="textarea"),
             _enum("hs_pipeline", ("0",), strict=False),
             _enum("hs_pipeline_stage", ("1", "2", "3", "4"), strict=False),
             _enum("hs_ticket_priority", ("LOW", "MEDIUM", "HIGH", "URGENT"), strict=False),
             _enum("hs_ticket_category", (), strict=False),
         ],
         "calls": [
-            _datetime("hs_timestamp"), _text("hs_call_title"),
+            _datetime("hs_timestamp"),
+            _text("hs_call_title"),
             _text("hs_call_body", field_type="html"),
             _enum("hs_call_direction", ("INBOUND", "OUTBOUND")),
             _enum("hs_call_status", _CALL_STATUSES),
-            _number("hs_call_duration"), _text("hs_call_from_number"),
-            _text("hs_call_to_number"), _text("hs_call_disposition"),
-            _text("hs_call_recording_url"), _text("hs_call_callee_object_id"),
-            _text("hs_call_callee_object_type"), _text("hs_activity_type"),
+            _number("hs_call_duration"),
+            _text("hs_call_from_number"),
+            _text("hs_call_to_number"),
+            _text("hs_call_disposition"),
+            _text("hs_call_recording_url"),
+            _text("hs_call_callee_object_id"),
+            _text("hs_call_callee_object_type"),
+            _text("hs_activity_type"),
         ],
         "tasks": [
-            _datetime("hs_timestamp"), _text("hs_task_subject"),
+            _datetime("hs_timestamp"),
+            _text("hs_task_subject"),
             _text("hs_task_body", field_type="html"),
-            _enum("hs_task_status", ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED",
-                                     "DEFERRED")),
+            _enum(
+                "hs_task_status", ("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED")
+            ),
             _enum("hs_task_priority", ("NONE", "LOW", "MEDIUM", "HIGH")),
             _enum("hs_task_type", ("CALL", "EMAIL", "TODO", "LINKED_IN"), strict=False),
             _number("hs_task_reminders"),
         ],
         "notes": [
-            _datetime("hs_timestamp"), _text("hs_note_body", field_type="html"),
+            _datetime("hs_timestamp"),
+            _text("hs_note_body", field_type="html"),
             _text("hs_attachment_ids"),
         ],
     }
@@ -803,31 +920,49 @@ class _QuietRequestHandler(WSGIRequestHandler):
 _URL_MAP = Map(
     [
         Rule("/oauth/v1/access-tokens/<token>", endpoint="oauth_token_info", methods=["GET"]),
-        Rule("/oauth/v2/private-apps/get/access-token-info", endpoint="private_app_token_info",
-             methods=["POST"]),
+        Rule(
+            "/oauth/v2/private-apps/get/access-token-info",
+            endpoint="private_app_token_info",
+            methods=["POST"],
+        ),
         Rule("/crm/v3/objects/<object_type>", endpoint="create", methods=["POST"]),
         Rule("/crm/v3/objects/<object_type>", endpoint="list", methods=["GET"]),
         Rule("/crm/v3/objects/<object_type>/search", endpoint="search", methods=["POST"]),
-        Rule("/crm/v3/objects/<object_type>/batch/<operation>", endpoint="batch",
-             methods=["POST"]),
+        Rule("/crm/v3/objects/<object_type>/batch/<operation>", endpoint="batch", methods=["POST"]),
         Rule("/crm/v3/objects/<object_type>/<object_id>", endpoint="read", methods=["GET"]),
         Rule("/crm/v3/objects/<object_type>/<object_id>", endpoint="update", methods=["PATCH"]),
-        Rule("/crm/v3/objects/<object_type>/<object_id>", endpoint="archive",
-             methods=["DELETE"]),
+        Rule("/crm/v3/objects/<object_type>/<object_id>", endpoint="archive", methods=["DELETE"]),
         Rule("/crm/v3/owners/", endpoint="list_owners", methods=["GET"]),
         Rule("/crm/v3/owners/<owner_id>", endpoint="read_owner", methods=["GET"]),
         Rule("/crm/v3/properties/<object_type>", endpoint="list_properties", methods=["GET"]),
         Rule("/crm/v3/properties/<object_type>", endpoint="create_property", methods=["POST"]),
-        Rule("/crm/v3/properties/<object_type>/<property_name>", endpoint="read_property",
-             methods=["GET"]),
-        Rule("/crm/v4/objects/<object_type>/<object_id>/associations/<to_object_type>",
-             endpoint="v4_list", methods=["GET"]),
-        Rule("/crm/v4/objects/<object_type>/<object_id>/associations/default/"
-             "<to_object_type>/<to_object_id>", endpoint="v4_create_default", methods=["PUT"]),
-        Rule("/crm/v4/objects/<object_type>/<object_id>/associations/<to_object_type>/"
-             "<to_object_id>", endpoint="v4_create", methods=["PUT"]),
-        Rule("/crm/v4/associations/<object_type>/<to_object_type>/labels",
-             endpoint="v4_labels", methods=["GET"]),
+        Rule(
+            "/crm/v3/properties/<object_type>/<property_name>",
+            endpoint="read_property",
+            methods=["GET"],
+        ),
+        Rule(
+            "/crm/v4/objects/<object_type>/<object_id>/associations/<to_object_type>",
+            endpoint="v4_list",
+            methods=["GET"],
+        ),
+        Rule(
+            "/crm/v4/objects/<object_type>/<object_id>/associations/default/"
+            "<to_object_type>/<to_object_id>",
+            endpoint="v4_create_default",
+            methods=["PUT"],
+        ),
+        Rule(
+            "/crm/v4/objects/<object_type>/<object_id>/associations/<to_object_type>/"
+            "<to_object_id>",
+            endpoint="v4_create",
+            methods=["PUT"],
+        ),
+        Rule(
+            "/crm/v4/associations/<object_type>/<to_object_type>/labels",
+            endpoint="v4_labels",
+            methods=["GET"],
+        ),
     ],
     strict_slashes=False,
 )
@@ -899,8 +1034,7 @@ class HubSpotTestServer:
         self._associations: list[Association] = []
         self._owners: dict[str, _Owner] = {}
         self._properties: dict[str, dict[str, PropertyDefinition]] = {
-            name: {prop.name: prop for prop in _default_properties(name)}
-            for name in OBJECT_TYPES
+            name: {prop.name: prop for prop in _default_properties(name)} for name in OBJECT_TYPES
         }
 
         self._ten_second = _SlidingWindow(ten_second_limit, 10.0)
@@ -1005,8 +1139,12 @@ class HubSpotTestServer:
         with self._lock:
             self._faults.append(
                 _Fault(
-                    re.compile(path_regex), method, count, status,
-                    _default_fault_body(status) if body is None else body, dict(headers or {}),
+                    re.compile(path_regex),
+                    method,
+                    count,
+                    status,
+                    _default_fault_body(status) if body is None else body,
+                    dict(headers or {}),
                 )
             )
 
@@ -1024,9 +1162,7 @@ class HubSpotTestServer:
         "unknown outcome" case.  :meth:`stop` cuts pending delays short.
         """
         with self._lock:
-            self._delays.append(
-                _Fault(re.compile(path_regex), method, count, seconds=seconds)
-            )
+            self._delays.append(_Fault(re.compile(path_regex), method, count, seconds=seconds))
 
     def clear_faults(self) -> None:
         """Forget all pending :meth:`fail_next` and :meth:`delay_after_commit` rules."""
@@ -1112,9 +1248,14 @@ class HubSpotTestServer:
     ) -> JSONDict:
         """Register an owner (a HubSpot user) and return its API representation."""
         owner = _Owner(
-            str(owner_id), email, first_name, last_name,
+            str(owner_id),
+            email,
+            first_name,
+            last_name,
             user_id if user_id is not None else 9_000_000 + len(self._owners),
-            archived, [dict(team) for team in teams], datetime.now(UTC),
+            archived,
+            [dict(team) for team in teams],
+            datetime.now(UTC),
         )
         with self._lock:
             self._owners[owner.id] = owner
@@ -1134,8 +1275,14 @@ class HubSpotTestServer:
         """Define a custom property (``unique=True`` makes it usable as upsert ``idProperty``)."""
         spec = self._spec(object_type)
         definition = PropertyDefinition(
-            name, label or name, type=type, field_type=field_type, group_name="custom",
-            options=tuple(options), strict_options=bool(options), unique=unique,
+            name,
+            label or name,
+            type=type,
+            field_type=field_type,
+            group_name="custom",
+            options=tuple(options),
+            strict_options=bool(options),
+            unique=unique,
             hubspot_defined=False,
         )
         with self._lock:
@@ -1416,10 +1563,15 @@ class HubSpotTestServer:
             return self._private_app_token_info(body)
         if endpoint in ("list_owners", "read_owner"):
             if endpoint == "list_owners":
-                return self._list_owners(query.get("email"), query.get("after"),
-                                         query.get("limit"), query.get("archived"))
-            return self._read_owner(args["owner_id"], query.get("idProperty"),
-                                    query.get("archived"))
+                return self._list_owners(
+                    query.get("email"),
+                    query.get("after"),
+                    query.get("limit"),
+                    query.get("archived"),
+                )
+            return self._read_owner(
+                args["owner_id"], query.get("idProperty"), query.get("archived")
+            )
         spec = self._spec_or_400(args["object_type"])
         properties = [p for value in query.getlist("properties") for p in value.split(",") if p]
         if endpoint == "create":
@@ -1430,11 +1582,18 @@ class HubSpotTestServer:
             associations = [
                 a for value in query.getlist("associations") for a in value.split(",") if a
             ]
-            return self._read(spec, args["object_id"], properties, associations,
-                              query.get("idProperty"), query.get("archived") == "true")
+            return self._read(
+                spec,
+                args["object_id"],
+                properties,
+                associations,
+                query.get("idProperty"),
+                query.get("archived") == "true",
+            )
         if endpoint == "update":
-            return self._update(spec, args["object_id"], self._require_object(body),
-                                query.get("idProperty"))
+            return self._update(
+                spec, args["object_id"], self._require_object(body), query.get("idProperty")
+            )
         if endpoint == "archive":
             record = self._find(spec, args["object_id"], None)
             record.archived = True
@@ -1444,14 +1603,20 @@ class HubSpotTestServer:
         if endpoint == "batch":
             return self._batch(spec, args["operation"], self._require_object(body))
         if endpoint == "list_properties":
-            return _Reply(200, {"results": [p.to_json()
-                                            for p in self._properties[spec.name].values()]})
+            return _Reply(
+                200, {"results": [p.to_json() for p in self._properties[spec.name].values()]}
+            )
         if endpoint == "read_property":
             prop = self._properties[spec.name].get(args["property_name"])
             if prop is None:
-                raise _ApiError(404, _error(
-                    f"Unable to find property {args['property_name']} for object type "
-                    f"{spec.type_id}", "OBJECT_NOT_FOUND"))
+                raise _ApiError(
+                    404,
+                    _error(
+                        f"Unable to find property {args['property_name']} for object type "
+                        f"{spec.type_id}",
+                        "OBJECT_NOT_FOUND",
+                    ),
+                )
             return _Reply(200, prop.to_json())
         if endpoint == "create_property":
             return self._create_property(spec, self._require_object(body))
@@ -1462,10 +1627,15 @@ class HubSpotTestServer:
     ) -> _Reply:
         to_spec = self._spec_or_400(args["to_object_type"])
         if endpoint == "v4_labels":
-            return _Reply(200, {"results": [
-                {"category": "HUBSPOT_DEFINED", "typeId": d.type_id, "label": d.label}
-                for d in ASSOCIATION_TYPES.get((spec.name, to_spec.name), ())
-            ]})
+            return _Reply(
+                200,
+                {
+                    "results": [
+                        {"category": "HUBSPOT_DEFINED", "typeId": d.type_id, "label": d.label}
+                        for d in ASSOCIATION_TYPES.get((spec.name, to_spec.name), ())
+                    ]
+                },
+            )
         record = self._find(spec, args["object_id"], None)
         if endpoint == "v4_list":
             return self._v4_list(spec, record, to_spec, query.get("after"), query.get("limit"))
@@ -1474,18 +1644,28 @@ class HubSpotTestServer:
             definition = _default_association_type(spec.name, to_spec.name)
             if definition is None:
                 raise _validation_error(
-                    f"No default association type between {spec.upper} and {to_spec.upper}")
+                    f"No default association type between {spec.upper} and {to_spec.upper}"
+                )
             self._add_association(definition, record.id, target.id)
             now = _iso(datetime.now(UTC))
             results = [
-                {"from": {"id": a}, "to": {"id": b},
-                 "associationSpec": {"associationCategory": "HUBSPOT_DEFINED",
-                                     "associationTypeId": tid}}
-                for a, b, tid in ((record.id, target.id, definition.type_id),
-                                  (target.id, record.id, definition.inverse_type_id))
+                {
+                    "from": {"id": a},
+                    "to": {"id": b},
+                    "associationSpec": {
+                        "associationCategory": "HUBSPOT_DEFINED",
+                        "associationTypeId": tid,
+                    },
+                }
+                for a, b, tid in (
+                    (record.id, target.id, definition.type_id),
+                    (target.id, record.id, definition.inverse_type_id),
+                )
             ]
-            return _Reply(200, {"status": "COMPLETE", "results": results,
-                                "startedAt": now, "completedAt": now})
+            return _Reply(
+                200,
+                {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now},
+            )
         specs = body if isinstance(body, list) else None
         if not specs:
             raise _validation_error("Invalid input JSON: expected a list of association specs")
@@ -1494,18 +1674,27 @@ class HubSpotTestServer:
             if definition.to_type != to_spec.name:
                 raise self._invalid_association_types(spec, [item.get("associationTypeId")])
             self._add_association(definition, record.id, target.id)
-        labels = sorted({
-            d.label for d in ASSOCIATION_TYPES.get((spec.name, to_spec.name), ())
-            if d.label and any(
-                a.type_id == d.type_id and a.to_id == target.id
-                for a in self._edges(spec.name, record.id, to_spec.name)
-            )
-        })
-        return _Reply(201, {
-            "fromObjectTypeId": spec.type_id, "fromObjectId": _numeric(record.id),
-            "toObjectTypeId": to_spec.type_id, "toObjectId": _numeric(target.id),
-            "labels": labels,
-        })
+        labels = sorted(
+            {
+                d.label
+                for d in ASSOCIATION_TYPES.get((spec.name, to_spec.name), ())
+                if d.label
+                and any(
+                    a.type_id == d.type_id and a.to_id == target.id
+                    for a in self._edges(spec.name, record.id, to_spec.name)
+                )
+            }
+        )
+        return _Reply(
+            201,
+            {
+                "fromObjectTypeId": spec.type_id,
+                "fromObjectId": _numeric(record.id),
+                "toObjectTypeId": to_spec.type_id,
+                "toObjectId": _numeric(target.id),
+                "labels": labels,
+            },
+        )
 
     # ---------------------------------------------------------------- token introspection
 
@@ -1513,29 +1702,35 @@ class HubSpotTestServer:
         info = self._tokens.get(token)
         if info is None:
             raise _ApiError(404, _error("Token not found", "OBJECT_NOT_FOUND"))
-        return _Reply(200, {
-            "token": info.token,
-            "user": info.user_email,
-            "hub_domain": f"hub-{info.hub_id}.example.com",
-            "scopes": sorted(info.scopes),
-            "hub_id": info.hub_id,
-            "app_id": info.app_id,
-            "expires_in": 1800,
-            "user_id": info.user_id,
-            "token_type": "access",
-        })
+        return _Reply(
+            200,
+            {
+                "token": info.token,
+                "user": info.user_email,
+                "hub_domain": f"hub-{info.hub_id}.example.com",
+                "scopes": sorted(info.scopes),
+                "hub_id": info.hub_id,
+                "app_id": info.app_id,
+                "expires_in": 1800,
+                "user_id": info.user_id,
+                "token_type": "access",
+            },
+        )
 
     def _private_app_token_info(self, body: Any) -> _Reply:
         key = body.get("tokenKey") if isinstance(body, Mapping) else None
         info = self._tokens.get(key) if isinstance(key, str) else None
         if info is None:
             raise _ApiError(401, _auth_error())
-        return _Reply(200, {
-            "userId": info.user_id,
-            "hubId": info.hub_id,
-            "appId": info.app_id,
-            "scopes": sorted(info.scopes),
-        })
+        return _Reply(
+            200,
+            {
+                "userId": info.user_id,
+                "hubId": info.hub_id,
+                "appId": info.app_id,
+                "scopes": sorted(info.scopes),
+            },
+        )
 
     # ---------------------------------------------------------------- owners
 
@@ -1544,13 +1739,13 @@ class HubSpotTestServer:
     ) -> _Reply:
         want_archived = archived == "true"
         owners = [
-            o for o in self._owners.values()
-            if o.archived == want_archived
-            and (email is None or o.email.lower() == email.lower())
+            o
+            for o in self._owners.values()
+            if o.archived == want_archived and (email is None or o.email.lower() == email.lower())
         ]
         start = int(after) if after and after.isdigit() else 0
         size = min(int(limit), 500) if limit and limit.isdigit() else 100
-        page = owners[start:start + size]
+        page = owners[start : start + size]
         body: JSONDict = {"results": [o.to_json() for o in page]}
         if start + size < len(owners):
             body["paging"] = {"next": {"after": str(start + size)}}
@@ -1592,9 +1787,11 @@ class HubSpotTestServer:
                 continue
             edges = self._edges(spec.name, record.id, to_spec.name)
             if edges:
-                linked[to_spec.name] = {"results": [
-                    {"id": edge.to_id, "type": self._association_name(edge)} for edge in edges
-                ]}
+                linked[to_spec.name] = {
+                    "results": [
+                        {"id": edge.to_id, "type": self._association_name(edge)} for edge in edges
+                    ]
+                }
         if linked:
             body["associations"] = linked
         return _Reply(200, body)
@@ -1606,8 +1803,9 @@ class HubSpotTestServer:
         values = self._validate_properties(spec, body.get("properties") or {}, record)
         self._check_unique_values(spec, values, record.id)
         self._apply_update(spec, record, values)
-        return _Reply(200, self._object_json(spec, record, record.properties, None,
-                                             all_properties=True))
+        return _Reply(
+            200, self._object_json(spec, record, record.properties, None, all_properties=True)
+        )
 
     def _list_objects(
         self, spec: ObjectTypeSpec, after: str | None, limit: str | None, properties: list[str]
@@ -1617,9 +1815,9 @@ class HubSpotTestServer:
             records = [r for r in records if int(r.id) > int(after)] if after.isdigit() else []
         size = min(int(limit), 100) if limit and limit.isdigit() else 10
         page = records[:size]
-        body: JSONDict = {"results": [
-            self._object_json(spec, r, r.properties, properties or None) for r in page
-        ]}
+        body: JSONDict = {
+            "results": [self._object_json(spec, r, r.properties, properties or None) for r in page]
+        }
         if len(records) > size:
             body["paging"] = {"next": {"after": str(int(page[-1].id) + 1)}}
         return _Reply(200, body)
@@ -1631,11 +1829,13 @@ class HubSpotTestServer:
         if not isinstance(inputs, list):
             raise _validation_error(
                 "Invalid input JSON on line 1, column 1: Some required fields were not set: "
-                "[inputs]")
+                "[inputs]"
+            )
         if len(inputs) > MAX_BATCH_INPUTS:
             raise _validation_error(
                 f"Too many inputs: {len(inputs)}. A batch may contain at most "
-                f"{MAX_BATCH_INPUTS} inputs.")
+                f"{MAX_BATCH_INPUTS} inputs."
+            )
         started = _iso(datetime.now(UTC))
         if operation == "create":
             results = self._batch_create(spec, inputs)
@@ -1650,8 +1850,15 @@ class HubSpotTestServer:
             return self._batch_read(spec, body, inputs, started)
         else:
             raise _ApiError(404, _error(f"Unknown batch operation {operation}", "OBJECT_NOT_FOUND"))
-        return _Reply(status, {"status": "COMPLETE", "results": results, "startedAt": started,
-                               "completedAt": _iso(datetime.now(UTC))})
+        return _Reply(
+            status,
+            {
+                "status": "COMPLETE",
+                "results": results,
+                "startedAt": started,
+                "completedAt": _iso(datetime.now(UTC)),
+            },
+        )
 
     def _batch_create(self, spec: ObjectTypeSpec, inputs: list[Any]) -> list[JSONDict]:
         prepared = []
@@ -1666,8 +1873,9 @@ class HubSpotTestServer:
             record = self._insert(spec, values, lagged=True)
             for definition, to_id in links:
                 self._add_association(definition, record.id, to_id)
-            results.append(self._object_json(spec, record, record.properties, None,
-                                             all_properties=True))
+            results.append(
+                self._object_json(spec, record, record.properties, None, all_properties=True)
+            )
         return results
 
     def _batch_upsert(self, spec: ObjectTypeSpec, inputs: list[Any]) -> list[JSONDict]:
@@ -1681,7 +1889,8 @@ class HubSpotTestServer:
             if not self._is_unique_key(spec, id_property):
                 raise _validation_error(
                     f"Property {id_property} is not a unique identifier property for "
-                    f"{spec.upper}: use a property with hasUniqueValue=true")
+                    f"{spec.upper}: use a property with hasUniqueValue=true"
+                )
             if (id_property, str(key).lower()) in seen:
                 raise _validation_error(f"Duplicate IDs found in batch input: [{key}]")
             seen.add((id_property, str(key).lower()))
@@ -1697,8 +1906,7 @@ class HubSpotTestServer:
             else:
                 record = existing
                 self._apply_update(spec, record, values)
-            result = self._object_json(spec, record, record.properties, None,
-                                       all_properties=True)
+            result = self._object_json(spec, record, record.properties, None, all_properties=True)
             result["new"] = existing is None
             results.append(result)
         return results
@@ -1708,12 +1916,14 @@ class HubSpotTestServer:
         for item in inputs:
             item = self._require_object(item)
             record = self._find(spec, str(item.get("id")), item.get("idProperty"))
-            plans.append((record, self._validate_properties(
-                spec, item.get("properties") or {}, record)))
+            plans.append(
+                (record, self._validate_properties(spec, item.get("properties") or {}, record))
+            )
         for record, values in plans:
             self._apply_update(spec, record, values)
-        return [self._object_json(spec, r, r.properties, None, all_properties=True)
-                for r, _ in plans]
+        return [
+            self._object_json(spec, r, r.properties, None, all_properties=True) for r, _ in plans
+        ]
 
     def _batch_read(
         self, spec: ObjectTypeSpec, body: Mapping[str, Any], inputs: list[Any], started: str
@@ -1727,19 +1937,25 @@ class HubSpotTestServer:
             if record is None or record.archived:
                 missing.append(key)
             else:
-                found.append(self._object_json(spec, record, record.properties,
-                                               properties or None))
-        reply: JSONDict = {"status": "COMPLETE", "results": found, "startedAt": started,
-                           "completedAt": _iso(datetime.now(UTC))}
+                found.append(self._object_json(spec, record, record.properties, properties or None))
+        reply: JSONDict = {
+            "status": "COMPLETE",
+            "results": found,
+            "startedAt": started,
+            "completedAt": _iso(datetime.now(UTC)),
+        }
         if not missing:
             return _Reply(200, reply)
         reply["numErrors"] = 1
-        reply["errors"] = [{
-            "status": "error", "category": "OBJECT_NOT_FOUND",
-            "message": f"Could not get some {spec.upper} objects, they may be deleted or not "
-                       "exist. Check that ids are valid.",
-            "context": {"ids": missing},
-        }]
+        reply["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": f"Could not get some {spec.upper} objects, they may be deleted or not "
+                "exist. Check that ids are valid.",
+                "context": {"ids": missing},
+            }
+        ]
         return _Reply(207, reply)
 
     # ---------------------------------------------------------------- objects: search
@@ -1747,25 +1963,29 @@ class HubSpotTestServer:
     def _search_objects(self, spec: ObjectTypeSpec, body: Mapping[str, Any], size: int) -> _Reply:
         if size > MAX_SEARCH_BODY_CHARS:
             raise _validation_error(
-                f"The request body exceeds the maximum of {MAX_SEARCH_BODY_CHARS} characters")
+                f"The request body exceeds the maximum of {MAX_SEARCH_BODY_CHARS} characters"
+            )
         groups = body.get("filterGroups") or []
         if not isinstance(groups, list):
             raise _validation_error("filterGroups must be a list")
         filters_per_group = [list(self._require_object(g).get("filters") or []) for g in groups]
         total = sum(len(f) for f in filters_per_group)
-        if (len(groups) > MAX_FILTER_GROUPS or total > MAX_FILTERS_TOTAL
-                or any(len(f) > MAX_FILTERS_PER_GROUP for f in filters_per_group)):
+        if (
+            len(groups) > MAX_FILTER_GROUPS
+            or total > MAX_FILTERS_TOTAL
+            or any(len(f) > MAX_FILTERS_PER_GROUP for f in filters_per_group)
+        ):
             raise _validation_error(
                 f"Too many filters or filter groups: {len(groups)} groups, {total} filters. "
                 f"At most {MAX_FILTER_GROUPS} filterGroups with up to {MAX_FILTERS_PER_GROUP} "
-                f"filters each and {MAX_FILTERS_TOTAL} filters in total are allowed.")
+                f"filters each and {MAX_FILTERS_TOTAL} filters in total are allowed."
+            )
         limit = self._int_field(body, "limit", DEFAULT_SEARCH_PAGE)
         after = self._int_field(body, "after", 0)
         if not 0 <= limit <= MAX_SEARCH_PAGE:
             raise _validation_error(f"limit must be between 0 and {MAX_SEARCH_PAGE}")
         if after + limit > MAX_SEARCH_RESULTS:
-            raise _validation_error(
-                f"Paging beyond {MAX_SEARCH_RESULTS} results is not supported")
+            raise _validation_error(f"Paging beyond {MAX_SEARCH_RESULTS} results is not supported")
 
         now = self._clock()
         candidates = [
@@ -1774,10 +1994,13 @@ class HubSpotTestServer:
             if not record.archived and (snapshot := record.indexed_properties(now)) is not None
         ]
         matched = [
-            (record, snapshot) for record, snapshot in candidates
-            if not any(filters_per_group) or any(
+            (record, snapshot)
+            for record, snapshot in candidates
+            if not any(filters_per_group)
+            or any(
                 all(self._filter_matches(spec, flt, record, snapshot) for flt in filters)
-                for filters in filters_per_group if filters
+                for filters in filters_per_group
+                if filters
             )
         ]
         text = body.get("query")
@@ -1786,7 +2009,7 @@ class HubSpotTestServer:
         matched = self._sorted(spec, matched, body.get("sorts") or [])
 
         requested = [p for p in body.get("properties") or [] if isinstance(p, str)]
-        page = matched[after:after + limit]
+        page = matched[after : after + limit]
         reply: JSONDict = {
             "total": len(matched),
             "results": [self._object_json(spec, r, s, requested or None) for r, s in page],
@@ -1808,8 +2031,11 @@ class HubSpotTestServer:
             raise _validation_error("Each filter needs propertyName and operator")
         if name.startswith("associations."):
             target = _object_type_or_none(name.split(".", 1)[1])
-            linked = {e.to_id for e in self._edges(spec.name, record.id, target.name)} \
-                if target else set()
+            linked = (
+                {e.to_id for e in self._edges(spec.name, record.id, target.name)}
+                if target
+                else set()
+            )
             return self._compare_sets(operator, linked, flt)
         stored = snapshot.get(name) or None
         definition = self._properties[spec.name].get(name)
@@ -1900,15 +2126,19 @@ class HubSpotTestServer:
         if not isinstance(name, str) or not name:
             raise _validation_error("Some required fields were not set: [name]")
         if name in self._properties[spec.name]:
-            raise _ApiError(409, _error(f"A property named '{name}' already exists.",
-                                        "OBJECT_ALREADY_EXISTS"))
-        options = [str(o.get("value")) for o in body.get("options") or []
-                   if isinstance(o, Mapping)]
+            raise _ApiError(
+                409, _error(f"A property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS")
+            )
+        options = [str(o.get("value")) for o in body.get("options") or [] if isinstance(o, Mapping)]
         definition = PropertyDefinition(
-            name, str(body.get("label") or name), type=str(body.get("type") or "string"),
+            name,
+            str(body.get("label") or name),
+            type=str(body.get("type") or "string"),
             field_type=str(body.get("fieldType") or "text"),
-            group_name=str(body.get("groupName") or "custom"), options=tuple(options),
-            strict_options=bool(options), unique=bool(body.get("hasUniqueValue")),
+            group_name=str(body.get("groupName") or "custom"),
+            options=tuple(options),
+            strict_options=bool(options),
+            unique=bool(body.get("hasUniqueValue")),
             hubspot_defined=False,
         )
         self._properties[spec.name][name] = definition
@@ -1940,7 +2170,8 @@ class HubSpotTestServer:
             values[name] = text
         if problems:
             message = "Property values were not valid: " + json.dumps(
-                problems, separators=(",", ":"))
+                problems, separators=(",", ":")
+            )
             raise _validation_error(message)
         return values
 
@@ -1950,8 +2181,9 @@ class HubSpotTestServer:
         if definition is None:
             return _problem(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
         if definition.read_only:
-            return _problem(name, "READ_ONLY_VALUE",
-                            f"{name} is a read only property; its value cannot be set.")
+            return _problem(
+                name, "READ_ONLY_VALUE", f"{name} is a read only property; its value cannot be set."
+            )
         if not text:
             return None
         if name == "hubspot_owner_id":
@@ -1961,12 +2193,14 @@ class HubSpotTestServer:
         if definition.type == "number" and _float_or_none(text) is None:
             return _problem(name, "INVALID_DECIMAL", f"{text} was not a valid number.")
         if definition.type in ("datetime", "date") and _parse_datetime(text) is None:
-            return _problem(name, "INVALID_DATE",
-                            f"{text} was not a valid long or ISO 8601 datetime.")
+            return _problem(
+                name, "INVALID_DATE", f"{text} was not a valid long or ISO 8601 datetime."
+            )
         if definition.strict_options and text not in definition.options:
             allowed = ", ".join(definition.options)
-            return _problem(name, "INVALID_OPTION",
-                            f"{text} was not one of the allowed options: [{allowed}]")
+            return _problem(
+                name, "INVALID_OPTION", f"{text} was not one of the allowed options: [{allowed}]"
+            )
         if spec.name == "contacts" and name == "email" and "@" not in text:
             return _problem(name, "INVALID_EMAIL", f"Email address {text} is invalid")
         return None
@@ -1984,8 +2218,9 @@ class HubSpotTestServer:
             existing = self._lookup(spec, value, name)
             if existing is not None and existing.id != own_id:
                 label = "Contact" if contact_email else f"{spec.singular.capitalize()}"
-                raise _ApiError(409, _error(
-                    f"{label} already exists. Existing ID: {existing.id}", "CONFLICT"))
+                raise _ApiError(
+                    409, _error(f"{label} already exists. Existing ID: {existing.id}", "CONFLICT")
+                )
 
     def _validate_association_inputs(
         self, spec: ObjectTypeSpec, raw: Any
@@ -2001,35 +2236,35 @@ class HubSpotTestServer:
             types = item.get("types")
             if not isinstance(target, Mapping) or target.get("id") in (None, "") or not types:
                 raise _validation_error(
-                    "Invalid input JSON on line 1: Some required fields were not set: "
-                    "[to, types]")
+                    "Invalid input JSON on line 1: Some required fields were not set: [to, types]"
+                )
             to_id = str(target["id"])
             for association_spec in types:
                 try:
                     definition = self._association_from_spec(spec, association_spec)
                 except _ApiError:
-                    bad_types.append(self._require_object(association_spec)
-                                     .get("associationTypeId"))
+                    bad_types.append(
+                        self._require_object(association_spec).get("associationTypeId")
+                    )
                     continue
                 target_record = self._objects[definition.to_type].get(to_id)
                 if target_record is None or target_record.archived:
-                    bad_ids.append(f"{OBJECT_TYPES[definition.to_type].upper}={to_id} is not "
-                                   "valid")
+                    bad_ids.append(f"{OBJECT_TYPES[definition.to_type].upper}={to_id} is not valid")
                     continue
                 links.append((definition, to_id))
         if bad_types:
             raise self._invalid_association_types(spec, bad_types)
         if bad_ids:
-            raise _validation_error("One or more associations are invalid",
-                                    context={"INVALID_OBJECT_IDS": bad_ids})
+            raise _validation_error(
+                "One or more associations are invalid", context={"INVALID_OBJECT_IDS": bad_ids}
+            )
         return links
 
     def _association_from_spec(self, spec: ObjectTypeSpec, raw: Any) -> AssociationTypeDef:
         item = self._require_object(raw)
         category = item.get("associationCategory")
         type_id = item.get("associationTypeId")
-        number = int(type_id) if isinstance(type_id, int | str) and str(type_id).isdigit() \
-            else None
+        number = int(type_id) if isinstance(type_id, int | str) and str(type_id).isdigit() else None
         definition = _association_type(spec.name, number) if number is not None else None
         if category != "HUBSPOT_DEFINED" or definition is None:
             raise self._invalid_association_types(spec, [type_id])
@@ -2039,10 +2274,12 @@ class HubSpotTestServer:
     def _invalid_association_types(spec: ObjectTypeSpec, type_ids: Sequence[Any]) -> _ApiError:
         return _validation_error(
             "One or more associations are invalid",
-            context={"INVALID_ASSOCIATION_TYPE_IDS": [
-                f"{type_id} is not a valid HUBSPOT_DEFINED association type from {spec.upper}"
-                for type_id in type_ids
-            ]},
+            context={
+                "INVALID_ASSOCIATION_TYPE_IDS": [
+                    f"{type_id} is not a valid HUBSPOT_DEFINED association type from {spec.upper}"
+                    for type_id in type_ids
+                ]
+            },
         )
 
     # ---------------------------------------------------------------- storage primitives
@@ -2108,13 +2345,19 @@ class HubSpotTestServer:
     ) -> _StoredObject:
         record = self._lookup(spec, key, id_property)
         if record is None or record.archived != archived:
-            raise _ApiError(404, _error(
-                f"Object not found.  objectId are usually numeric. ({spec.upper}={key})",
-                "OBJECT_NOT_FOUND", context={"id": [key]}))
+            raise _ApiError(
+                404,
+                _error(
+                    f"Object not found.  objectId are usually numeric. ({spec.upper}={key})",
+                    "OBJECT_NOT_FOUND",
+                    context={"id": [key]},
+                ),
+            )
         return record
 
-    def _insert(self, spec: ObjectTypeSpec, values: Mapping[str, str], *, lagged: bool
-                ) -> _StoredObject:
+    def _insert(
+        self, spec: ObjectTypeSpec, values: Mapping[str, str], *, lagged: bool
+    ) -> _StoredObject:
         now = datetime.now(UTC)
         object_id = str(next(self._ids))
         properties = dict(values)
@@ -2148,32 +2391,47 @@ class HubSpotTestServer:
             return {}
         calculated: dict[str, str] = {}
         if properties.get("phone"):
-            calculated.update(calculated_phone_properties(
-                properties["phone"], "phone", self.default_region))
+            calculated.update(
+                calculated_phone_properties(properties["phone"], "phone", self.default_region)
+            )
         if spec.name == "contacts" and properties.get("mobilephone"):
-            calculated.update(calculated_phone_properties(
-                properties["mobilephone"], "mobile", self.default_region))
+            calculated.update(
+                calculated_phone_properties(
+                    properties["mobilephone"], "mobile", self.default_region
+                )
+            )
         return calculated
 
     def _add_association(self, definition: AssociationTypeDef, from_id: str, to_id: str) -> None:
-        edges = [Association(definition.from_type, from_id, definition.to_type, to_id,
-                             definition.type_id),
-                 Association(definition.to_type, to_id, definition.from_type, from_id,
-                             definition.inverse_type_id)]
+        edges = [
+            Association(
+                definition.from_type, from_id, definition.to_type, to_id, definition.type_id
+            ),
+            Association(
+                definition.to_type, to_id, definition.from_type, from_id, definition.inverse_type_id
+            ),
+        ]
         if not definition.is_default:
             default = _default_association_type(definition.from_type, definition.to_type)
             if default is not None:
-                edges += [Association(default.from_type, from_id, default.to_type, to_id,
-                                      default.type_id),
-                          Association(default.to_type, to_id, default.from_type, from_id,
-                                      default.inverse_type_id)]
+                edges += [
+                    Association(
+                        default.from_type, from_id, default.to_type, to_id, default.type_id
+                    ),
+                    Association(
+                        default.to_type, to_id, default.from_type, from_id, default.inverse_type_id
+                    ),
+                ]
         for edge in edges:
             if edge not in self._associations:
                 self._associations.append(edge)
 
     def _edges(self, from_type: str, from_id: str, to_type: str) -> list[Association]:
-        return [a for a in self._associations
-                if a.from_type == from_type and a.from_id == from_id and a.to_type == to_type]
+        return [
+            a
+            for a in self._associations
+            if a.from_type == from_type and a.from_id == from_id and a.to_type == to_type
+        ]
 
     @staticmethod
     def _association_name(edge: Association) -> str:
@@ -2191,15 +2449,20 @@ class HubSpotTestServer:
         grouped: dict[str, list[JSONDict]] = {}
         for edge in self._edges(spec.name, record.id, to_spec.name):
             definition = _association_type(edge.from_type, edge.type_id)
-            grouped.setdefault(edge.to_id, []).append({
-                "category": edge.category, "typeId": edge.type_id,
-                "label": definition.label if definition else None,
-            })
-        rows = [{"toObjectId": _numeric(to_id), "associationTypes": types}
-                for to_id, types in grouped.items()]
+            grouped.setdefault(edge.to_id, []).append(
+                {
+                    "category": edge.category,
+                    "typeId": edge.type_id,
+                    "label": definition.label if definition else None,
+                }
+            )
+        rows = [
+            {"toObjectId": _numeric(to_id), "associationTypes": types}
+            for to_id, types in grouped.items()
+        ]
         start = int(after) if after and after.isdigit() else 0
         size = min(int(limit), 500) if limit and limit.isdigit() else 500
-        body: JSONDict = {"results": rows[start:start + size]}
+        body: JSONDict = {"results": rows[start : start + size]}
         if start + size < len(rows):
             body["paging"] = {"next": {"after": str(start + size)}}
         return _Reply(200, body)
@@ -2235,8 +2498,13 @@ class HubSpotTestServer:
 
 
 def _problem(name: str, error: str, message: str) -> JSONDict:
-    return {"isValid": False, "message": message, "error": error, "name": name,
-            "localizedErrorMessage": message}
+    return {
+        "isValid": False,
+        "message": message,
+        "error": error,
+        "name": name,
+        "localizedErrorMessage": message,
+    }
 
 
 def _numeric(object_id: str) -> int | str:
@@ -2285,13 +2553,17 @@ def _compare_range(kind: str, operator: str, stored: str | None, flt: Mapping[st
         return False
     numeric = kind in ("number", "datetime", "date")
     left: Any = _sortable_number(kind, stored) if numeric else stored.lower()
-    low: Any = _sortable_number(kind, str(flt.get("value"))) if numeric \
-        else str(flt.get("value")).lower()
+    low: Any = (
+        _sortable_number(kind, str(flt.get("value"))) if numeric else str(flt.get("value")).lower()
+    )
     if left is None or low is None:
         return False
     if operator == "BETWEEN":
-        high: Any = _sortable_number(kind, str(flt.get("highValue"))) if numeric \
+        high: Any = (
+            _sortable_number(kind, str(flt.get("highValue")))
+            if numeric
             else str(flt.get("highValue")).lower()
+        )
         return high is not None and low <= left <= high
     outcomes = {"LT": left < low, "LTE": left <= low, "GT": left > low, "GTE": left >= low}
     return bool(outcomes[operator])

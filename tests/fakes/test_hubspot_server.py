@@ -80,13 +80,14 @@ def association(to_id: str, type_id: int) -> dict[str, Any]:
     }
 
 
-def phone_search(nsn: str, property_name: str = "hs_searchable_calculated_phone_number"
-                 ) -> PublicObjectSearchRequest:
+def phone_search(
+    nsn: str, property_name: str = "hs_searchable_calculated_phone_number"
+) -> PublicObjectSearchRequest:
     """Search request for contacts whose calculated phone number equals ``nsn``."""
     return PublicObjectSearchRequest(
-        filter_groups=[FilterGroup(filters=[
-            Filter(property_name=property_name, operator="EQ", value=nsn)
-        ])],
+        filter_groups=[
+            FilterGroup(filters=[Filter(property_name=property_name, operator="EQ", value=nsn)])
+        ],
         properties=["firstname", "lastname", "phone"],
         limit=10,
     )
@@ -124,9 +125,12 @@ def test_calculated_phone_number_is_national_significant_number(
 
 
 def test_default_region_applies_to_numbers_without_country_code() -> None:
-    assert calculated_phone_properties("0201 5550123", default_region="NL")[
-        "hs_calculated_phone_number"
-    ] == "+312015550123"
+    assert (
+        calculated_phone_properties("0201 5550123", default_region="NL")[
+            "hs_calculated_phone_number"
+        ]
+        == "+312015550123"
+    )
     assert calculated_phone_properties("not a number") == {}
 
 
@@ -134,10 +138,14 @@ def test_created_contact_is_found_by_searchable_phone_number(
     server: HubSpotTestServer, client: HubSpot
 ) -> None:
     created = client.crm.contacts.basic_api.create(
-        ContactInput(properties={
-            "firstname": "Erika", "lastname": "Mustermann", "phone": ERIKA_PHONE,
-            "mobilephone": "+49 1520 0000001",
-        }),
+        ContactInput(
+            properties={
+                "firstname": "Erika",
+                "lastname": "Mustermann",
+                "phone": ERIKA_PHONE,
+                "mobilephone": "+49 1520 0000001",
+            }
+        ),
         _request_timeout=TIMEOUT,
     )
     assert created.properties["hs_searchable_calculated_phone_number"] == ERIKA_NSN
@@ -151,7 +159,12 @@ def test_created_contact_is_found_by_searchable_phone_number(
     assert [r.id for r in found.results] == [created.id]
     # Search results carry the requested properties plus HubSpot's always-returned ones.
     assert set(found.results[0].properties) == {
-        "firstname", "lastname", "phone", "createdate", "lastmodifieddate", "hs_object_id",
+        "firstname",
+        "lastname",
+        "phone",
+        "createdate",
+        "lastmodifieddate",
+        "hs_object_id",
     }
     by_mobile = client.crm.contacts.search_api.do_search(
         phone_search("15200000001", "hs_searchable_calculated_mobile_number"),
@@ -159,9 +172,12 @@ def test_created_contact_is_found_by_searchable_phone_number(
     )
     assert by_mobile.total == 1
     # The full E.164 number is not what the searchable property holds.
-    assert client.crm.contacts.search_api.do_search(
-        phone_search("+493023125012"), _request_timeout=TIMEOUT
-    ).total == 0
+    assert (
+        client.crm.contacts.search_api.do_search(
+            phone_search("+493023125012"), _request_timeout=TIMEOUT
+        ).total
+        == 0
+    )
 
 
 def test_search_index_lags_behind_creates_and_updates() -> None:
@@ -175,14 +191,17 @@ def test_search_index_lags_behind_creates_and_updates() -> None:
         search = client.crm.contacts.search_api
         assert search.do_search(phone_search(ERIKA_NSN), _request_timeout=TIMEOUT).total == 0
         # Reading by id is not subject to the lag.
-        assert client.crm.contacts.basic_api.get_by_id(
-            created.id, _request_timeout=TIMEOUT).id == created.id
+        assert (
+            client.crm.contacts.basic_api.get_by_id(created.id, _request_timeout=TIMEOUT).id
+            == created.id
+        )
 
         clock.advance(3.0)
         assert search.do_search(phone_search(ERIKA_NSN), _request_timeout=TIMEOUT).total == 1
 
         client.crm.contacts.basic_api.update(
-            created.id, SimplePublicObjectInput(properties={"phone": "+49 30 23125099"}),
+            created.id,
+            SimplePublicObjectInput(properties={"phone": "+49 30 23125099"}),
             _request_timeout=TIMEOUT,
         )
         clock.advance(1.0)
@@ -208,10 +227,12 @@ def test_seeded_objects_are_searchable_immediately_unless_asked_otherwise() -> N
 
 def test_search_operators_sorting_and_paging(search_server: HubSpotTestServer) -> None:
     server = search_server
-    erika = server.add_contact({"firstname": "Erika", "lastname": "Mustermann",
-                                "email": "erika@example.com"})
-    max_ = server.add_contact({"firstname": "Max", "lastname": "Mustermann",
-                               "email": "max@example.org"})
+    erika = server.add_contact(
+        {"firstname": "Erika", "lastname": "Mustermann", "email": "erika@example.com"}
+    )
+    max_ = server.add_contact(
+        {"firstname": "Max", "lastname": "Mustermann", "email": "max@example.org"}
+    )
     server.add_contact({"firstname": "Anna", "lastname": "Beispiel"})
 
     def ids(*filters: dict[str, Any], **body: Any) -> list[str]:
@@ -225,18 +246,26 @@ def test_search_operators_sorting_and_paging(search_server: HubSpotTestServer) -
         return [r["id"] for r in response.json()["results"]]
 
     assert ids({"propertyName": "lastname", "operator": "EQ", "value": "mustermann"}) == [
-        erika, max_]
+        erika,
+        max_,
+    ]
     assert ids({"propertyName": "lastname", "operator": "NEQ", "value": "Mustermann"}) == [
-        ids({"propertyName": "firstname", "operator": "EQ", "value": "Anna"})[0]]
+        ids({"propertyName": "firstname", "operator": "EQ", "value": "Anna"})[0]
+    ]
     # IN on string properties matches lowercase values only, as HubSpot documents.
     assert ids({"propertyName": "firstname", "operator": "IN", "values": ["erika", "max"]}) == [
-        erika, max_]
+        erika,
+        max_,
+    ]
     assert ids({"propertyName": "firstname", "operator": "IN", "values": ["Erika"]}) == []
     assert ids({"propertyName": "email", "operator": "HAS_PROPERTY"}) == [erika, max_]
-    assert ids({"propertyName": "email", "operator": "CONTAINS_TOKEN",
-                "value": "*@example.com"}) == [erika]
-    assert ids({"propertyName": "lastname", "operator": "EQ", "value": "Mustermann"},
-               sorts=[{"propertyName": "firstname", "direction": "DESCENDING"}]) == [max_, erika]
+    assert ids(
+        {"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "*@example.com"}
+    ) == [erika]
+    assert ids(
+        {"propertyName": "lastname", "operator": "EQ", "value": "Mustermann"},
+        sorts=[{"propertyName": "firstname", "direction": "DESCENDING"}],
+    ) == [max_, erika]
     first_page = requests.post(
         f"{server.url}/crm/v3/objects/contacts/search",
         json={"limit": 2},
@@ -246,21 +275,27 @@ def test_search_operators_sorting_and_paging(search_server: HubSpotTestServer) -
     assert first_page["total"] == 3
     assert first_page["paging"] == {"next": {"after": "2"}}
     anna = ids({"propertyName": "firstname", "operator": "EQ", "value": "anna"})
-    assert ids({"propertyName": "hs_object_id", "operator": "HAS_PROPERTY"},
-               after="2", limit=2) == anna
+    assert (
+        ids({"propertyName": "hs_object_id", "operator": "HAS_PROPERTY"}, after="2", limit=2)
+        == anna
+    )
 
 
 def test_search_rejects_too_many_filters(search_server: HubSpotTestServer) -> None:
     client = HubSpot(access_token=DEFAULT_TOKEN, host=search_server.url)
 
     def search_with(groups: list[int]) -> None:
-        request = PublicObjectSearchRequest(filter_groups=[
-            FilterGroup(filters=[
-                Filter(property_name="firstname", operator="EQ", value=f"name{i}")
-                for i in range(size)
-            ])
-            for size in groups
-        ])
+        request = PublicObjectSearchRequest(
+            filter_groups=[
+                FilterGroup(
+                    filters=[
+                        Filter(property_name="firstname", operator="EQ", value=f"name{i}")
+                        for i in range(size)
+                    ]
+                )
+                for size in groups
+            ]
+        )
         client.crm.contacts.search_api.do_search(request, _request_timeout=TIMEOUT)
 
     search_with([6, 6, 6])  # 18 filters in total is the documented maximum
@@ -276,13 +311,17 @@ def test_search_limits_page_size_and_depth(server: HubSpotTestServer) -> None:
     headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
     url = f"{server.url}/crm/v3/objects/contacts/search"
     assert requests.post(url, json={"limit": 200}, headers=headers, timeout=TIMEOUT).ok
-    assert requests.post(url, json={"limit": 201}, headers=headers,
-                         timeout=TIMEOUT).status_code == 400
-    assert requests.post(url, json={"after": "9990", "limit": 20}, headers=headers,
-                         timeout=TIMEOUT).status_code == 400
+    assert (
+        requests.post(url, json={"limit": 201}, headers=headers, timeout=TIMEOUT).status_code == 400
+    )
+    assert (
+        requests.post(
+            url, json={"after": "9990", "limit": 20}, headers=headers, timeout=TIMEOUT
+        ).status_code
+        == 400
+    )
     long_query = {"query": "x" * 3000}
-    assert requests.post(url, json=long_query, headers=headers,
-                         timeout=TIMEOUT).status_code == 400
+    assert requests.post(url, json=long_query, headers=headers, timeout=TIMEOUT).status_code == 400
 
 
 # ------------------------------------------------------------------------------------------
@@ -298,8 +337,12 @@ def test_association_type_table_matches_the_sdk_enum() -> None:
     }
     ours = {definition.type_id for defs in ASSOCIATION_TYPES.values() for definition in defs}
     expected = {
-        "call_to_contact": 194, "call_to_company": 182, "call_to_deal": 206,
-        "task_to_contact": 204, "note_to_contact": 202, "ticket_to_contact": 16,
+        "call_to_contact": 194,
+        "call_to_company": 182,
+        "call_to_deal": 206,
+        "task_to_contact": 204,
+        "note_to_contact": 202,
+        "ticket_to_contact": 16,
     }
     for name, type_id in expected.items():
         assert sdk[name] == type_id
@@ -326,8 +369,11 @@ def test_call_with_inline_association_194_can_be_read_back(
                 "hs_call_from_number": ERIKA_PHONE,
                 "hs_call_body": "Rückruf vereinbart",
             },
-            associations=[association(contact_id, 194), association(company_id, 182),
-                          association(deal_id, 206)],
+            associations=[
+                association(contact_id, 194),
+                association(company_id, 182),
+                association(deal_id, 206),
+            ],
         ),
         _request_timeout=TIMEOUT,
     )
@@ -339,7 +385,9 @@ def test_call_with_inline_association_194_can_be_read_back(
     assert read.associations["contacts"].results[0].id == contact_id
     assert read.associations["contacts"].results[0].type == "call_to_contact"
     assert {name: [r.id for r in value.results] for name, value in read.associations.items()} == {
-        "contacts": [contact_id], "companies": [company_id], "deals": [deal_id],
+        "contacts": [contact_id],
+        "companies": [company_id],
+        "deals": [deal_id],
     }
 
     page = client.crm.associations.v4.basic_api.get_page(
@@ -350,9 +398,11 @@ def test_call_with_inline_association_194_can_be_read_back(
 
     # Stored in both directions, like HubSpot: the contact sees the call with type 193.
     assert Association("calls", call.id, "contacts", contact_id, 194) in server.associations(
-        "calls", call.id)
+        "calls", call.id
+    )
     assert Association("contacts", contact_id, "calls", call.id, 193) in server.associations(
-        "contacts", contact_id)
+        "contacts", contact_id
+    )
 
 
 def test_v4_association_endpoints_and_batch_read(
@@ -360,29 +410,39 @@ def test_v4_association_endpoints_and_batch_read(
 ) -> None:
     contact_id = server.add_contact({"firstname": "Erika"})
     company_id = server.add_company({"name": "Beispiel GmbH"})
-    note_id = server.add_object("notes", {"hs_timestamp": "2026-01-15T09:30:00Z",
-                                          "hs_note_body": "Notiz"})
+    note_id = server.add_object(
+        "notes", {"hs_timestamp": "2026-01-15T09:30:00Z", "hs_note_body": "Notiz"}
+    )
     v4 = client.crm.associations.v4.basic_api
     made = v4.create_default("notes", note_id, "contacts", contact_id, _request_timeout=TIMEOUT)
     assert made.status == "COMPLETE"
     assert [r.association_spec.association_type_id for r in made.results] == [202, 201]
-    labeled = v4.create("contacts", contact_id, "companies", company_id,
-                        [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}],
-                        _request_timeout=TIMEOUT)
+    labeled = v4.create(
+        "contacts",
+        contact_id,
+        "companies",
+        company_id,
+        [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}],
+        _request_timeout=TIMEOUT,
+    )
     assert labeled.labels == ["Primary"]
     # A primary association comes with the unlabeled one, in both directions.
-    assert {a.type_id for a in server.associations("contacts", contact_id)
-            if a.to_type == "companies"} == {1, 279}
+    assert {
+        a.type_id for a in server.associations("contacts", contact_id) if a.to_type == "companies"
+    } == {1, 279}
     assert {a.type_id for a in server.associations("companies", company_id)} == {2, 280}
-    labels = requests.get(f"{server.url}/crm/v4/associations/calls/contacts/labels",
-                          headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
-                          timeout=TIMEOUT).json()
+    labels = requests.get(
+        f"{server.url}/crm/v4/associations/calls/contacts/labels",
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        timeout=TIMEOUT,
+    ).json()
     assert labels == {"results": [{"category": "HUBSPOT_DEFINED", "typeId": 194, "label": None}]}
 
     read = requests.post(
         f"{server.url}/crm/v3/objects/contacts/batch/read",
         json={"inputs": [{"id": contact_id}, {"id": "424242"}], "properties": ["firstname"]},
-        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"}, timeout=TIMEOUT,
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        timeout=TIMEOUT,
     )
     assert read.status_code == 207
     assert [r["properties"]["firstname"] for r in read.json()["results"]] == ["Erika"]
@@ -415,17 +475,21 @@ def test_wrong_association_type_id_is_rejected_and_nothing_is_created(
             _request_timeout=TIMEOUT,
         )
     assert error_body(missing_target.value)["context"]["INVALID_OBJECT_IDS"] == [
-        "CONTACT=424242 is not valid"]
+        "CONTACT=424242 is not valid"
+    ]
     assert server.objects("calls") == []
 
 
 def test_unknown_properties_and_bad_values_are_rejected(client: HubSpot) -> None:
     with pytest.raises(CallsApiException) as caught:
         client.crm.objects.calls.basic_api.create(
-            SimplePublicObjectInputForCreate(properties={
-                "hs_timestamp": "yesterday", "sipgate_call_id": "c-1",
-                "hs_call_direction": "SIDEWAYS",
-            }),
+            SimplePublicObjectInputForCreate(
+                properties={
+                    "hs_timestamp": "yesterday",
+                    "sipgate_call_id": "c-1",
+                    "hs_call_direction": "SIDEWAYS",
+                }
+            ),
             _request_timeout=TIMEOUT,
         )
     body = error_body(caught.value)
@@ -442,16 +506,20 @@ def test_unknown_properties_and_bad_values_are_rejected(client: HubSpot) -> None
 def test_owner_ids_are_validated(server: HubSpotTestServer, client: HubSpot) -> None:
     server.add_owner("77001", "max.mustermann@example.com", "Max", "Mustermann")
     task = client.crm.objects.tasks.basic_api.create(
-        SimplePublicObjectInputForCreate(properties={
-            "hs_timestamp": "2026-01-15T09:30:00Z", "hs_task_subject": "Rückruf",
-            "hubspot_owner_id": "77001",
-        }),
+        SimplePublicObjectInputForCreate(
+            properties={
+                "hs_timestamp": "2026-01-15T09:30:00Z",
+                "hs_task_subject": "Rückruf",
+                "hubspot_owner_id": "77001",
+            }
+        ),
         _request_timeout=TIMEOUT,
     )
     assert task.properties["hubspot_owner_id"] == "77001"
     with pytest.raises(TasksApiException) as caught:
         client.crm.objects.tasks.basic_api.update(
-            task.id, SimplePublicObjectInput(properties={"hubspot_owner_id": "1"}),
+            task.id,
+            SimplePublicObjectInput(properties={"hubspot_owner_id": "1"}),
             _request_timeout=TIMEOUT,
         )
     assert "INVALID_OWNER_ID" in error_body(caught.value)["message"]
@@ -461,8 +529,11 @@ def test_batch_create_tasks(server: HubSpotTestServer, client: HubSpot) -> None:
     contact_id = server.add_contact({"firstname": "Erika"})
     inputs = [
         SimplePublicObjectBatchInputForCreate(
-            properties={"hs_timestamp": "2026-01-15T09:30:00Z",
-                        "hs_task_subject": f"Rückruf {n}", "hs_task_status": "NOT_STARTED"},
+            properties={
+                "hs_timestamp": "2026-01-15T09:30:00Z",
+                "hs_task_subject": f"Rückruf {n}",
+                "hs_task_status": "NOT_STARTED",
+            },
             associations=[association(contact_id, 204)],
         )
         for n in range(3)
@@ -473,8 +544,16 @@ def test_batch_create_tasks(server: HubSpotTestServer, client: HubSpot) -> None:
     assert response.status == "COMPLETE"
     assert len(response.results) == 3
     assert len(server.objects("tasks")) == 3
-    assert len([a for a in server.associations("contacts", contact_id)
-                if a.to_type == "tasks" and a.type_id == 203]) == 3
+    assert (
+        len(
+            [
+                a
+                for a in server.associations("contacts", contact_id)
+                if a.to_type == "tasks" and a.type_id == 203
+            ]
+        )
+        == 3
+    )
     assert [r.status for r in server.requests("POST", r"/batch/create$")] == [201]
 
     with pytest.raises(TasksApiException) as caught:
@@ -492,12 +571,15 @@ def test_batch_upsert_by_unique_property(server: HubSpotTestServer, client: HubS
 
     def upsert(id_property: str, call_id: str, body: str) -> Any:
         return client.crm.objects.calls.batch_api.upsert(
-            BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-                SimplePublicObjectBatchInputUpsert(
-                    id_property=id_property, id=call_id,
-                    properties={"hs_timestamp": "2026-01-15T09:30:00Z", "hs_call_body": body},
-                )
-            ]),
+            BatchInputSimplePublicObjectBatchInputUpsert(
+                inputs=[
+                    SimplePublicObjectBatchInputUpsert(
+                        id_property=id_property,
+                        id=call_id,
+                        properties={"hs_timestamp": "2026-01-15T09:30:00Z", "hs_call_body": body},
+                    )
+                ]
+            ),
             _request_timeout=TIMEOUT,
         )
 
@@ -531,10 +613,13 @@ def test_duplicate_contact_email_is_a_conflict(server: HubSpotTestServer, client
 def test_request_log_keeps_raw_json_types(server: HubSpotTestServer, client: HubSpot) -> None:
     """The SDK does not stringify: a Python int goes out as a JSON number."""
     call = client.crm.objects.calls.basic_api.create(
-        SimplePublicObjectInputForCreate(properties={
-            "hs_timestamp": 1768469400000, "hs_call_duration": 42000,
-            "hs_call_title": "Anruf von Erika Mustermann",
-        }),
+        SimplePublicObjectInputForCreate(
+            properties={
+                "hs_timestamp": 1768469400000,
+                "hs_call_duration": 42000,
+                "hs_call_title": "Anruf von Erika Mustermann",
+            }
+        ),
         _request_timeout=TIMEOUT,
     )
     # HubSpot stores strings (and normalises datetimes) whatever the client sent.
@@ -578,11 +663,13 @@ def test_missing_scope_gets_403_with_scope_names() -> None:
         body = error_body(caught.value)
         assert body["category"] == "MISSING_SCOPES"
         assert body["errors"][0]["context"]["requiredGranularScopes"] == [
-            "crm.objects.contacts.write"]
+            "crm.objects.contacts.write"
+        ]
         with pytest.raises(OwnersApiException) as owners:
             client.crm.owners.owners_api.get_page(_request_timeout=TIMEOUT)
         assert error_body(owners.value)["errors"][0]["context"]["requiredGranularScopes"] == [
-            "crm.objects.owners.read"]
+            "crm.objects.owners.read"
+        ]
 
 
 def test_private_app_token_introspection(server: HubSpotTestServer) -> None:
@@ -598,7 +685,8 @@ def test_private_app_token_introspection(server: HubSpotTestServer) -> None:
     assert info["scopes"] == ["crm.objects.contacts.read", "oauth"]
     unknown = requests.post(
         f"{server.url}/oauth/v2/private-apps/get/access-token-info",
-        json={"tokenKey": "pat-eu1-nope"}, timeout=TIMEOUT,
+        json={"tokenKey": "pat-eu1-nope"},
+        timeout=TIMEOUT,
     )
     assert unknown.status_code == 401
 
@@ -613,10 +701,16 @@ def test_oauth_token_metadata_via_sdk(server: HubSpotTestServer) -> None:
 
 def test_oauth_tokens_get_no_daily_rate_limit_headers(server: HubSpotTestServer) -> None:
     server.add_token("oauth-token-max", ALL_SCOPES, kind="oauth")
-    private = requests.get(f"{server.url}/crm/v3/objects/contacts", timeout=TIMEOUT,
-                           headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"})
-    oauth = requests.get(f"{server.url}/crm/v3/objects/contacts", timeout=TIMEOUT,
-                         headers={"Authorization": "Bearer oauth-token-max"})
+    private = requests.get(
+        f"{server.url}/crm/v3/objects/contacts",
+        timeout=TIMEOUT,
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+    )
+    oauth = requests.get(
+        f"{server.url}/crm/v3/objects/contacts",
+        timeout=TIMEOUT,
+        headers={"Authorization": "Bearer oauth-token-max"},
+    )
     assert private.headers["X-HubSpot-RateLimit-Daily"] == "250000"
     assert "X-HubSpot-RateLimit-Daily" not in oauth.headers
     assert oauth.headers["X-HubSpot-RateLimit-Max"] == "100"
@@ -665,8 +759,9 @@ def test_retry_after_makes_urllib3_retry_gets_silently() -> None:
         server.reset_rate_limits()
         client.crm.contacts.basic_api.get_page(_request_timeout=TIMEOUT)
         with pytest.raises(ContactsApiException) as caught:
-            client.crm.contacts.basic_api.create(ContactInput(properties={"firstname": "Max"}),
-                                                 _request_timeout=TIMEOUT)
+            client.crm.contacts.basic_api.create(
+                ContactInput(properties={"firstname": "Max"}), _request_timeout=TIMEOUT
+            )
         assert caught.value.headers["Retry-After"] == "0"
         assert [r.status for r in server.requests("POST")] == [429]  # POST: no retry
 
@@ -676,11 +771,13 @@ def test_search_has_its_own_per_second_budget() -> None:
     with HubSpotTestServer(clock=clock) as server:
         client = HubSpot(access_token=DEFAULT_TOKEN, host=server.url)
         for _ in range(5):
-            client.crm.contacts.search_api.do_search(phone_search(ERIKA_NSN),
-                                                     _request_timeout=TIMEOUT)
+            client.crm.contacts.search_api.do_search(
+                phone_search(ERIKA_NSN), _request_timeout=TIMEOUT
+            )
         with pytest.raises(ContactsApiException) as caught:
-            client.crm.contacts.search_api.do_search(phone_search(ERIKA_NSN),
-                                                     _request_timeout=TIMEOUT)
+            client.crm.contacts.search_api.do_search(
+                phone_search(ERIKA_NSN), _request_timeout=TIMEOUT
+            )
         body = error_body(caught.value)
         assert caught.value.status == 429
         assert body["errorType"] == "RATE_LIMIT"
@@ -691,8 +788,7 @@ def test_search_has_its_own_per_second_budget() -> None:
         # Other endpoints are unaffected by the search budget.
         client.crm.contacts.basic_api.get_page(_request_timeout=TIMEOUT)
         clock.advance(1.0)
-        client.crm.contacts.search_api.do_search(phone_search(ERIKA_NSN),
-                                                 _request_timeout=TIMEOUT)
+        client.crm.contacts.search_api.do_search(phone_search(ERIKA_NSN), _request_timeout=TIMEOUT)
 
 
 def test_daily_budget_gives_429_daily(server: HubSpotTestServer, client: HubSpot) -> None:
@@ -754,17 +850,21 @@ def test_fail_next_injects_errors_without_touching_state(
 ) -> None:
     server.fail_next(r"/search$", 502, count=1)
     with pytest.raises(ContactsApiException) as caught:
-        client.crm.contacts.search_api.do_search(phone_search(ERIKA_NSN),
-                                                 _request_timeout=TIMEOUT)
+        client.crm.contacts.search_api.do_search(phone_search(ERIKA_NSN), _request_timeout=TIMEOUT)
     assert caught.value.status == 502
     assert type(caught.value).__name__ == "ServiceException"
-    assert client.crm.contacts.search_api.do_search(
-        phone_search(ERIKA_NSN), _request_timeout=TIMEOUT).total == 0
+    assert (
+        client.crm.contacts.search_api.do_search(
+            phone_search(ERIKA_NSN), _request_timeout=TIMEOUT
+        ).total
+        == 0
+    )
 
     server.fail_next(r"/crm/v3/objects/contacts$", 429, method="POST")
     with pytest.raises(ContactsApiException) as limited:
-        client.crm.contacts.basic_api.create(ContactInput(properties={"firstname": "Max"}),
-                                             _request_timeout=TIMEOUT)
+        client.crm.contacts.basic_api.create(
+            ContactInput(properties={"firstname": "Max"}), _request_timeout=TIMEOUT
+        )
     assert error_body(limited.value)["policyName"] == "TEN_SECONDLY_ROLLING"
     assert server.objects("contacts") == []
     assert [e.injected for e in server.requests(path_regex="contacts")] == [True, False, True]
@@ -779,12 +879,14 @@ def test_fail_next_injects_errors_without_touching_state(
 def test_owners_by_email_and_id(server: HubSpotTestServer, client: HubSpot) -> None:
     server.add_owner("77001", "max.mustermann@example.com", "Max", "Mustermann", user_id=9101)
     server.add_owner("77002", "erika.mustermann@example.com", "Erika", "Mustermann")
-    page = client.crm.owners.owners_api.get_page(email="Max.Mustermann@example.com",
-                                                 _request_timeout=TIMEOUT)
+    page = client.crm.owners.owners_api.get_page(
+        email="Max.Mustermann@example.com", _request_timeout=TIMEOUT
+    )
     assert [o.id for o in page.results] == ["77001"]
     assert page.results[0].user_id == 9101
-    owner = client.crm.owners.owners_api.get_by_id(9101, id_property="userId",
-                                                   _request_timeout=TIMEOUT)
+    owner = client.crm.owners.owners_api.get_by_id(
+        9101, id_property="userId", _request_timeout=TIMEOUT
+    )
     assert owner.email == "max.mustermann@example.com"
     with pytest.raises(OwnersApiException) as caught:
         client.crm.owners.owners_api.get_by_id(1, _request_timeout=TIMEOUT)
@@ -792,25 +894,40 @@ def test_owners_by_email_and_id(server: HubSpotTestServer, client: HubSpot) -> N
 
 
 def test_properties_list_read_and_create(server: HubSpotTestServer, client: HubSpot) -> None:
-    names = {p.name for p in client.crm.properties.core_api.get_all(
-        "contacts", _request_timeout=TIMEOUT).results}
+    names = {
+        p.name
+        for p in client.crm.properties.core_api.get_all(
+            "contacts", _request_timeout=TIMEOUT
+        ).results
+    }
     assert {"phone", "mobilephone", "hs_searchable_calculated_phone_number"} <= names
     created = client.crm.properties.core_api.create(
         "calls",
-        PropertyCreate(name="sipgate_call_id", label="sipgate call id", type="string",
-                       field_type="text", group_name="callinformation",
-                       has_unique_value=True),
+        PropertyCreate(
+            name="sipgate_call_id",
+            label="sipgate call id",
+            type="string",
+            field_type="text",
+            group_name="callinformation",
+            has_unique_value=True,
+        ),
         _request_timeout=TIMEOUT,
     )
     assert created.has_unique_value is True
-    read = client.crm.properties.core_api.get_by_name("calls", "sipgate_call_id",
-                                                      _request_timeout=TIMEOUT)
+    read = client.crm.properties.core_api.get_by_name(
+        "calls", "sipgate_call_id", _request_timeout=TIMEOUT
+    )
     assert read.name == "sipgate_call_id"
     response = client.crm.objects.calls.batch_api.upsert(
-        BatchInputSimplePublicObjectBatchInputUpsert(inputs=[SimplePublicObjectBatchInputUpsert(
-            id_property="sipgate_call_id", id="c-0002",
-            properties={"hs_timestamp": "2026-01-15T09:30:00Z"},
-        )]),
+        BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id_property="sipgate_call_id",
+                    id="c-0002",
+                    properties={"hs_timestamp": "2026-01-15T09:30:00Z"},
+                )
+            ]
+        ),
         _request_timeout=TIMEOUT,
     )
     assert response.results[0].new is True
@@ -826,7 +943,8 @@ def test_sdk_builds_a_new_api_client_on_every_attribute_access(client: HubSpot) 
     assert first is not second
     assert first.api_client is not second.api_client
     assert first.api_client.rest_client.pool_manager is not (
-        second.api_client.rest_client.pool_manager)
+        second.api_client.rest_client.pool_manager
+    )
 
 
 def test_each_sdk_package_has_its_own_api_exception() -> None:

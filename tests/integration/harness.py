@@ -71,7 +71,8 @@ class RunningService:
             "queue": {
                 "url": "sqlite:///data/queue.db",
                 "lease_seconds": 3,
-                "sweep_interval_seconds": 1,
+                "poll_interval_seconds": 0.2,
+                "requeue_after_seconds": 2,
                 "retry_base_seconds": 0.5,
                 "retry_max_seconds": 2,
             },

@@ -145,3 +145,27 @@ def test_timezone_offsets_are_normalised_to_utc(example_v1: dict[str, Any]) -> N
 def test_missing_duration_is_derived_from_the_times(example_v1: dict[str, Any]) -> None:
     example_v1["call"]["duration"] = None
     assert parse_report(example_v1).duration == timedelta(milliseconds=82666)
+
+
+def test_transcript_chunk_errors_carry_their_index(example_v1: dict[str, Any]) -> None:
+    chunks = example_v1["assist"]["transcription"]["chunks"]
+    chunks[1] = "not an object"
+    chunks[2]["startTime"] = "soon"
+    chunks[3]["content"] = 7
+    with pytest.raises(PayloadError) as info:
+        parse_report(example_v1)
+    assert set(info.value.messages) == {
+        "assist.transcription.chunks.1._schema",
+        "assist.transcription.chunks.2.startTime",
+        "assist.transcription.chunks.3.content",
+    }
+
+
+def test_long_transcripts_keep_every_chunk(example_v1: dict[str, Any]) -> None:
+    chunk = example_v1["assist"]["transcription"]["chunks"][0]
+    example_v1["assist"]["transcription"]["chunks"] = [
+        {**chunk, "startTime": i * 1000, "extraField": True} for i in range(600)
+    ]
+    report = parse_report(example_v1)
+    assert len(report.transcript_chunks) == 600
+    assert report.transcript_chunks[-1].start_ms == 599000

@@ -184,12 +184,30 @@ def test_removed_target_is_dead(services: Services, example_v1: dict[str, Any]) 
     assert pipeline.process(delivery).status == DEAD  # type: ignore[union-attr]
 
 
-def test_sweeper_grace_leaves_fresh_pending_deliveries_to_the_queue(
+def test_relay_sends_one_message_per_due_delivery_until_requeue_after(
     services: Services, example_v1: dict[str, Any]
 ) -> None:
     delivery = accept(services.ledger, example_v1)
-    assert services.ledger.due(grace=timedelta(seconds=60)) == []
-    assert services.ledger.due() == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == []  # a message is on its way
+    with services.ledger.engine.begin() as conn:  # ... and was lost: after requeue_after, again
+        conn.execute(
+            update(deliveries).values(queued_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
+
+
+def test_a_scheduled_retry_is_not_relayed_again_before_its_time(
+    services: Services, example_v1: dict[str, Any]
+) -> None:
+    pipeline, scheduled = make_pipeline(services, ScriptedAdapter([RetryableError("down")]))
+    delivery = accept(services.ledger, example_v1)
+    services.ledger.take_due(timedelta(seconds=60))
+    pipeline.process(delivery)
+    assert scheduled  # the retry went to the queue with its eta ...
+    with services.ledger.engine.begin() as conn:  # ... and when it is due,
+        conn.execute(update(deliveries).values(next_attempt_at=datetime.now(UTC)))
+    assert services.ledger.take_due(timedelta(seconds=60)) == []  # the relay does not duplicate it
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 12, 40])

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
         sa.Column("lease_until", UTCDateTime(), nullable=True),
         sa.Column("lease_token", sa.String(36), nullable=True),
+        sa.Column("queued_until", UTCDateTime(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("refs", sa.JSON(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),

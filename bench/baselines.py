@@ -1,0 +1,54 @@
+"""Baseline WSGI apps the webhook benchmark compares the service against (served by gunicorn).
+
+* `bare_app`: reads the body and answers 204 — the cost of HTTP and gunicorn alone.
+* `durable_insert_app`: reads the body and commits it in one SQLite insert with the ledger's
+  durability settings (WAL, ``synchronous=FULL``) — the floor for "answered only once on disk".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+StartResponse = Callable[..., Any]
+_local = threading.local()
+
+
+def _read(environ: dict[str, Any]) -> bytes:
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        return stream.read(int(length))  # type: ignore[no-any-return]
+    return stream.read()  # type: ignore[no-any-return]
+
+
+def bare_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Read the body, answer 204."""
+    _read(environ)
+    start_response("204 No Content", [])
+    return [b""]
+
+
+def _connection() -> sqlite3.Connection:
+    conn: sqlite3.Connection | None = getattr(_local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(os.environ["BENCH_SQLITE"], timeout=15, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=" + os.environ.get("BENCH_SYNCHRONOUS", "FULL"))
+        conn.execute("CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB)")
+        _local.conn = conn
+    return conn
+
+
+def durable_insert_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    """Read the body, commit it in one durable insert, answer 200."""
+    body = _read(environ)
+    conn = _connection()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO bodies (body) VALUES (?)", (body,))
+    conn.execute("COMMIT")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [b'{"status":"accepted"}']
