@@ -67,7 +67,7 @@ class ServerConfig:
     trusted_proxies: int = 0
     max_body_bytes: int = 5 * 1024 * 1024
     bind: str = "127.0.0.1:8000"
-    workers: int = 2
+    workers: int = 4
     threads: int = 1
     timeout_seconds: int = 30
 
@@ -148,7 +148,7 @@ class _ServerSchema(Schema):
         load_default=5 * 1024 * 1024, validate=validate.Range(min=1024, max=100 * 1024 * 1024)
     )
     bind = fields.String(load_default="127.0.0.1:8000")
-    workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
     threads = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
     timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(min=1))
 
