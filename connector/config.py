@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
+from connector.policy import POLICY_KEYS, Defaults, DeliveryPolicy, load_policy
+from connector.problems import ConfigError, ConfigProblem, problems_from_messages
+
 __all__ = [
     "Config",
     "ConfigError",
@@ -34,27 +37,6 @@ ENV_CONFIG = "SIPGATE_CRM_CONFIG"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong with the configuration, and where."""
-
-    file: str
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}: {self.path}" if self.path else self.file
-        return f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` lists everything that is wrong."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
 
 
 @dataclass(frozen=True)
@@ -100,6 +82,7 @@ class TargetConfig:
     name: str
     type: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
 
 @dataclass(frozen=True)
@@ -112,6 +95,7 @@ class Config:
     targets: tuple[TargetConfig, ...]
     log_level: str = "INFO"
     source: Path | None = None
+    defaults: Defaults = field(default_factory=Defaults)
 
     def target(self, name: str) -> TargetConfig:
         """The target called `name`; `KeyError` if there is none."""
@@ -209,29 +193,32 @@ class _RootSchema(Schema):
     defaults = fields.Dict(load_default=dict)
 
 
+def _region(value: str) -> None:
+    import phonenumbers
+
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(f"{value!r} is not a region code such as DE, AT or CH.")
+
+
+def _timezone(value: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a time zone such as Europe/Berlin.") from exc
+
+
+class _DefaultsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    region = fields.String(load_default="DE", validate=_region)
+    timezone = fields.String(load_default="Europe/Berlin", validate=_timezone)
+    language = fields.String(load_default="en", validate=validate.OneOf(["en", "de"]))
+
+
 # --- loading --------------------------------------------------------------------------------
-
-
-def _problems(file: str, prefix: str, messages: Any) -> list[ConfigProblem]:
-    out: list[ConfigProblem] = []
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            if isinstance(key, int):
-                path = f"{prefix}[{key}]"
-            elif key == "_schema":
-                path = prefix
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            out.extend(_problems(file, path, value))
-    elif isinstance(messages, list):
-        for message in messages:
-            out.extend(_problems(file, prefix, message))
-    else:
-        text = str(messages)
-        if text == "Unknown field.":
-            text = "Unknown key (a typo?)."
-        out.append(ConfigProblem(file, prefix, text))
-    return out
 
 
 def _substitute_env(node: Any, path: str, file: str, problems: list[ConfigProblem]) -> Any:
@@ -274,7 +261,12 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
 
 
 def _target_options(
-    raw: dict[str, Any], index: int, file: str, base: Path, problems: list[ConfigProblem]
+    raw: dict[str, Any],
+    index: int,
+    file: str,
+    base: Path,
+    defaults: Defaults,
+    problems: list[ConfigProblem],
 ) -> TargetConfig | None:
     from connector.adapters import AdapterNotFound, adapter_class
 
@@ -282,23 +274,26 @@ def _target_options(
     try:
         head = _TargetSchema().load(raw)
     except ValidationError as exc:
-        problems.extend(_problems(file, where, exc.messages))
+        problems.extend(problems_from_messages(file, where, exc.messages))
         return None
     try:
         cls = adapter_class(head["type"])
     except AdapterNotFound as exc:
         problems.append(ConfigProblem(file, f"{where}.type", str(exc)))
         return None
-    options = {k: v for k, v in raw.items() if k not in ("name", "type")}
+    options = {k: v for k, v in raw.items() if k not in ("name", "type") and k not in POLICY_KEYS}
+    policy = load_policy(raw, where, file, base, defaults, cls.searchable_objects, problems)
     try:
         loaded = cls.config_schema().load(options)
     except ValidationError as exc:
-        problems.extend(_problems(file, where, exc.messages))
+        problems.extend(problems_from_messages(file, where, exc.messages))
+        return None
+    if policy is None:
         return None
     for key, value in list(loaded.items()):
         if isinstance(value, str) and key.endswith("url"):
             loaded[key] = resolve_sqlite_url(value, base)
-    return TargetConfig(name=head["name"], type=head["type"], options=loaded)
+    return TargetConfig(name=head["name"], type=head["type"], options=loaded, policy=policy)
 
 
 def parse_config(document: Any, file: str = "<config>", base: Path | None = None) -> Config:
@@ -311,7 +306,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
     try:
         root = _RootSchema().load(document)
     except ValidationError as exc:
-        problems.extend(_problems(file, "", exc.messages))
+        problems.extend(problems_from_messages(file, "", exc.messages))
         raise ConfigError(problems) from exc
 
     sections: dict[str, dict[str, Any]] = {}
@@ -323,14 +318,19 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         try:
             sections[key] = schema().load(root[key])
         except ValidationError as exc:
-            problems.extend(_problems(file, key, exc.messages))
+            problems.extend(problems_from_messages(file, key, exc.messages))
 
+    try:
+        defaults = Defaults(**_DefaultsSchema().load(root["defaults"]))
+    except ValidationError as exc:
+        problems.extend(problems_from_messages(file, "defaults", exc.messages))
+        defaults = Defaults()
     targets: list[TargetConfig] = []
     seen: set[str] = set()
     if not root["targets"]:
         problems.append(ConfigProblem(file, "targets", "Configure at least one target."))
     for index, raw in enumerate(root["targets"]):
-        target = _target_options(raw, index, file, base, problems)
+        target = _target_options(raw, index, file, base, defaults, problems)
         if target is None:
             continue
         if target.name in seen:
@@ -362,6 +362,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         targets=tuple(targets),
         log_level=root["log_level"],
         source=Path(file) if file != "<config>" else None,
+        defaults=defaults,
     )
 
 
@@ -393,4 +394,5 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         targets=config.targets,
         log_level=config.log_level,
         source=chosen.resolve(),
+        defaults=config.defaults,
     )

@@ -1,6 +1,7 @@
-"""Deliver one call to one target: claim → parse → write → record, with retries decided here.
+"""Deliver one call to one target: claim → filter → match → render → write → record.
 
-The pipeline is CRM-neutral: it knows adapters only through `connector.adapters.Adapter`. It owns
+The pipeline is CRM-neutral: it knows adapters only through `connector.adapters.Adapter` and
+the target's `DeliveryPolicy` (filters, matching, templates; see `connector.planning`). It owns
 the retry policy (exponential backoff with jitter, honouring a target's Retry-After, parking a
 target that hit a daily limit, giving up after ``queue.give_up_after_hours``) and writes every
 outcome to the ledger.
@@ -16,15 +17,18 @@ from datetime import UTC, datetime, timedelta
 
 from connector.adapters import (
     Adapter,
-    DeliveryJob,
     Journal,
     PermanentError,
     RetryableError,
     TargetParked,
 )
 from connector.config import QueueConfig
-from connector.ledger import DEAD, DONE, RETRYING, Claim, Ledger
+from connector.filters import skip_reason
+from connector.ledger import DEAD, DONE, RETRYING, SKIPPED, Claim, Ledger
 from connector.payload import PayloadError, report_from_json
+from connector.planning import plan_delivery
+from connector.policy import DeliveryPolicy
+from connector.render import TemplateProblem
 
 __all__ = ["DeliveryPipeline", "Outcome", "backoff_delay"]
 
@@ -72,9 +76,11 @@ class DeliveryPipeline:
         adapters: Mapping[str, Adapter],
         queue: QueueConfig,
         schedule: Schedule | None = None,
+        policies: Mapping[str, DeliveryPolicy] | None = None,
     ) -> None:
         self.ledger = ledger
         self.adapters = adapters
+        self.policies = dict(policies or {})
         self.queue = queue
         self.schedule = schedule or (lambda _id, _at: None)
         self.lease = timedelta(seconds=queue.lease_seconds)
@@ -116,8 +122,20 @@ class DeliveryPipeline:
         journal = Journal(
             claim.refs, save=lambda key, value: self.ledger.record_ref(claim, key, value)
         )
+        policy = self.policies.get(claim.target) or DeliveryPolicy()
+        filtered = skip_reason(report, policy.filters, policy.defaults.region)
+        if filtered is not None:
+            self.ledger.complete(claim, journal.as_dict(), skipped_reason=filtered)
+            log.info("call %s → %s: skipped (%s)", claim.call_id, claim.target, filtered)
+            return Outcome(delivery_id, SKIPPED, filtered)
         try:
-            result = adapter.write(DeliveryJob(report=report), journal)
+            plan = plan_delivery(report, policy, adapter, journal)
+            if plan.job is None:
+                reason = plan.skip_reason or "nothing to write"
+                self.ledger.complete(claim, journal.as_dict(), skipped_reason=reason)
+                log.info("call %s → %s: skipped (%s)", claim.call_id, claim.target, reason)
+                return Outcome(delivery_id, SKIPPED, reason)
+            result = adapter.write(plan.job, journal)
         except TargetParked as exc:
             self.ledger.park_target(claim.target, exc.until, str(exc))
             self.ledger.retry_later(
@@ -138,6 +156,12 @@ class DeliveryPipeline:
             return Outcome(delivery_id, RETRYING, str(exc))
         except RetryableError as exc:
             return self._retry(claim, str(exc), exc.retry_after)
+        except TemplateProblem as exc:
+            self.ledger.fail(claim, f"Template error: {exc}")
+            log.error(
+                "call %s → %s: dead: template error in %s", claim.call_id, claim.target, exc.field
+            )
+            return Outcome(delivery_id, DEAD, str(exc))
         except PermanentError as exc:
             self.ledger.fail(claim, str(exc))
             log.error("call %s → %s: dead: %s", claim.call_id, claim.target, exc)

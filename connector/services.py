@@ -46,7 +46,12 @@ class Services:
             self.adapters = build_adapters(self.config)
             for name, adapter in self.adapters.items():
                 adapter.bind_memo(LedgerMemo(self.ledger, name))
-        pipeline = DeliveryPipeline(self.ledger, self.adapters, self.config.queue)
+        pipeline = DeliveryPipeline(
+            self.ledger,
+            self.adapters,
+            self.config.queue,
+            policies={t.name: t.policy for t in self.config.targets},
+        )
         self.queue.bind(pipeline)
         return pipeline
 

@@ -229,6 +229,10 @@ class Adapter(ABC):
     searchable_objects: ClassVar[tuple[str, ...]] = ()
     #: Object types `create_record` can create for ``on_no_match``.
     creatable_objects: ClassVar[tuple[str, ...]] = ()
+    #: Hard length limits of the call record's fields (the mapping may set lower ones).
+    field_limits: ClassVar[Mapping[str, int]] = {}
+    #: Whether `write` stores `DeliveryJob.overflow` (text that did not fit) in a record of its own.
+    supports_overflow: ClassVar[bool] = False
 
     def __init__(self, name: str, options: Mapping[str, Any]) -> None:
         self.name = name

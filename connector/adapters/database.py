@@ -1,8 +1,9 @@
 """The ``database`` target: every call in normalised tables of any SQL database, for BI tools.
 
 Tables (names prefixed with ``table_prefix``, default ``sipgate_``): ``calls`` (one row per call),
-``participants``, ``key_points``, ``topics``, ``action_items``, ``small_talk`` and
-``transcript_chunks``, each keyed by ``call_id``. A call is written in one transaction that first
+``participants``, ``key_points``, ``topics``, ``action_items``, ``small_talk``,
+``transcript_chunks`` and ``rendered_fields`` (the mapping's templates, rendered), each keyed by
+``call_id``. A call is written in one transaction that first
 removes what an earlier attempt wrote, so a delivery can be repeated any number of times and the
 tables hold each call exactly once.
 """
@@ -52,7 +53,7 @@ class DatabaseOptions(OptionsSchema):
     table_prefix = fields.String(
         load_default="sipgate_", validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,30}$|^$")
     )
-    transcript = fields.Boolean(load_default=True)
+    store_transcript = fields.Boolean(load_default=True)
 
 
 def warehouse_tables(prefix: str) -> tuple[MetaData, dict[str, Table]]:
@@ -105,6 +106,11 @@ def warehouse_tables(prefix: str) -> tuple[MetaData, dict[str, Table]]:
             Column("topic", Text(), nullable=False),
             Column("description", Text(), nullable=False),
         ),
+        "rendered_fields": child(
+            "rendered_fields",
+            Column("field", String(255), nullable=False),
+            Column("value", Text(), nullable=False),
+        ),
         "transcript_chunks": child(
             "transcript_chunks",
             Column("speaker", String(32), nullable=False),
@@ -116,7 +122,9 @@ def warehouse_tables(prefix: str) -> tuple[MetaData, dict[str, Table]]:
     return md, tables
 
 
-def _rows(report: CallReport, with_transcript: bool) -> dict[str, list[dict[str, Any]]]:
+def _rows(
+    report: CallReport, with_transcript: bool, rendered: Mapping[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
     cid = report.call_id
     blank = {
         "number": None,
@@ -164,6 +172,7 @@ def _rows(report: CallReport, with_transcript: bool) -> dict[str, list[dict[str,
         "topics": [{"topic": t} for t in report.topics],
         "action_items": [{"text": a.content} for a in report.action_items],
         "small_talk": [{"topic": s.topic, "description": s.description} for s in report.small_talk],
+        "rendered_fields": [{"field": k, "value": str(v)} for k, v in rendered.items()],
         "transcript_chunks": [
             {"speaker": c.speaker, "start_ms": c.start_ms, "end_ms": c.end_ms, "content": c.content}
             for c in report.transcript_chunks
@@ -212,7 +221,7 @@ class DatabaseAdapter(Adapter):
         report = job.report
         try:
             self._ensure_tables()
-            rows = _rows(report, self.options["transcript"])
+            rows = _rows(report, self.options["store_transcript"], job.fields)
             with self.engine.begin() as conn:
                 for table in self.tables.values():
                     conn.execute(delete(table).where(table.c.call_id == report.call_id))

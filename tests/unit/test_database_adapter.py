@@ -65,7 +65,7 @@ def test_repeating_a_call_replaces_rather_than_duplicates_children(tmp_path: Pat
 
 
 def test_transcript_can_be_left_out(tmp_path: Path) -> None:
-    adapter = make(tmp_path, transcript=False)
+    adapter = make(tmp_path, store_transcript=False)
     adapter.write(DeliveryJob(example_report()), Journal())
     with adapter.engine.connect() as conn:
         assert conn.execute(select(adapter.tables["calls"].c.transcript)).scalar_one() is None
