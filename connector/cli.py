@@ -268,14 +268,37 @@ def _fmt_time(value: datetime | None) -> str:
 @click.option("--limit", default=20, show_default=True, help="How many recent calls.")
 @click.option("--call", "call_id", default=None, help="Only this call id.")
 @click.option("--failed", is_flag=True, help="Only calls with a retrying or dead delivery.")
-def status(config_path: str, as_json: bool, limit: int, call_id: str | None, failed: bool) -> None:
+@click.option(
+    "--unmatched",
+    is_flag=True,
+    help="Only calls that matched no CRM record, or several (ambiguous).",
+)
+def status(
+    config_path: str,
+    as_json: bool,
+    limit: int,
+    call_id: str | None,
+    failed: bool,
+    unmatched: bool,
+) -> None:
     """Recent calls and where each target's delivery stands."""
     config = _load(config_path)
     from connector.ledger import DEAD, RETRYING, Ledger
 
     ledger = Ledger.from_url(config.storage.url)
     ledger.migrate()
-    rows = ledger.recent_calls(limit, call_id, (RETRYING, DEAD) if failed else ())
+    rows = ledger.recent_calls(
+        limit if not unmatched else max(limit, 1000), call_id, (RETRYING, DEAD) if failed else ()
+    )
+    if unmatched:
+        rows = [
+            r
+            for r in rows
+            if any(
+                d.refs.get("match", {}).get("status") in ("unmatched", "ambiguous")
+                for d in r.deliveries
+            )
+        ][:limit]
     parked = ledger.parked_targets()
     if as_json:
         for row in rows:
@@ -316,7 +339,9 @@ def status(config_path: str, as_json: bool, limit: int, call_id: str | None, fai
     for row in rows:
         remote = mask_number(row.from_number if row.direction == "IN" else row.to_number)
         states = ", ".join(
-            f"{d.target}={d.status}" + (f"({d.attempts}: {d.last_error})" if d.last_error else "")
+            f"{d.target}={d.status}"
+            + (f"[{d.refs['match']['status']}]" if "match" in d.refs else "")
+            + (f"({d.attempts}: {d.last_error})" if d.last_error else "")
             for d in row.deliveries
         )
         click.echo(
@@ -325,6 +350,55 @@ def status(config_path: str, as_json: bool, limit: int, call_id: str | None, fai
         )
     counts = ledger.counts()
     click.echo("Totals: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+
+
+@main.command("dry-run")
+@config_option
+@click.argument("payload", type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
+@click.option("--offline", is_flag=True, help="Reach no CRM: searches find only --assume-match.")
+@click.option(
+    "--assume-match",
+    "assumptions",
+    multiple=True,
+    metavar="TYPE:ID[:NAME]",
+    help="With --offline: a record the search finds, e.g. contact:123 (repeatable).",
+)
+def dry_run_command(
+    config_path: str,
+    payload: str,
+    targets: tuple[str, ...],
+    offline: bool,
+    assumptions: tuple[str, ...],
+) -> None:
+    """Print, as JSON, what each target would do with the call in PAYLOAD; write nothing."""
+    from connector.dryrun import dry_run
+    from connector.payload import PayloadError, report_from_json
+
+    config = _load(config_path)
+    unknown = set(targets) - {t.name for t in config.targets}
+    if unknown:
+        raise click.UsageError(f"No target named {', '.join(sorted(unknown))}.")
+    try:
+        report = report_from_json(Path(payload).read_bytes())
+    except (PayloadError, ValueError) as exc:
+        detail = getattr(exc, "messages", str(exc))
+        raise click.ClickException(f"{payload} is not a valid call report: {detail}") from exc
+    try:
+        result = dry_run(config, report, targets, offline=offline, assumptions=assumptions)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["config", "mapping"]), default="config")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of the configuration file or of a mapping file (for editors)."""
+    from connector.jsonschema import config_schema, mapping_file_schema
+
+    document = config_schema() if kind == "config" else mapping_file_schema()
+    click.echo(json.dumps(document, indent=2))
 
 
 @main.command()

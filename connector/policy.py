@@ -255,8 +255,7 @@ def _templates(
 ) -> dict[str, jinja2.Template]:
     found = check_templates(sources, language, extra=extra)
     for problem in found:
-        line = f" (line {problem.line})" if problem.line else ""
-        problems.append(ConfigProblem(file, f"{path}.{problem.field}", problem.message + line))
+        problems.append(ConfigProblem(file, f"{path}.{problem.field}", problem.message))
     compiled, _ = compile_templates(sources)
     return compiled
 

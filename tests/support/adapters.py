@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,13 @@ from connector.adapters import (
     Adapter,
     AdapterError,
     CheckResult,
+    CrmRecord,
     DeliveryJob,
     Journal,
     WriteResult,
 )
 from connector.adapters.database import DatabaseAdapter, DatabaseOptions
+from connector.phone import PhoneNumber
 
 
 class ScriptedAdapter(Adapter):
@@ -72,3 +74,61 @@ class SlowDatabaseAdapter(DatabaseAdapter):
             marker.write_text(str(os.getpid()))
             time.sleep(self.options["hang_seconds"])
         return result
+
+
+class FakeCrm(Adapter):
+    """An in-memory CRM with a deliberately sloppy phone search, like real CRMs.
+
+    `search_by_phone` returns every record whose stored digits end with the caller's national
+    significant number — so numbers of other countries with the same NSN come back too, and the
+    matching policy must reject them.
+    """
+
+    type_name = "fakecrm"
+    searchable_objects = ("contact", "lead", "company")
+    creatable_objects = ("contact", "lead")
+    supports_overflow = True
+
+    def __init__(
+        self, records: list[CrmRecord] | None = None, limits: dict[str, int] | None = None
+    ) -> None:
+        super().__init__("fakecrm", {})
+        self.records = list(records or [])
+        self.searches = 0
+        self.created: list[CrmRecord] = []
+        self.owners = {"ops@example.invalid": "owner-ops"}
+        self.field_limits = limits or {}  # type: ignore[misc]
+
+    def check(self) -> list[CheckResult]:
+        return [CheckResult(True, "fake")]
+
+    def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
+        self.searches += 1
+        nsn = number.national_significant
+        return [
+            r
+            for r in self.records
+            if r.object_type in object_types
+            and any("".join(c for c in p if c.isdigit()).endswith(nsn) for p in r.phones)
+        ]
+
+    def create_record(
+        self, object_type: str, number: PhoneNumber, fields: Mapping[str, Any], journal: Journal
+    ) -> CrmRecord:
+        existing = journal.get("created")
+        if existing:
+            return CrmRecord(object_type, existing, (number.e164,))
+        record = CrmRecord(
+            object_type, f"new-{len(self.created) + 1}", (number.e164,), name=str(fields)
+        )
+        self.created.append(record)
+        self.records.append(record)
+        journal.record("created", record.id)
+        return record
+
+    def resolve_owner(self, email: str) -> str | None:
+        return self.owners.get(email)
+
+    def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
+        self.last_job = job
+        return WriteResult(refs={"call": f"call-{job.report.call_id}"})

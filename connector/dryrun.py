@@ -1,0 +1,105 @@
+"""``sipgate-crm dry-run``: what each target would do with a call, writing nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connector.adapters import (
+    Adapter,
+    CheckResult,
+    CrmRecord,
+    DeliveryJob,
+    Journal,
+    WriteResult,
+    adapter_class,
+)
+from connector.config import Config, TargetConfig
+from connector.filters import skip_reason
+from connector.payload import CallReport
+from connector.phone import PhoneNumber, parse_sipgate
+from connector.planning import plan_delivery
+
+__all__ = ["dry_run", "parse_assumption"]
+
+
+class _Offline(Adapter):
+    """Stands in for a target's adapter without reaching the CRM.
+
+    Searches return the assumed records, owner e-mails stay unresolved (shown as such), and the
+    real adapter is asked only to describe requests.
+    """
+
+    def __init__(self, real: Adapter, assumed: Sequence[CrmRecord]) -> None:
+        super().__init__(real.name, real.options)
+        self.real = real
+        self.assumed = list(assumed)
+        self.searchable_objects = real.searchable_objects  # type: ignore[misc]
+        self.creatable_objects = real.creatable_objects  # type: ignore[misc]
+        self.field_limits = real.field_limits  # type: ignore[misc]
+        self.supports_overflow = real.supports_overflow  # type: ignore[misc]
+
+    def check(self) -> list[CheckResult]:
+        return [CheckResult(True, "offline")]
+
+    def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
+        return [r for r in self.assumed if r.object_type in object_types]
+
+    def resolve_owner(self, email: str) -> str | None:
+        return f"(owner with e-mail {email})"
+
+    def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:  # pragma: no cover
+        raise AssertionError("a dry run never writes")
+
+
+def parse_assumption(text: str, caller: PhoneNumber | None) -> CrmRecord:
+    """``TYPE:ID[:NAME]`` (``contact:123:Erika Beispiel``) as a record with the caller's number."""
+    object_type, _, rest = text.partition(":")
+    record_id, _, name = rest.partition(":")
+    if not object_type or not record_id:
+        raise ValueError(f"--assume-match takes TYPE:ID[:NAME], not {text!r}")
+    phones = (caller.e164,) if caller else ()
+    return CrmRecord(object_type=object_type, id=record_id, phones=phones, name=name)
+
+
+def _one(
+    report: CallReport, target: TargetConfig, offline: bool, assumptions: Sequence[str]
+) -> dict[str, Any]:
+    policy = target.policy
+    real = adapter_class(target.type).from_config(target)
+    try:
+        reason = skip_reason(report, policy.filters, policy.defaults.region)
+        if reason is not None:
+            return {"skipped": reason}
+        caller = parse_sipgate(report.remote_number)
+        assumed = [parse_assumption(a, caller) for a in assumptions]
+        adapter: Adapter = _Offline(real, assumed) if offline else real
+        out: dict[str, Any] = {}
+        if real.searchable_objects and caller is not None:
+            out["search"] = real.describe_search(caller, policy.matching.objects)
+        plan = plan_delivery(report, policy, adapter, Journal(), create=False)
+        if plan.match is not None:
+            out["match"] = plan.match.as_ref()
+        if plan.job is None:
+            out["skipped"] = plan.skip_reason
+            return out
+        out["operations"] = real.describe_write(plan.job)
+        return out
+    finally:
+        real.close()
+
+
+def dry_run(
+    config: Config,
+    report: CallReport,
+    targets: Sequence[str] = (),
+    *,
+    offline: bool = False,
+    assumptions: Sequence[str] = (),
+) -> Mapping[str, Any]:
+    """The searches, matches and operations every chosen target would perform for `report`."""
+    chosen = [t for t in config.targets if not targets or t.name in targets]
+    return {
+        "call_id": report.call_id,
+        "targets": {t.name: _one(report, t, offline, assumptions) for t in chosen},
+    }

@@ -1,0 +1,130 @@
+"""JSON Schemas of the configuration and mapping files, derived from their marshmallow schemas.
+
+Editors (VS Code with the YAML extension, JetBrains IDEs) use them for completion and validation:
+``sipgate-crm schema config > config.schema.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, missing, validate
+
+from connector.adapters import adapter_class, available_adapters
+from connector.config import _DefaultsSchema, _QueueSchema, _ServerSchema, _StorageSchema
+from connector.policy import MappingSchema, TargetPolicySchema
+
+__all__ = ["config_schema", "field_schema", "mapping_file_schema", "object_schema"]
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_ENV = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
+
+
+def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
+    """The JSON Schema of one marshmallow field (types, enums, ranges, defaults)."""
+    out: dict[str, Any]
+    if isinstance(field, fields.Nested):
+        nested = field.schema
+        out = object_schema(nested)
+    elif isinstance(field, fields.List):
+        out = {"type": "array", "items": field_schema(field.inner)}
+    elif isinstance(field, fields.Dict):
+        out = {"type": "object"}
+        if field.value_field is not None:
+            out["additionalProperties"] = field_schema(field.value_field)
+    elif isinstance(field, fields.Boolean):
+        out = {"type": "boolean"}
+    elif isinstance(field, fields.Integer):
+        out = {"type": "integer"}
+    elif isinstance(field, fields.Float | fields.Number):
+        out = {"type": "number"}
+    elif isinstance(field, fields.String):
+        out = {"type": "string"}
+    else:
+        out = {}
+    validators = field.validators if hasattr(field, "validators") else []
+    for validator in validators:
+        if isinstance(validator, validate.OneOf):
+            out["enum"] = list(validator.choices)
+        elif isinstance(validator, validate.Range):
+            if validator.min is not None:
+                out["minimum"] = validator.min
+            if validator.max is not None:
+                out["maximum"] = validator.max
+        elif isinstance(validator, validate.Length) and validator.min is not None:
+            out["minLength"] = validator.min
+    default = field.load_default
+    if default is not None and not callable(default) and default is not missing:
+        out["default"] = default
+    if field.allow_none and "type" in out:
+        out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+    if out.get("type") in ("integer", "number", "boolean", ["integer", "null"]):
+        # Numbers and switches may also come from the environment: ${NAME}.
+        out = {"anyOf": [out, _ENV]}
+    return out
+
+
+def object_schema(schema: Schema) -> dict[str, Any]:
+    """The JSON Schema of a marshmallow schema's objects (unknown keys not allowed)."""
+    properties = {
+        (field.data_key or name): field_schema(field) for name, field in schema.fields.items()
+    }
+    required = [(field.data_key or name) for name, field in schema.fields.items() if field.required]
+    out: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        out["required"] = required
+    return out
+
+
+def _target_schema(type_name: str) -> dict[str, Any]:
+    options = object_schema(adapter_class(type_name).config_schema())
+    policy = object_schema(TargetPolicySchema())
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+            "type": {"const": type_name},
+            **policy["properties"],
+            **options["properties"],
+        },
+        "required": ["name", "type", *options.get("required", [])],
+        "additionalProperties": False,
+    }
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the configuration file, with one target shape per installed adapter."""
+    return {
+        "$schema": DRAFT,
+        "title": "sipgate-crm-connector configuration",
+        "type": "object",
+        "properties": {
+            "server": object_schema(_ServerSchema()),
+            "storage": object_schema(_StorageSchema()),
+            "queue": object_schema(_QueueSchema()),
+            "defaults": object_schema(_DefaultsSchema()),
+            "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+            "targets": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"oneOf": [_target_schema(name) for name in sorted(available_adapters())]},
+            },
+        },
+        "required": ["targets"],
+        "additionalProperties": False,
+    }
+
+
+def mapping_file_schema() -> dict[str, Any]:
+    """The JSON Schema of a mapping file (``mappings/*.yaml``)."""
+    return {
+        "$schema": DRAFT,
+        "title": "sipgate-crm-connector mapping",
+        **object_schema(MappingSchema()),
+    }
