@@ -217,3 +217,50 @@ def test_backoff_grows_is_capped_and_jittered(attempt: int) -> None:
     expected = min(3600, 30 * 2 ** (attempt - 1))
     assert all(expected / 2 <= d <= expected for d in delays)
     assert len({round(d, 3) for d in delays}) > 100  # spread out, not synchronised
+
+
+def test_a_filtered_call_is_skipped_with_its_reason(
+    services: Services, example_v1: dict[str, Any]
+) -> None:
+    from connector.policy import DeliveryPolicy, Filters
+
+    adapter = ScriptedAdapter()
+    scheduled: list[tuple[int, datetime]] = []
+    pipeline = DeliveryPipeline(
+        services.ledger,
+        {"scripted": adapter},
+        QueueConfig(),
+        schedule=lambda i, at: scheduled.append((i, at)),
+        policies={"scripted": DeliveryPolicy(filters=Filters(directions=("OUT",)))},
+    )
+    delivery = accept(services.ledger, example_v1)
+    outcome = pipeline.process(delivery)
+    assert outcome is not None and outcome.status == "skipped"
+    row = state(services.ledger, delivery)
+    assert (row.status, row.last_error) == ("skipped", "direction IN is not taken by this target")
+    assert adapter.written == []
+
+
+def test_unmatched_calls_are_listed_by_status_unmatched(
+    services: Services, example_v1: dict[str, Any], tmp_path: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from connector.cli import main
+    from connector.policy import DeliveryPolicy, MatchingPolicy
+    from tests.support.adapters import FakeCrm
+
+    crm = FakeCrm([])
+    policy = DeliveryPolicy(
+        matching=MatchingPolicy(objects=("contact",), on_no_match="log_unmatched")
+    )
+    pipeline = DeliveryPipeline(
+        services.ledger, {"scripted": crm}, QueueConfig(), policies={"scripted": policy}
+    )
+    delivery = accept(services.ledger, example_v1)
+    assert pipeline.process(delivery).status == DONE  # type: ignore[union-attr]
+    assert state(services.ledger, delivery).refs["match"]["status"] == "unmatched"
+    config = services.config.source
+    assert config is not None
+    result = CliRunner().invoke(main, ["status", "--config", str(config), "--unmatched"])
+    assert example_v1["call"]["id"] in result.output and "[unmatched]" in result.output
