@@ -68,10 +68,21 @@ def resolve_owner(report: CallReport, policy: DeliveryPolicy, adapter: Adapter) 
     return resolve(policy.owners.fallback)
 
 
-def _record_context(record: CrmRecord | None) -> dict[str, Any]:
-    if record is None:
-        return {"record": None}
-    return {"record": {"id": record.id, "type": record.object_type, "name": record.name}}
+def _context(
+    report: CallReport, policy: DeliveryPolicy, record: CrmRecord | None
+) -> dict[str, Any]:
+    """The template context of `report`, with `record` (the first match) as ``record``."""
+    return build_context(
+        report,
+        timezone=policy.defaults.timezone,
+        language=policy.language,
+        default_region=policy.defaults.region,
+        extra={
+            "record": None
+            if record is None
+            else {"id": record.id, "type": record.object_type, "name": record.name}
+        },
+    )
 
 
 def _match(
@@ -125,14 +136,7 @@ def plan_delivery(
                 object_type = rule.removeprefix("create_")
                 if object_type not in adapter.creatable_objects:
                     return Plan(None, outcome, f"this target cannot create {object_type} records")
-                context = build_context(
-                    report,
-                    timezone=policy.defaults.timezone,
-                    language=policy.language,
-                    default_region=policy.defaults.region,
-                    extra=_record_context(None),
-                )
-                fields = render_fields(policy.new_record, context)
+                fields = render_fields(policy.new_record, _context(report, policy, None))
                 if create:
                     record = adapter.create_record(object_type, caller, fields, journal)
                 else:
@@ -140,14 +144,7 @@ def plan_delivery(
                 outcome = MatchOutcome((record,), CREATED)
         journal.record("match", outcome.as_ref())
 
-    first = outcome.records[0] if outcome.records else None
-    context = build_context(
-        report,
-        timezone=policy.defaults.timezone,
-        language=policy.language,
-        default_region=policy.defaults.region,
-        extra=_record_context(first),
-    )
+    context = _context(report, policy, outcome.records[0] if outcome.records else None)
     fields, overflow = _render_call_fields(context, policy, adapter)
     tasks = _tasks(context, report, policy, owner_id, adapter)
     job = DeliveryJob(
