@@ -291,7 +291,7 @@ def _target_options(
     if policy is None:
         return None
     for key, value in list(loaded.items()):
-        if isinstance(value, str) and key.endswith("url"):
+        if isinstance(value, str) and value.startswith("sqlite:///"):
             loaded[key] = resolve_sqlite_url(value, base)
     return TargetConfig(name=head["name"], type=head["type"], options=loaded, policy=policy)
 

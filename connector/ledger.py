@@ -550,6 +550,22 @@ class Ledger:
                     .values(value=value, updated_at=_now())
                 )
 
+    def memo_replace(self, target: str, key: str, expected: str | None, value: str) -> bool:
+        """Compare and set: replace the memo only if it still holds `expected` (None: absent)."""
+        if expected is None:
+            return self.memo_reserve(target, key, value)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(target_memos)
+                .where(
+                    target_memos.c.target == target,
+                    target_memos.c.key == key,
+                    target_memos.c.value == expected,
+                )
+                .values(value=value, updated_at=_now())
+            )
+            return result.rowcount == 1
+
     def memo_delete(self, target: str, key: str) -> None:
         """Forget the memo."""
         with self.engine.begin() as conn:

@@ -61,5 +61,6 @@ def configure_logging(level: str = "INFO", secrets: list[str] | None = None) -> 
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Request lines of the HTTP clients would carry search terms (phone numbers) at DEBUG.
-    for noisy in ("urllib3", "huey.consumer.Scheduler", "alembic"):
+    # The CRM SDKs log whole response bodies (names, numbers) at DEBUG.
+    for noisy in ("urllib3", "huey.consumer.Scheduler", "alembic", "hubspot", "simple_salesforce"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

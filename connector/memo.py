@@ -24,5 +24,8 @@ class LedgerMemo(Memo):
     def set(self, key: str, value: str) -> None:
         self.ledger.memo_set(self.target, key, value)
 
+    def replace(self, key: str, expected: str | None, value: str) -> bool:
+        return self.ledger.memo_replace(self.target, key, expected, value)
+
     def delete(self, key: str) -> None:
         self.ledger.memo_delete(self.target, key)

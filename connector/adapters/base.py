@@ -100,6 +100,13 @@ class Memo(ABC):
         """Store `value` under `key`, replacing what was there."""
 
     @abstractmethod
+    def replace(self, key: str, expected: str | None, value: str) -> bool:
+        """Compare and set: store `value` only if `key` still holds `expected` (``None``: absent).
+
+        ``True`` if this call stored it; of several workers replacing the same value, one wins.
+        """
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Forget `key`."""
 
@@ -121,6 +128,12 @@ class MemoryMemo(Memo):
 
     def set(self, key: str, value: str) -> None:
         self.values[key] = value
+
+    def replace(self, key: str, expected: str | None, value: str) -> bool:
+        if self.values.get(key) != expected:
+            return False
+        self.values[key] = value
+        return True
 
     def delete(self, key: str) -> None:
         self.values.pop(key, None)
