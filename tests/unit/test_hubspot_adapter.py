@@ -975,8 +975,7 @@ def configured_target(server: HubSpotTestServer, tmp_path: Path, **entry: Any) -
         "targets": [
             {
                 "name": "crm",
-                # The module path: pyproject.toml does not register the entry point yet.
-                "type": "connector.adapters.hubspot:HubSpotAdapter",
+                "type": "hubspot",
                 "access_token": DEFAULT_TOKEN,
                 "base_url": server.url,
                 "mapping": "hubspot.yaml",
@@ -1006,11 +1005,17 @@ def test_from_config_checks_the_policys_owners_and_mapped_properties(
     assert all(r.ok for r in adapter.check())
 
 
-def test_the_shipped_mapping_logs_a_matched_call_in_three_requests_plus_the_transcript(
-    server: HubSpotTestServer, tmp_path: Path
+@pytest.mark.parametrize("transcript", ["full", "summary"])
+def test_the_shipped_mapping_logs_a_matched_call_in_three_requests(
+    server: HubSpotTestServer, tmp_path: Path, transcript: str
 ) -> None:
     contact = server.add_contact({"firstname": "Erika", "phone": "030 23125012"})
-    target = configured_target(server, tmp_path, owners={"users": {"1234567w0": ERIKA_OWNER}})
+    target = configured_target(
+        server,
+        tmp_path,
+        owners={"users": {"1234567w0": ERIKA_OWNER}},
+        transcript=transcript,
+    )
     adapter = HubSpotAdapter.from_config(target)
     report = replace(example_report("call-e2e"), from_number=CALLER_DIGITS)
     journal = Journal()
@@ -1020,20 +1025,25 @@ def test_the_shipped_mapping_logs_a_matched_call_in_three_requests_plus_the_tran
     assert plan.job is not None
     refs = adapter.write(plan.job, journal).refs
 
-    assert [r.path for r in server.request_log] == [
+    expected = [
         "/crm/v3/objects/contacts/search",  # contacts held the caller: no company search
         "/crm/v3/objects/calls",
         "/crm/v3/objects/tasks/batch/create",
-        "/crm/v3/objects/notes",  # transcript: summary puts the transcript in a note
     ]
+    if transcript == "summary":
+        expected.append("/crm/v3/objects/notes")  # the transcript goes to a note of its own
+    assert [r.path for r in server.request_log] == expected
     call = server.get_object("calls", refs["call"])
     assert call is not None
     assert call["properties"]["hubspot_owner_id"] == ERIKA_OWNER
     assert call["properties"]["hs_call_title"] == "Invoice inquiry and plan change"
+    in_body = "customer number" in call["properties"]["hs_call_body"]
+    assert in_body == (transcript == "full")
     assert ("contacts", contact, 194) in edges(server, "calls", refs["call"])
     assert len(refs["tasks"]) == 2
-    note = server.get_object("notes", refs["note"])
-    assert note is not None and note["properties"]["hs_note_body"].startswith("<p>")
+    if transcript == "summary":
+        note = server.get_object("notes", refs["note"])
+        assert note is not None and note["properties"]["hs_note_body"].startswith("<p>")
     assert server.non_string_property_values() == []
 
 

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from connector.adapters import CrmRecord, Journal
+from connector.adapters.hubspot import HubSpotAdapter
 from connector.cli import main
 from connector.config import ConfigError, Defaults, load_config
 from connector.payload import ActionItem, parse_report
@@ -23,7 +24,7 @@ from tests.support.adapters import FakeCrm
 ROOT = Path(__file__).parents[2]
 #: The CRMs' own limits for the fields the shipped mappings fill.
 CRM_LIMITS = {
-    "hubspot.yaml": {"hs_call_title": 65536, "hs_call_body": 65536},
+    "hubspot.yaml": dict(HubSpotAdapter.field_limits),
     "salesforce.yaml": {"Subject": 255, "Description": 32000},
     "database.yaml": {},
 }
