@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from connector.adapters import CrmRecord, Journal
 from connector.adapters.hubspot import HubSpotAdapter
+from connector.adapters.salesforce import SalesforceAdapter
 from connector.cli import main
 from connector.config import ConfigError, Defaults, load_config
 from connector.payload import ActionItem, parse_report
@@ -25,7 +26,7 @@ ROOT = Path(__file__).parents[2]
 #: The CRMs' own limits for the fields the shipped mappings fill.
 CRM_LIMITS = {
     "hubspot.yaml": dict(HubSpotAdapter.field_limits),
-    "salesforce.yaml": {"Subject": 255, "Description": 32000},
+    "salesforce.yaml": dict(SalesforceAdapter.field_limits),
     "database.yaml": {},
 }
 
@@ -99,7 +100,7 @@ def test_shipped_mapping_renders_every_variant_within_limits(
         for task in job.tasks:
             assert task.subject and len(task.subject) <= 200
         if name == "umlauts":
-            assert "Rückfrage zur Kündigung" in next(iter(job.fields.values()))
+            assert "Rückfrage zur Kündigung" in " ".join(job.fields.values())
         if language == "de" and mapping != "database.yaml" and name == "example":
             assert "Zusammenfassung" in " ".join(job.fields.values())
 
