@@ -65,6 +65,13 @@ def test_a_call_is_logged_as_a_task_on_the_matching_contact(
             "Send plan options to the customer by email.",
         ]
         assert rows[0]["targets"]["salesforce"]["refs"]["match"]["status"] == "matched"
-        # The transcript went to an Enhanced Note linked to the contact (transcript: summary).
-        assert len(salesforce.records("ContentNote")) == 1
-        assert salesforce.records("ContentDocumentLink")[0]["LinkedEntityId"] == contact
+        # transcript: full, and it fits the Task's Comments: no note, two API requests per call.
+        assert "customer number" in call["Description"]
+        assert salesforce.records("ContentNote") == []
+        data_requests = [r for r in salesforce.request_log if "/services/data/" in r.path]
+        lookups = [
+            r
+            for r in data_requests
+            if "TaskStatus" in str(r.query) or "TaskPriority" in str(r.query)
+        ]
+        assert len(data_requests) - len(lookups) == 2  # the SOSL search and one composite write
