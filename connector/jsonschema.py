@@ -90,8 +90,9 @@ def _target_schema(type_name: str) -> dict[str, Any]:
         "properties": {
             "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
             "type": {"const": type_name},
-            **policy["properties"],
+            # The policy keys are taken out before the adapter sees its options.
             **options["properties"],
+            **policy["properties"],
         },
         "required": ["name", "type", *options.get("required", [])],
         "additionalProperties": False,

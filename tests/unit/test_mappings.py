@@ -248,3 +248,18 @@ def test_schema_command_describes_config_and_mapping() -> None:
     mapping = json.loads(runner.invoke(main, ["schema", "mapping"]).output)
     assert mapping["properties"]["transcript"]["enum"] == ["off", "summary", "full"]
     assert mapping["properties"]["matching"]["properties"]["on_no_match"]["enum"][0] == "skip"
+
+
+def test_the_shipped_files_validate_against_the_published_schemas() -> None:
+    import jsonschema
+
+    runner = CliRunner()
+    config_schema = json.loads(runner.invoke(main, ["schema", "config"]).output)
+    mapping_schema = json.loads(runner.invoke(main, ["schema", "mapping"]).output)
+    jsonschema.validate(yaml.safe_load((ROOT / "config.example.yaml").read_text()), config_schema)
+    for path in BUILTIN_MAPPINGS.glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(path.read_text()), mapping_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"targets": [{"name": "x", "type": "database", "urll": "y"}]}, config_schema
+        )
