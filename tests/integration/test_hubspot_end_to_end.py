@@ -49,6 +49,16 @@ def test_a_call_is_logged_on_the_matching_contact_with_tasks(tmp_path: Path) -> 
             )
         finally:
             running.stop()
+        logs = running.log("web") + running.log("worker")
+        assert "call pbx-a1b2c3d4-e5f6-7890-abcd-ef1234567890 → hubspot: done" in logs
+        for secret in (
+            DEFAULT_TOKEN,
+            "4921163553400",
+            "0211 63553400",
+            "Invoice inquiry",
+            "erika.beispiel",
+        ):
+            assert secret not in logs
         [call] = hubspot.objects("calls")
         props = call["properties"]
         assert props["hs_call_title"] == "Invoice inquiry and plan change"

@@ -52,6 +52,10 @@ def test_a_call_is_logged_as_a_task_on_the_matching_contact(
             )
         finally:
             running.stop()
+        logs = running.log("web") + running.log("worker")
+        assert "→ salesforce: done" in logs
+        for secret in (salesforce.consumer_secret, "4921163553400", "635534", "Invoice inquiry"):
+            assert secret not in logs
         tasks = salesforce.records("Task")
         [call] = [t for t in tasks if t.get("TaskSubtype") == "Call"]
         assert call["Subject"] == "Invoice inquiry and plan change"
