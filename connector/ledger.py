@@ -306,7 +306,16 @@ class Ledger:
                 )
                 return [int(r[0]) for r in rows]
         except IntegrityError:
-            return None
+            if self._has_call(report.call_id):
+                return None
+            raise  # another constraint: a bug, not a duplicate
+
+    def _has_call(self, call_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(select(calls.c.id).where(calls.c.dedupe_key == call_id)).first()
+                is not None
+            )
 
     # --- the worker -------------------------------------------------------------------------
 
