@@ -1,0 +1,157 @@
+"""How the HubSpot adapter talks to HubSpot: through the official SDK (``hubspot-api-client``).
+
+The SDK's API objects are built once per adapter and share one ``ApiClient`` (one connection
+pool) per SDK package; urllib3 never retries on its own; every request takes a slot from the
+rate limiter and carries ``_request_timeout=(connect_timeout, read_timeout)``. What the SDK
+raises (any SDK package's ``ApiException``, urllib3 and socket errors) becomes the pipeline's
+errors here and in `errors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hubspot import HubSpot
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+)
+from urllib3.util.retry import Retry
+
+from connector.adapters.base import Adapter, AdapterError, RetryableError, TargetParked
+from connector.adapters.hubspot.errors import _daily_limit_parked, _http_error, _OutcomeUnknown
+from connector.ratelimit import Budget, RateLimiter, open_store
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when urllib3 failed before the request left (connect errors): nothing was done."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is a subclass
+
+
+def _rate_limiter(
+    options: Mapping[str, Any], base_url: str, access_token: str, in_flight_seconds: float
+) -> RateLimiter:
+    """The limiter of ``rate_limit``/``rate_limit_store``, its slots shared by every adapter
+    using this access token at this URL."""
+    rate = options.get("rate_limit") or {}
+    budgets = {
+        "general": Budget(int(rate.get("requests_per_10s", 90)), 10.0),
+        "search": Budget(int(rate.get("searches_per_second", 4)), 1.0),
+    }
+    credential = hashlib.sha256(f"{base_url}|{access_token}".encode())
+    return RateLimiter(
+        budgets,
+        open_store(options.get("rate_limit_store")),
+        namespace=f"hubspot:{credential.hexdigest()[:16]}",
+        in_flight_seconds=in_flight_seconds,
+    )
+
+
+class SdkBase(Adapter):
+    """The base of every part of the HubSpot adapter: the SDK's API objects and `_send`.
+
+    `HubSpotAdapter.__init__` sets the attributes below, then calls `_build_client`.
+    """
+
+    access_token: str
+    base_url: str
+    timeout: tuple[float, float]  # (connect, read) seconds
+    portal_zone: ZoneInfo
+    wall_clock: Callable[[], float]  # epoch seconds
+    limiter: RateLimiter
+
+    def _build_client(self) -> None:
+        """Build the SDK client (no retries by urllib3) and the API objects; sends nothing."""
+        self._api_clients: dict[str, Any] = {}
+        self._factory_lock = threading.Lock()
+        client = HubSpot(
+            access_token=self.access_token,
+            host=self.base_url,
+            retry=Retry(0, read=False, redirect=False),
+            api_factory=self._api_factory,
+        )
+        # Every `client.crm.….…_api` access builds a new API object: build them once.
+        self._basic = client.crm.objects.basic_api
+        self._batch = client.crm.objects.batch_api
+        self._search = client.crm.objects.search_api
+        self._owners = client.crm.owners.owners_api
+        self._properties = client.crm.properties.core_api
+        self._associations = client.crm.associations.v4.basic_api
+
+    def _api_factory(self, package: Any, api_name: str, config: Mapping[str, Any]) -> Any:
+        """One ApiClient (one connection pool) per SDK package, shared by its APIs."""
+        with self._factory_lock:
+            api_client = self._api_clients.get(package.__name__)
+            if api_client is None:
+                configuration = package.Configuration()
+                for key, value in config.items():
+                    if key == "retry":
+                        configuration.retries = value
+                    elif key != "api_key":
+                        setattr(configuration, key, value)
+                api_client = package.ApiClient(configuration=configuration)
+                try:
+                    sdk = version("hubspot-api-client")
+                except PackageNotFoundError:  # pragma: no cover - the SDK is installed
+                    sdk = "unknown"
+                api_client.user_agent = f"sipgate-crm-connector hubspot-api-client-python/{sdk}"
+                self._api_clients[package.__name__] = api_client
+        return getattr(package, api_name)(api_client=api_client)
+
+    def _send(
+        self,
+        kind: str,
+        operation: str,
+        function: Callable[..., Any],
+        *args: Any,
+        before_send: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call one SDK method under the rate limiter with timeouts; map failures to ours."""
+        slot = self.limiter.acquire(kind)
+        try:
+            if before_send is not None:
+                before_send()
+            return function(*args, _request_timeout=self.timeout, **kwargs)
+        except AdapterError:
+            raise
+        except Exception as exc:
+            error = self._translate(exc, operation, kind)
+            if error is None:
+                raise
+            raise error from exc
+        finally:
+            self.limiter.release(slot)
+
+    def _translate(self, exc: Exception, operation: str, kind: str) -> AdapterError | None:
+        """Our error for what the SDK raised, or None when it is no HubSpot or network error."""
+        status = getattr(exc, "status", None)
+        if isinstance(status, int) and hasattr(exc, "body"):  # any SDK package's ApiException
+            return _http_error(
+                status, getattr(exc, "body", None), exc, operation, kind, self._daily_limit_reached
+            )
+        if isinstance(exc, HTTPError | OSError):
+            what = type(exc.reason if isinstance(exc, MaxRetryError) else exc).__name__
+            if _never_sent(exc):
+                return RetryableError(f"Cannot connect to HubSpot for {operation} ({what}).")
+            return _OutcomeUnknown(f"HubSpot did not answer {operation} ({what}).")
+        return None
+
+    def _daily_limit_reached(self) -> TargetParked:
+        """Park the target until the portal's next midnight (see `_daily_limit_parked`)."""
+        now = datetime.fromtimestamp(self.wall_clock(), tz=UTC)
+        return _daily_limit_parked(self.memo, now, self.portal_zone)
+
+    def close(self) -> None:
+        """Drop the SDK's connection pools and close a shared rate limit store."""
+        for api_client in self._api_clients.values():
+            api_client.rest_client.pool_manager.clear()
+        self.limiter.close()

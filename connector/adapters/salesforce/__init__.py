@@ -1,0 +1,112 @@
+"""The ``salesforce`` target: each call as a closed call Task on the matched Salesforce record.
+
+Per delivery the adapter writes, through ``simple-salesforce`` 1.12 on the REST API:
+
+1. one ``POST composite/sobjects`` (sObject Collections, ``allOrNone: false``, one API call) with
+   the call Task (``TaskSubtype``/``Type`` ``Call``, ``CallType``, ``CallDurationInSeconds``,
+   ``CallObject`` = sipgate call id, ``ActivityDate`` = local date of the call, the org's closed
+   ``Status``, ``WhoId``/``WhatId``/``OwnerId`` and the rendered mapping fields), one open Task per
+   action item (the org's default open ``Status``, ``Priority`` mapped from low/normal/high),
+   an Enhanced Note (``ContentNote``) with the text that did not fit (``job.overflow``) and a
+   ``Case`` when the call came in on one of ``case.channels``;
+2. only when a note was created: a second ``POST composite/sobjects`` with the
+   ``ContentDocumentLink`` that attaches the note to the WhoId (the link needs the note's id,
+   and the project's test server has no ``/composite`` with reference ids).
+
+Request budget: a matched call with action items and no overflow costs two API requests, the
+SOSL search (`search_by_phone`) and the composite write. The org's ``TaskStatus`` and
+``TaskPriority`` values are read once per adapter instance (two queries on its first write).
+``what_rule: open_opportunity`` costs one more query per call (the most recently modified open
+Opportunity of the account); overflow costs the link request. With ``external_id_field`` the
+Tasks are upserted instead (``PATCH composite/sobjects/Task/<field>``, one API call; notes and
+cases then need a separate ``POST``).
+
+Search: `search_by_phone` sends ONE SOSL request over every spelling of the number
+(`PhoneNumber.variants`, each quoted and escaped with `escape_sosl`). Salesforce's search index
+lags behind writes (15 minutes and more); with ``match_field`` (an indexed custom field holding
++E.164, e.g. ``Phone_E164__c``) an exact SOQL match is used instead: one ``query`` request for one
+object type, one ``/composite`` request with one query subrequest per type for several (one API
+call; ``/composite`` takes up to 5 queries but no SOSL).
+
+Idempotency: every created id is recorded in the delivery's `Journal` at once, and a retry
+creates only what is not recorded. Before a composite create is sent, ``task_pending`` is
+recorded; when its outcome stays unknown (timeout, dropped connection, 5xx) the retry first looks
+up what the lost answer would have told: Tasks by ``CallObject`` (the call Task carries the
+sipgate call id, follow-up N carries ``<call id>#N``, ``CallObject`` is filterable), the note by
+its title (which ends in the call id) and a case by subject, contact/number and creation time.
+
+Leads for unknown callers (`create_record`): ``Phone`` = international format, ``LastName``/
+``Company`` from ``lead_defaults``. The shared `Memo` remembers "this number (hashed E.164) got
+lead X" for a day and "a delivery is creating it" (a claim taken over with compare-and-set when
+its worker died), so a repeat caller gets the same lead while SOSL cannot see it yet; a retry
+whose create had an unknown outcome looks the lead up by ``Phone`` with SOQL first.
+
+Authentication: simple-salesforce never holds credentials (its own re-login on
+``INVALID_SESSION_ID`` recurses without bound through ``SFType`` calls). The adapter logs in itself
+(OAuth client credentials or JWT bearer with ``requests``/PyJWT, or simple-salesforce's
+``SalesforceLogin`` for the retiring SOAP username/password login), hands the token to
+``Salesforce(session_id=...)``, and on ``INVALID_SESSION_ID`` logs in again once and repeats the
+request once; a second refusal is a `RetryableError`, a refused login (``invalid_client``,
+``invalid_grant``, …) a `PermanentError`.
+
+Faults: every request goes through a `requests.Session` whose HTTP adapter has a default
+``(connect_timeout, read_timeout)``. ``REQUEST_LIMIT_EXCEEDED`` for the daily request allocation
+parks the target for `REQUEST_LIMIT_PARK` (one hour): Salesforce counts requests over a rolling
+24-hour window ("calls are blocked until usage for the preceding 24 hours drops below the
+limit"), so there is no reset time to wait for, and capacity comes back as old requests age
+out. ``REQUEST_LIMIT_EXCEEDED`` for concurrent long-running requests is a short `RetryableError`.
+``UNABLE_TO_LOCK_ROW``, 5xx, timeouts and connection errors are retryable; validation, permission
+and other 4xx errors are permanent and carry Salesforce's error code and message, with values
+Salesforce echoes (field contents, query text), phone numbers and e-mail addresses removed.
+
+Modules (names with a leading underscore are internal to the package):
+
+- `options`: the option schemas (`SalesforceOptions`) and their validators;
+- `soql`: SOQL/SOSL text (`escape_sosl`, `escape_soql`, `build_sosl`, the ``match_field`` queries);
+- `auth`: the login flows (client credentials, JWT bearer, session id, SOAP password);
+- `errors`: Salesforce's errors as `RetryableError`/`TargetParked`/`PermanentError`, scrubbed;
+- `client`: the HTTP session with its timeouts, the login and re-login, every API request;
+- `records`: the records and collection requests of one write, without I/O;
+- `taskvalues`: the org's Task Status and Priority values;
+- `search`, `leads`, `write`, `check`: the adapter's parts (phone search and owners, leads for
+  unknown callers, writing with idempotent retries, the preflight check);
+- `adapter`: `SalesforceAdapter`, which puts the parts together.
+"""
+
+from __future__ import annotations
+
+import logging
+
+# ``X as X``: importable from here as before the split, but (as before) not in ``__all__``.
+from connector.adapters.salesforce.adapter import SalesforceAdapter
+from connector.adapters.salesforce.auth import JWT_BEARER_GRANT
+from connector.adapters.salesforce.auth import JWT_LIFETIME_SECONDS as JWT_LIFETIME_SECONDS
+from connector.adapters.salesforce.check import TASK_FIELDS
+from connector.adapters.salesforce.errors import (
+    CONCURRENT_LIMIT_RETRY_SECONDS as CONCURRENT_LIMIT_RETRY_SECONDS,
+)
+from connector.adapters.salesforce.errors import REQUEST_LIMIT_PARK
+from connector.adapters.salesforce.leads import LEAD_MEMO_SECONDS as LEAD_MEMO_SECONDS
+from connector.adapters.salesforce.leads import _memo_key as _memo_key
+from connector.adapters.salesforce.options import SEARCH_OBJECTS as SEARCH_OBJECTS
+from connector.adapters.salesforce.options import WHAT_RULES as WHAT_RULES
+from connector.adapters.salesforce.options import SalesforceOptions
+from connector.adapters.salesforce.records import CALL_DATE_ZONE, DESCRIPTION_LIMIT, SUBJECT_LIMIT
+from connector.adapters.salesforce.soql import build_sosl, escape_soql, escape_sosl
+
+#: The package's logger: every module logs through ``logging.getLogger(__package__)``, this one.
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CALL_DATE_ZONE",
+    "DESCRIPTION_LIMIT",
+    "JWT_BEARER_GRANT",
+    "REQUEST_LIMIT_PARK",
+    "SUBJECT_LIMIT",
+    "TASK_FIELDS",
+    "SalesforceAdapter",
+    "SalesforceOptions",
+    "build_sosl",
+    "escape_soql",
+    "escape_sosl",
+]

@@ -1,0 +1,167 @@
+"""Salesforce's errors as the pipeline's: `RetryableError`, `TargetParked` or `PermanentError`.
+
+``REQUEST_LIMIT_EXCEEDED`` for the daily allocation parks the target (`REQUEST_LIMIT_PARK`), for
+concurrent long-running requests it is a short `RetryableError`; lock conflicts, 5xx, timeouts and
+connection errors are retryable; other 4xx errors are permanent. Every message keeps Salesforce's
+error code and a scrubbed text: no echoed field values or query text, phone numbers or e-mail
+addresses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceError
+
+from connector.adapters.base import AdapterError, PermanentError, RetryableError, TargetParked
+from connector.adapters.salesforce.records import _Item
+from connector.render import truncate_to
+
+#: How long the target is parked after Salesforce refused a request for the daily allocation.
+REQUEST_LIMIT_PARK: Final = timedelta(hours=1)
+#: Wait after ``REQUEST_LIMIT_EXCEEDED`` for too many concurrent long-running requests.
+CONCURRENT_LIMIT_RETRY_SECONDS: Final = 60.0
+
+#: Record error codes that a later attempt can overcome.
+_RETRYABLE_CODES: Final = frozenset(
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "SERVER_UNAVAILABLE",
+        "UNKNOWN_EXCEPTION",
+        "REQUEST_RUNNING_TOO_LONG",
+        "QUERY_TIMEOUT",
+    }
+)
+#: Error codes whose message ends in the offending value (``Label: reason: value``).
+_VALUE_ECHOING: Final = frozenset(
+    {
+        "STRING_TOO_LONG",
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "INVALID_EMAIL_ADDRESS",
+        "FIELD_INTEGRITY_EXCEPTION",
+        "MALFORMED_ID",
+        "DUPLICATE_VALUE",
+        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+    }
+)
+#: Error codes whose message quotes the whole query or search text (which holds the number).
+_QUERY_ECHOING: Final = frozenset(
+    {"MALFORMED_QUERY", "MALFORMED_SEARCH", "INVALID_QUERY_FILTER_OPERATOR", "INVALID_SEARCH"}
+)
+
+_EMAIL_RE: Final = re.compile(r"[^\s@<>()\"',;:]+@[^\s@<>()\"',;:]+")
+_PHONE_LIKE_RE: Final = re.compile(r"(?<!\w)\+?\d[\d\s().\\/-]{4,}\d(?!\w)")
+_QUOTED_RE: Final = re.compile(r"\"[^\"]*\"")
+
+
+# --- scrubbing -------------------------------------------------------------------------------
+
+
+def _scrub(text: str, limit: int = 300) -> str:
+    """`text` without e-mail addresses and phone-number-like digit runs, on one line, cut."""
+    text = _EMAIL_RE.sub("…", text)
+    text = _PHONE_LIKE_RE.sub("…", text)
+    return truncate_to(" ".join(text.split()), limit)
+
+
+def _safe_error_text(code: str, message: str) -> str:
+    """Salesforce's error `message` without the values it may echo (see `_VALUE_ECHOING`)."""
+    if code in _QUERY_ECHOING:
+        return "(query text withheld)"
+    if code in _VALUE_ECHOING:
+        parts = message.split(": ", 2)
+        if len(parts) == 3:
+            message = f"{parts[0]}: {parts[1]}"
+    if code == "JSON_PARSER_ERROR":
+        message = _QUOTED_RE.sub("…", message)
+    return _scrub(message)
+
+
+def _error_of(content: Any) -> tuple[str, str]:
+    """(errorCode, message) of a REST error body (``[{"errorCode", "message"}]``)."""
+    first = content[0] if isinstance(content, list) and content else content
+    if isinstance(first, Mapping):
+        code = str(first.get("errorCode") or first.get("statusCode") or "")
+        return code, str(first.get("message") or "")
+    return "", ""
+
+
+# --- mapping ---------------------------------------------------------------------------------
+
+
+def _translate(exc: Exception, what: str, sf: Salesforce | None) -> AdapterError:
+    """The pipeline's error for a failed request (`sf`: the client, for its last API usage)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return RetryableError(f"Salesforce {what}: connection timed out")
+    if isinstance(exc, requests.Timeout):
+        return RetryableError(f"Salesforce {what}: no answer in time (outcome unknown)")
+    if isinstance(exc, requests.ConnectionError):
+        return RetryableError(f"Salesforce {what}: connection failed ({type(exc).__name__})")
+    if isinstance(exc, requests.RequestException):
+        return RetryableError(f"Salesforce {what}: {type(exc).__name__}")
+    if isinstance(exc, SalesforceError):
+        code, message = _error_of(exc.content)
+        return _status_error(int(exc.status), code, message, what, sf)
+    return RetryableError(f"Salesforce {what}: unreadable answer ({type(exc).__name__})")
+
+
+def _status_error(
+    status: int, code: str, message: str, what: str, sf: Salesforce | None
+) -> AdapterError:
+    """The pipeline's error for an HTTP `status` with Salesforce's error `code` and `message`."""
+    text = f"Salesforce {what}: HTTP {status}"
+    if code:
+        text += f" {code}"
+    safe = _safe_error_text(code, message) if message else ""
+    if safe:
+        text += f": {safe}"
+    if code == "REQUEST_LIMIT_EXCEEDED":
+        if "concurrent" in message.lower():
+            return RetryableError(text, retry_after=CONCURRENT_LIMIT_RETRY_SECONDS)
+        return _parked(text, sf)
+    if code in _RETRYABLE_CODES or status >= 500 or status in (408, 429):
+        return RetryableError(text)
+    return PermanentError(text)
+
+
+def _parked(text: str, sf: Salesforce | None) -> TargetParked:
+    until = datetime.now(UTC) + REQUEST_LIMIT_PARK
+    usage = ""
+    known = sf.api_usage.get("api-usage") if sf is not None else None
+    if known is not None:
+        usage = f" (last seen usage {known.used}/{known.total})"
+    return TargetParked(
+        f"{text}. The org's API requests of the last 24 hours are used up{usage}; "
+        f"Salesforce counts a rolling window, so this target pauses "
+        f"{int(REQUEST_LIMIT_PARK.total_seconds() // 60)} minutes at a time.",
+        until=until,
+    )
+
+
+def _record_failures(
+    failures: Sequence[tuple[_Item, Sequence[Mapping[str, Any]]]], total: int
+) -> AdapterError:
+    """One error for the records a collection request could not write: permanent unless every
+    error code is retryable (`_RETRYABLE_CODES`)."""
+    parts = []
+    permanent = False
+    for item, errors in failures:
+        codes = [str(e.get("statusCode") or e.get("errorCode") or "") for e in errors] or [""]
+        if any(code not in _RETRYABLE_CODES for code in codes):
+            permanent = True
+        details = "; ".join(
+            f"{code or 'UNKNOWN'}: {_safe_error_text(code, str(e.get('message') or ''))}"
+            + (f" [{', '.join(map(str, e['fields']))}]" if e.get("fields") else "")
+            for code, e in zip(codes, errors or [{}], strict=False)
+        )
+        parts.append(f"{item.sobject} {item.key}: {details}")
+    text = f"Salesforce rejected {len(failures)} of {total} records: " + " | ".join(parts)
+    return PermanentError(text) if permanent else RetryableError(text)

@@ -1,0 +1,181 @@
+"""Finding records: the caller's Contacts, Leads and Accounts by phone number, owners by e-mail.
+
+`search_by_phone` sends ONE SOSL request over every spelling of the number; with
+``match_field`` an exact SOQL match instead (one ``query`` for one object type, one
+``/composite`` request for several). Hits become `CrmRecord` objects carrying every stored phone
+value for the matching policy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import requests
+
+from connector.adapters.base import CrmRecord, RetryableError
+from connector.adapters.salesforce.client import _SalesforceApi
+from connector.adapters.salesforce.errors import _error_of, _status_error
+from connector.adapters.salesforce.soql import (
+    _OBJECT_TYPES,
+    _composite_queries,
+    _match_queries,
+    _select,
+    _soql_string,
+    build_sosl,
+)
+from connector.logs import mask_number
+from connector.phone import PhoneNumber
+
+#: The package's logger (named as before the package was split into modules).
+log = logging.getLogger(__package__)
+
+_PHONE_FIELDS: Final = (
+    "Phone",
+    "MobilePhone",
+    "HomePhone",
+    "OtherPhone",
+    "PersonMobilePhone",
+    "PersonHomePhone",
+    "PersonOtherPhone",
+)
+
+
+class _Search(_SalesforceApi):
+    """`search_by_phone`, `describe_search` and `resolve_owner` (owners cached by e-mail)."""
+
+    def __init__(
+        self,
+        name: str,
+        options: Mapping[str, Any],
+        session: requests.Session | None = None,
+    ) -> None:
+        super().__init__(name, options, session)
+        self._owners_by_email: dict[str, str | None] = {}
+
+    def _object_types(self, object_types: Sequence[str]) -> list[str]:
+        wanted = list(object_types) or [
+            "account" if item == "person_account" else item
+            for item in self.options["search_objects"]
+        ]
+        unknown = [item for item in wanted if item not in self.searchable_objects]
+        if unknown:
+            raise ValueError(f"Salesforce cannot search {', '.join(unknown)}.")
+        return list(dict.fromkeys(wanted))
+
+    @property
+    def _person_accounts(self) -> bool:
+        return "person_account" in self.options["search_objects"]
+
+    def describe_search(self, number: PhoneNumber, object_types: Sequence[str]) -> dict[str, Any]:
+        """The request `search_by_phone` would send: the SOSL text, or the SOQL queries (and the
+        ``/composite`` body when there are several) with ``match_field``."""
+        types = self._object_types(object_types)
+        match_field = self.options["match_field"]
+        if match_field:
+            queries = _match_queries(
+                number, types, match_field, person_accounts=self._person_accounts
+            )
+            if len(queries) == 1:
+                return {"request": "GET query", "soql": next(iter(queries.values()))}
+            return {
+                "request": "POST composite",
+                "soql": list(queries.values()),
+                "body": _composite_queries(queries, self._version),
+            }
+        return {
+            "request": "GET search",
+            "sosl": build_sosl(number, types, person_accounts=self._person_accounts),
+        }
+
+    def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
+        """Contacts, open Leads and Accounts whose phone fields may hold `number`, in one request.
+
+        Empty `object_types` means the ``search_objects`` option. Hits are not re-checked here:
+        ``phones`` carries the stored values for the matching policy.
+        """
+        types = self._object_types(object_types)
+        log.debug("Salesforce search for %s in %s", mask_number(number.e164), types)
+        match_field = self.options["match_field"]
+        if not match_field:
+            sosl = build_sosl(number, types, person_accounts=self._person_accounts)
+            result = self._call("search", lambda sf: sf.search(sosl))
+            rows = result.get("searchRecords") if isinstance(result, Mapping) else None
+            return [
+                record for row in rows or [] if (record := _record(row, match_field)) is not None
+            ]
+        queries = _match_queries(number, types, match_field, person_accounts=self._person_accounts)
+        if len(queries) == 1:
+            rows = self._query(next(iter(queries.values())), "phone query")
+        else:
+            rows = self._composite_query_rows(queries)
+        return [record for row in rows if (record := _record(row, match_field)) is not None]
+
+    def _composite_query_rows(self, queries: Mapping[str, str]) -> list[dict[str, Any]]:
+        body = _composite_queries(queries, self._version)
+        answer = self._call(
+            "phone query", lambda sf: sf.restful("composite", method="POST", json=body)
+        )
+        responses = answer.get("compositeResponse") if isinstance(answer, Mapping) else None
+        if not isinstance(responses, list):
+            raise RetryableError("Salesforce phone query: unexpected /composite answer")
+        rows: list[dict[str, Any]] = []
+        for response in responses:
+            status = int(response.get("httpStatusCode") or 0)
+            sub_body = response.get("body")
+            if status != 200 or not isinstance(sub_body, Mapping):
+                code, message = _error_of(sub_body)
+                raise _status_error(status, code, message, "phone query", self._sf)
+            rows.extend(dict(row) for row in sub_body.get("records") or [])
+        return rows
+
+    def resolve_owner(self, email: str) -> str | None:
+        """The id of the active Salesforce User with this e-mail address (cached), or ``None``."""
+        key = email.strip().lower()
+        if key not in self._owners_by_email:
+            rows = self._query(
+                _select(
+                    "Id", "User", f"Email = {_soql_string(key)} AND IsActive = true", "LIMIT 1"
+                ),
+                "owner lookup",
+            )
+            self._owners_by_email[key] = str(rows[0]["Id"]) if rows else None
+        return self._owners_by_email[key]
+
+
+def _record(row: Mapping[str, Any], match_field: str | None) -> CrmRecord | None:
+    """The `CrmRecord` of a search or query result row (None for rows of other objects)."""
+    attributes = row.get("attributes")
+    sobject = attributes.get("type") if isinstance(attributes, Mapping) else None
+    object_type = _OBJECT_TYPES.get(str(sobject))
+    if object_type is None or not row.get("Id"):
+        return None
+    names = [*_PHONE_FIELDS, match_field or ""]
+    phones = tuple(dict.fromkeys(str(row[name]) for name in names if name and row.get(name)))
+    extra: dict[str, Any] = {}
+    if object_type == "account" and row.get("PersonContactId"):
+        extra["person_contact_id"] = row["PersonContactId"]
+    return CrmRecord(
+        object_type=object_type,
+        id=str(row["Id"]),
+        phones=phones,
+        name=str(row.get("Name") or ""),
+        owner_id=row.get("OwnerId") or None,
+        modified_at=_parse_sf_datetime(row.get("LastModifiedDate")),
+        parent_id=(row.get("AccountId") or None) if object_type == "contact" else None,
+        extra=extra,
+    )
+
+
+def _parse_sf_datetime(value: Any) -> datetime | None:
+    """``2024-05-01T10:00:00.000+0000`` → aware datetime; anything else → None."""
+    if not isinstance(value, str) or not value:
+        return None
+    for pattern in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(value, pattern)
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,239 @@
+"""Writing one call: plan the records, send them, and make a retry create only what is missing.
+
+Every created id is recorded in the delivery's `Journal` at once. Before a composite create is
+sent, ``task_pending`` is recorded; when its outcome stays unknown (timeout, dropped connection,
+5xx) the retry first looks up what the lost answer would have told (`_Write._reconcile`): Tasks
+by ``CallObject``, the note by its title and a case by subject, contact/number and creation time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from connector.adapters.base import DeliveryJob, Journal, RetryableError, WriteResult
+from connector.adapters.salesforce.errors import _record_failures
+from connector.adapters.salesforce.records import (
+    _call_task,
+    _case,
+    _case_applies,
+    _follow_up,
+    _Item,
+    _link,
+    _note_content,
+    _note_title,
+    _Plan,
+    _Request,
+    _requests,
+    _Targets,
+    _targets,
+)
+from connector.adapters.salesforce.soql import _select, _soql_string
+from connector.adapters.salesforce.taskvalues import _OrgTaskValues
+
+#: The package's logger (named as before the package was split into modules).
+log = logging.getLogger(__package__)
+
+#: How far Salesforce's and our clocks may disagree when looking for a case created by us.
+_CLOCK_SLACK: Final = timedelta(minutes=5)
+
+_PENDING: Final = "task_pending"
+_PENDING_SINCE: Final = "task_pending_since"
+_LINK_PENDING: Final = "note_link_pending"
+
+
+class _Write(_OrgTaskValues):
+    """`write` and `describe_write`."""
+
+    # --- building the write ---------------------------------------------------------------------
+
+    def _what_id(self, targets: _Targets, journal: Journal) -> tuple[str | None, dict[str, Any]]:
+        """WhatId by ``what_rule`` (and the lookup it needed, for `describe_write`)."""
+        rule = self.options["what_rule"]
+        if rule == "none" or targets.who_type == "lead" or not targets.account_id:
+            return None, {}
+        if rule == "account":
+            return targets.account_id, {}
+        recorded = journal.get("what_id")
+        if recorded is not None:
+            return recorded or targets.account_id, {}
+        soql = _select(
+            "Id",
+            "Opportunity",
+            f"AccountId = {_soql_string(targets.account_id)} AND IsClosed = false",
+            "ORDER BY LastModifiedDate DESC LIMIT 1",
+        )
+        rows = self._query(soql, "open Opportunity lookup")
+        found = str(rows[0]["Id"]) if rows else ""
+        journal.record("what_id", found)
+        return found or targets.account_id, {"op": "GET query", "soql": soql, "found": found}
+
+    def _plan(self, job: DeliveryJob, journal: Journal) -> _Plan:
+        """Everything `write` creates for `job` (and the lookups that needs)."""
+        targets = _targets(job.matches)
+        what_id, lookup = self._what_id(targets, journal)
+        values = self._task_statuses()
+        priorities = self._task_priorities() if job.tasks else {}
+        external = self.options["external_id_field"]
+        call = _call_task(job, targets, what_id, values, external)
+        items = [_Item("task", "Task", call, call["CallObject"])]
+        items += [
+            _follow_up(spec, number, job, targets, what_id, values, priorities, external)
+            for number, spec in enumerate(job.tasks, start=1)
+        ]
+        link_target = targets.who_id or what_id or targets.account_id
+        if job.overflow.strip():
+            if link_target:
+                title = _note_title(call["Subject"], job.report.call_id)
+                note = {"Title": title, "Content": _note_content(job.overflow)}
+                items.append(_Item("note", "ContentNote", note, title))
+            else:
+                log.warning(
+                    "Salesforce target %r: call %s matched no record; the text that did not fit "
+                    "the Task is not stored",
+                    self.name,
+                    job.report.call_id,
+                )
+        if _case_applies(self.options["case"], job.report):
+            items.append(_case(self.options["case"], job, targets, call["Subject"]))
+        return _Plan(tuple(items), targets, what_id, link_target, (lookup,) if lookup else ())
+
+    def describe_write(self, job: DeliveryJob) -> list[dict[str, Any]]:
+        """The requests `write` would send for `job` on a first attempt, with their exact
+        bodies. Writes nothing; may read the org's Task values and, for ``what_rule:
+        open_opportunity``, the account's open Opportunity."""
+        plan = self._plan(job, Journal())
+        base = f"/services/data/v{self._version}/"
+        ops: list[dict[str, Any]] = list(plan.lookups)
+        for request in _requests(plan.items, self.options["external_id_field"]):
+            ops.append({"op": request.method, "path": base + request.path, "body": request.body()})
+        if any(item.key == "note" for item in plan.items) and plan.link_target:
+            link = _link("<id of the ContentNote created above>", plan.link_target)
+            ops.append({"op": link.method, "path": base + link.path, "body": link.body()})
+        return ops
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
+        """Log the call (see the package docstring); a retry creates only what is missing."""
+        plan = self._plan(job, journal)
+        if journal.get(_PENDING):
+            self._reconcile(plan, job, journal)
+        missing = [item for item in plan.items if not journal.get(item.key)]
+        for request in _requests(missing, self.options["external_id_field"]):
+            self._send(request, journal)
+        note_id = journal.get("note")
+        if note_id and plan.link_target and not journal.get("note_link"):
+            self._link_note(str(note_id), plan.link_target, journal)
+        return WriteResult(refs=_refs(plan, journal))
+
+    def _send(self, request: _Request, journal: Journal) -> None:
+        """Send one collection request and record every created id; raise for failed records."""
+        creating = request.method == "POST"
+        if creating:
+            journal.record(_PENDING, True)
+            journal.record(_PENDING_SINCE, datetime.now(UTC).isoformat())
+        body = request.body()
+        results = self._call(
+            f"{request.method} {request.path}",
+            lambda sf: sf.restful(request.path, method=request.method, json=body),
+        )
+        if not isinstance(results, list) or len(results) != len(request.items):
+            raise RetryableError(f"Salesforce {request.path}: unexpected answer (outcome unknown)")
+        failures: list[tuple[_Item, Sequence[Mapping[str, Any]]]] = []
+        for item, result in zip(request.items, results, strict=True):
+            if isinstance(result, Mapping) and result.get("success") and result.get("id"):
+                journal.record(item.key, str(result["id"]))
+            else:
+                errors = result.get("errors") if isinstance(result, Mapping) else None
+                failures.append((item, errors or []))
+        if creating:
+            journal.record(_PENDING, False)
+        if failures:
+            raise _record_failures(failures, len(request.items))
+
+    def _reconcile(self, plan: _Plan, job: DeliveryJob, journal: Journal) -> None:
+        """After a create whose answer was lost: record what it created (see the module
+        docstring)."""
+        open_items = [item for item in plan.items if not journal.get(item.key)]
+        tasks = {item.marker.casefold(): item for item in open_items if item.sobject == "Task"}
+        if tasks:
+            markers = ", ".join(_soql_string(item.marker) for item in tasks.values())
+            for row in self._query(
+                _select("Id, CallObject", "Task", f"CallObject IN ({markers})"),
+                "Task lookup after unknown outcome",
+            ):
+                found = tasks.pop(str(row.get("CallObject") or "").casefold(), None)
+                if found is not None:
+                    journal.record(found.key, str(row["Id"]))
+        for item in open_items:
+            if item.key == "note":
+                rows = self._query(
+                    _select("Id", "ContentNote", f"Title = {_soql_string(item.marker)}", "LIMIT 1"),
+                    "note lookup after unknown outcome",
+                )
+                if rows:
+                    journal.record("note", str(rows[0]["Id"]))
+            elif item.key == "case":
+                found_case = self._find_case(item, job, journal)
+                if found_case:
+                    journal.record("case", found_case)
+        journal.record(_PENDING, False)
+
+    def _find_case(self, item: _Item, job: DeliveryJob, journal: Journal) -> str | None:
+        since_text = journal.get(_PENDING_SINCE)
+        try:
+            since = datetime.fromisoformat(str(since_text)) - _CLOCK_SLACK
+        except ValueError:
+            since = job.report.start_time
+        conditions = [
+            f"Subject = {_soql_string(item.marker)}",
+            f"CreatedDate >= {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+        ]
+        if item.values.get("ContactId"):
+            conditions.append(f"ContactId = {_soql_string(str(item.values['ContactId']))}")
+        elif item.values.get("SuppliedPhone"):
+            conditions.append(f"SuppliedPhone = {_soql_string(str(item.values['SuppliedPhone']))}")
+        rows = self._query(
+            _select("Id", "Case", " AND ".join(conditions), "ORDER BY CreatedDate LIMIT 1"),
+            "case lookup after unknown outcome",
+        )
+        return str(rows[0]["Id"]) if rows else None
+
+    def _link_note(self, note_id: str, target: str, journal: Journal) -> None:
+        if journal.get(_LINK_PENDING):
+            rows = self._query(
+                _select(
+                    "Id",
+                    "ContentDocumentLink",
+                    f"ContentDocumentId = {_soql_string(note_id)} "
+                    f"AND LinkedEntityId = {_soql_string(target)}",
+                ),
+                "note link lookup after unknown outcome",
+            )
+            if rows:
+                journal.record("note_link", str(rows[0]["Id"]))
+                journal.record(_LINK_PENDING, False)
+                return
+        journal.record(_LINK_PENDING, True)
+        self._send(_link(note_id, target), journal)
+        journal.record(_LINK_PENDING, False)
+
+
+def _refs(plan: _Plan, journal: Journal) -> dict[str, Any]:
+    """The ids `write` reports: the call Task, the follow-ups, note, link, case and WhatId."""
+    refs: dict[str, Any] = {
+        "task": journal.get("task"),
+        "follow_ups": [journal.get(i.key) for i in plan.items if i.key.startswith("follow_up")],
+    }
+    keys = {item.key for item in plan.items}
+    if "note" in keys:
+        refs["note"] = journal.get("note")
+        refs["note_link"] = journal.get("note_link")
+    if "case" in keys:
+        refs["case"] = journal.get("case")
+    if plan.what_id:
+        refs["what_id"] = plan.what_id
+    return refs
