@@ -135,6 +135,8 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return _error(400, "invalid_json", f"The body is not valid JSON: {exc}")
+    except RecursionError:
+        return _error(400, "invalid_json", "The body is nested too deeply.")
     try:
         report = parse_report(document)
     except UnsupportedVersion as exc:

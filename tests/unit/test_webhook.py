@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select
 
 from connector.app import create_app
@@ -257,3 +259,50 @@ def test_readiness_fails_when_storage_is_unreachable(tmp_path: Any, services: Se
     assert response.status_code == 503
     assert response.json["storage"].startswith("unavailable")
     assert response.json["queue"] == "ok"
+
+
+def test_deeply_nested_json_is_a_client_error(client: FlaskClient, services: Services) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    response = client.post("/webhooks/sipgate", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert stored_calls(services) == 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    mutation=st.dictionaries(
+        st.sampled_from(["version", "call", "assist", "callHeadline", "channel", "extra"]),
+        json_values,
+        max_size=3,
+    ),
+    call_part=st.dictionaries(
+        st.sampled_from(
+            ["id", "from", "to", "startTime", "endTime", "duration", "direction", "users"]
+        ),
+        json_values,
+        max_size=3,
+    ),
+)
+def test_client_input_never_causes_a_500(
+    client: FlaskClient,
+    example_v1: dict[str, Any],
+    mutation: dict[str, Any],
+    call_part: dict[str, Any],
+) -> None:
+    document = {**example_v1, **mutation}
+    if isinstance(document.get("call"), dict):
+        document["call"] = {**document["call"], **call_part}
+    response = post(client, document)
+    assert response.status_code in (200, 400, 422), response.get_data(as_text=True)
+    assert response.is_json
