@@ -258,6 +258,15 @@ def replay(config_path: str, call_id: str | None, dead: bool) -> None:
     click.echo(f"{len(ids)} deliveries queued again.")
 
 
+def _public_refs(refs: dict[str, Any]) -> dict[str, Any]:
+    """A delivery's refs for operators: the match without the records' names."""
+    from connector.matching import MatchOutcome
+
+    if isinstance(refs.get("match"), dict):
+        return {**refs, "match": MatchOutcome.summary(refs["match"])}
+    return refs
+
+
 def _fmt_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
@@ -317,8 +326,9 @@ def status(
                         **{
                             k: v
                             for k, v in asdict(d).items()
-                            if k not in ("target", "next_attempt_at")
+                            if k not in ("target", "next_attempt_at", "refs")
                         },
+                        "refs": _public_refs(d.refs),
                         "next_attempt_at": d.next_attempt_at.isoformat(),
                         "parked_until": parked[d.target][0].isoformat()
                         if d.target in parked

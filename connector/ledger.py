@@ -282,7 +282,7 @@ class Ledger:
                         "direction": report.direction,
                         "from_number": report.from_number[:64],
                         "to_number": report.to_number[:64],
-                        "duration_ms": int(report.duration.total_seconds() * 1000),
+                        "duration_ms": report.duration // timedelta(milliseconds=1),
                         "channel_name": report.channel.name[:255] if report.channel else None,
                     },
                 ).scalar_one()

@@ -10,9 +10,10 @@ type remain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from connector.adapters.base import CrmRecord
 from connector.phone import PhoneNumber, same_number
@@ -42,13 +43,51 @@ class MatchOutcome:
     candidates: int = 0
     rejected: int = 0
 
-    def as_ref(self) -> dict[str, object]:
-        """What the ledger keeps about the match (ids and types only, no personal data)."""
+    def as_ref(self) -> dict[str, Any]:
+        """What the delivery's journal keeps of the match: enough to rebuild the same records.
+
+        A retry logs the call on exactly these records (with their company/account, owner and
+        name, which associations and templates use), even if the CRM changed in between.
+        """
         return {
             "status": self.status,
-            "records": [{"type": r.object_type, "id": r.id} for r in self.records],
+            "records": [
+                {
+                    "type": r.object_type,
+                    "id": r.id,
+                    "parent_id": r.parent_id,
+                    "owner_id": r.owner_id,
+                    "name": r.name,
+                    "extra": dict(r.extra),
+                }
+                for r in self.records
+            ],
             "candidates": self.candidates,
             "rejected": self.rejected,
+        }
+
+    @classmethod
+    def from_ref(cls, ref: Mapping[str, Any]) -> MatchOutcome:
+        """The outcome `as_ref` recorded."""
+        records = tuple(
+            CrmRecord(
+                object_type=r["type"],
+                id=r["id"],
+                parent_id=r.get("parent_id"),
+                owner_id=r.get("owner_id"),
+                name=r.get("name") or "",
+                extra=dict(r.get("extra") or {}),
+            )
+            for r in ref["records"]
+        )
+        return cls(records, ref["status"], ref.get("candidates", 0), ref.get("rejected", 0))
+
+    @staticmethod
+    def summary(ref: Mapping[str, Any]) -> dict[str, Any]:
+        """The part of a recorded match operators see in `sipgate-crm status` (no names)."""
+        return {
+            "status": ref.get("status"),
+            "records": [{"type": r.get("type"), "id": r.get("id")} for r in ref.get("records", [])],
         }
 
 

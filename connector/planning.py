@@ -95,8 +95,7 @@ def _match(
 ) -> MatchOutcome:
     recorded = journal.get("match")
     if recorded is not None:  # a retry logs on the records the first attempt chose
-        records = tuple(CrmRecord(r["type"], r["id"]) for r in recorded["records"])
-        return MatchOutcome(records, recorded["status"], recorded.get("candidates", 0))
+        return MatchOutcome.from_ref(recorded)
     if caller is None or not policy.matching.objects:
         outcome = MatchOutcome((), UNMATCHED)
     else:

@@ -11,7 +11,7 @@ tables hold each call exactly once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import fields, validate
@@ -157,7 +157,7 @@ def _rows(
                 "to_number": report.to_number,
                 "start_time": report.start_time,
                 "end_time": report.end_time,
-                "duration_ms": int(report.duration.total_seconds() * 1000),
+                "duration_ms": report.duration // timedelta(milliseconds=1),
                 "channel_id": report.channel.id if report.channel else None,
                 "channel_name": report.channel.name if report.channel else None,
                 "llm_provider": report.llm_provider,

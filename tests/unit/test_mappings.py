@@ -227,7 +227,8 @@ def test_dry_run_with_an_assumed_match(tmp_path: Path, example_v1: dict[str, Any
     report = parse_report(example_v1)
     out = dry_run(config, report, offline=True, assumptions=["contact:K9:Erika Beispiel"])
     target = out["targets"]["crm"]
-    assert target["match"]["records"] == [{"type": "contact", "id": "K9"}]
+    [record] = target["match"]["records"]
+    assert (record["type"], record["id"], record["name"]) == ("contact", "K9", "Erika Beispiel")
     assert target["search"]["number"] == "+4921163553400"
     skipped = dry_run(
         config, dataclasses.replace(report, duration=report.duration * 0), offline=True

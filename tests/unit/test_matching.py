@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connector.adapters import CrmRecord
-from connector.matching import choose_records, recheck
+from connector.matching import MatchOutcome, choose_records, recheck
 from connector.phone import parse_sipgate
 from connector.policy import MatchingPolicy
 
@@ -86,12 +86,30 @@ def test_tie_break_all() -> None:
     assert ({r.id for r in outcome.records}, outcome.status) == ({"a", "b"}, "matched")
 
 
-def test_match_reference_holds_ids_not_personal_data() -> None:
-    record = CrmRecord("contact", "K1", ("0211 63553400",), name="Erika Beispiel")
-    ref = choose_records([record], CALLER, MatchingPolicy(objects=("contact",)), "DE").as_ref()
-    assert ref == {
+def test_a_recorded_match_rebuilds_the_same_records() -> None:
+    record = CrmRecord(
+        "contact",
+        "K1",
+        ("0211 63553400",),
+        name="Erika Beispiel",
+        owner_id="o-1",
+        parent_id="A1",
+        extra={"person_account": True},
+    )
+    outcome = choose_records([record], CALLER, MatchingPolicy(objects=("contact",)), "DE")
+    ref = outcome.as_ref()
+    again = MatchOutcome.from_ref(ref)
+    assert again.status == "matched"
+    [rebuilt] = again.records
+    assert (rebuilt.id, rebuilt.parent_id, rebuilt.owner_id, rebuilt.name) == (
+        "K1",
+        "A1",
+        "o-1",
+        "Erika Beispiel",
+    )
+    assert rebuilt.extra == {"person_account": True}
+    # What operators see in `sipgate-crm status` carries no names.
+    assert MatchOutcome.summary(ref) == {
         "status": "matched",
         "records": [{"type": "contact", "id": "K1"}],
-        "candidates": 1,
-        "rejected": 0,
     }

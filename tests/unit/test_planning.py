@@ -52,16 +52,24 @@ def test_a_matched_call(report: Any) -> None:
     assert plan.match.status == "matched" and plan.match.rejected == 1
     assert plan.job.fields["hs_call_title"] == "Invoice inquiry and plan change"
     assert "<li>The customer wants to change their plan.</li>" in plan.job.fields["hs_call_body"]
-    assert journal.get("match")["records"] == [{"type": "contact", "id": "K1"}]
+    assert [(r["type"], r["id"]) for r in journal.get("match")["records"]] == [("contact", "K1")]
 
 
 def test_a_retry_reuses_the_first_attempts_match(report: Any) -> None:
-    crm = FakeCrm([contact()])
+    crm = FakeCrm([contact(parent_id="A1", owner_id="o-1")])
     journal = Journal()
-    plan_delivery(report, policy(), crm, journal)
+    first = plan_delivery(report, policy(), crm, journal)
     crm.records = [contact("K2")]  # the CRM changed meanwhile
     again = plan_delivery(report, policy(), crm, Journal(journal.as_dict()))
-    assert again.job is not None and [r.id for r in again.job.matches] == ["K1"]
+    assert again.job is not None and first.job is not None
+
+    def key(r: CrmRecord) -> tuple[Any, ...]:
+        return (r.object_type, r.id, r.parent_id, r.owner_id, r.name)
+
+    # The same records, with their company and owner.
+    assert [key(r) for r in again.job.matches] == [key(r) for r in first.job.matches]
+    assert again.job.matches[0].parent_id == "A1"
+    assert again.job.fields == first.job.fields  # templates see the same record
     assert crm.searches == 1
 
 
