@@ -31,7 +31,9 @@ def create_app(config: Config, services: Services | None = None) -> Flask:
     app = Flask("connector")
     app.config["MAX_CONTENT_LENGTH"] = None  # webhooks.read_body enforces the limit itself
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["sipgate_crm"] = services or Services.open(config)
+    # `sipgate-crm web` migrated before gunicorn started; a worker that boots while the database
+    # is down must still boot (it answers 503 until the database is back).
+    app.extensions["sipgate_crm"] = services or Services.open(config, migrate=False)
     webhooks.init_app(app, config.server)
     app.register_blueprint(health.bp)
     app.register_error_handler(HTTPException, _json_error)

@@ -140,6 +140,8 @@ class _ServerSchema(Schema):
 def _url(value: str) -> None:
     if "://" not in value:
         raise ValidationError("Must be a URL such as sqlite:///data/connector.db.")
+    if value.startswith("sqlite:") and not value.startswith("sqlite:///"):
+        raise ValidationError("SQLite URLs have three slashes: sqlite:///data/connector.db.")
 
 
 class _StorageSchema(Schema):
@@ -164,7 +166,7 @@ class _QueueSchema(Schema):
 
     @validates("url")
     def _known_scheme(self, value: str, **_: Any) -> None:
-        if not value.startswith(("sqlite://", "redis://", "rediss://", "memory://")):
+        if not value.startswith(("sqlite:///", "redis://", "rediss://", "memory://")):
             raise ValidationError("Must be sqlite:///FILE, redis://HOST:PORT/DB or memory://.")
 
 
@@ -235,9 +237,9 @@ def _substitute_env(node: Any, path: str, file: str, problems: list[ConfigProble
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             value = os.environ.get(name)
+            if default is not None and not value:  # like the shell: unset or empty
+                return default
             if value is None:
-                if default is not None:
-                    return default
                 problems.append(
                     ConfigProblem(file, path, f"Environment variable {name} is not set.")
                 )
@@ -303,8 +305,13 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
     if not isinstance(document, dict):
         raise ConfigError([ConfigProblem(file, "", "The file must contain a YAML mapping.")])
     document = _substitute_env(document, "", file, problems)
+    # Unknown top-level keys are reported, and the rest is still checked: all problems at once.
+    known = set(_RootSchema().fields)
+    for key in document:
+        if key not in known:
+            problems.append(ConfigProblem(file, str(key), "Unknown key (a typo?)."))
     try:
-        root = _RootSchema().load(document)
+        root = _RootSchema().load({k: v for k, v in document.items() if k in known})
     except ValidationError as exc:
         problems.extend(problems_from_messages(file, "", exc.messages))
         raise ConfigError(problems) from exc

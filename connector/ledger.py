@@ -42,6 +42,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -60,6 +61,7 @@ __all__ = [
     "CallSummary",
     "Claim",
     "DeliveryState",
+    "LeaseLost",
     "Ledger",
     "make_engine",
 ]
@@ -127,6 +129,8 @@ deliveries = Table(
     Column("queued_until", UTCDateTime(), nullable=True),
     Column("last_error", Text(), nullable=True),
     Column("refs", JSON(), nullable=False, default=dict),
+    # Retries give up `give_up_after_hours` after this: creation, or the last replay.
+    Column("retry_since", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("call_pk", "target", name="uq_delivery_call_target"),
@@ -173,10 +177,15 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 15})
+        # hide_parameters: values (phone numbers, names) never appear in error messages or logs.
+        engine = create_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+class LeaseLost(Exception):
+    """This worker's lease on a delivery expired and another worker may hold it now."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +200,7 @@ class Claim:
     raw_body: bytes
     refs: dict[str, Any]
     first_received_at: datetime
+    retry_since: datetime
 
 
 @dataclass(frozen=True)
@@ -242,6 +252,16 @@ class Ledger:
         """Bring the schema to the newest Alembic revision; safe to call from several processes."""
         from connector.migrations import upgrade
 
+        if self.engine.dialect.name == "postgresql":
+            # One process migrates at a time; the others then find the schema current.
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(7246873)"))
+                try:
+                    upgrade(self.engine)
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(7246873)"))
+                    conn.commit()
+            return
         for attempt in range(10):
             try:
                 upgrade(self.engine)
@@ -298,6 +318,7 @@ class Ledger:
                             "attempts": 0,
                             "next_attempt_at": now,
                             "refs": {},
+                            "retry_since": now,
                             "created_at": now,
                             "updated_at": now,
                         }
@@ -330,16 +351,7 @@ class Ledger:
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    or_(
-                        and_(
-                            deliveries.c.status.in_((PENDING, RETRYING)),
-                            deliveries.c.next_attempt_at <= now,
-                        ),
-                        and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
-                    ),
-                )
+                .where(deliveries.c.id == delivery_id, self._due_condition(now))
                 .values(
                     status=PROCESSING,
                     lease_until=now + lease,
@@ -355,6 +367,8 @@ class Ledger:
                     deliveries.c.target,
                     deliveries.c.attempts,
                     deliveries.c.refs,
+                    deliveries.c.retry_since,
+                    deliveries.c.created_at,
                     calls.c.call_id,
                     calls.c.raw_body,
                     calls.c.received_at,
@@ -371,6 +385,7 @@ class Ledger:
             raw_body=bytes(row.raw_body),
             refs=dict(row.refs or {}),
             first_received_at=row.received_at,
+            retry_since=row.retry_since or row.created_at,
         )
 
     def _finish(self, claim: Claim, **values: Any) -> bool:
@@ -384,20 +399,32 @@ class Ledger:
             )
             return result.rowcount == 1
 
-    def record_ref(self, claim: Claim, key: str, value: Any) -> None:
-        """Persist at once what a delivery has written so far (its journal), under our lease."""
+    def record_ref(
+        self, claim: Claim, key: str, value: Any, renew: timedelta | None = None
+    ) -> None:
+        """Persist at once what a delivery has written so far (its journal), under our lease.
+
+        With `renew`, the lease is extended to now + `renew` (work in progress keeps it). Raises
+        `LeaseLost` when the lease is no longer ours: the writer must stop.
+        """
+        now = _now()
         with self.engine.begin() as conn:
             current = conn.execute(
                 select(deliveries.c.refs).where(deliveries.c.id == claim.delivery_id)
             ).scalar_one()
             refs = {**(current or {}), key: value}
-            conn.execute(
+            values: dict[str, Any] = {"refs": refs, "updated_at": now}
+            if renew is not None:
+                values["lease_until"] = now + renew
+            result = conn.execute(
                 update(deliveries)
                 .where(
                     deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
                 )
-                .values(refs=refs, updated_at=_now())
+                .values(**values)
             )
+            if result.rowcount != 1:
+                raise LeaseLost(f"delivery {claim.delivery_id}")
 
     def complete(
         self, claim: Claim, refs: dict[str, Any], *, skipped_reason: str | None = None
@@ -446,18 +473,6 @@ class Ledger:
             ),
             and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
         )
-
-    def due(self, limit: int = 500) -> list[int]:
-        """Deliveries that are due, or whose lease expired (whether or not a message is queued)."""
-        now = _now()
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(deliveries.c.id)
-                .where(self._due_condition(now))
-                .order_by(deliveries.c.next_attempt_at)
-                .limit(limit)
-            )
-            return [int(r.id) for r in rows]
 
     def take_due(self, requeue_after: timedelta, limit: int = 200) -> list[int]:
         """Deliveries the relay must send queue messages for, marked as queued for `requeue_after`.
@@ -596,19 +611,22 @@ class Ledger:
             if dead:
                 query = query.where(deliveries.c.status == DEAD)
             ids = [int(r.id) for r in conn.execute(query)]
-            if ids:
-                conn.execute(
-                    update(deliveries)
-                    .where(deliveries.c.id.in_(ids))
-                    .values(
-                        status=PENDING,
-                        next_attempt_at=now,
-                        attempts=0,
-                        queued_until=None,
-                        updated_at=now,
-                    )
+            if not ids:
+                return []
+            replayed = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.status != PROCESSING)
+                .values(
+                    status=PENDING,
+                    next_attempt_at=now,
+                    attempts=0,
+                    queued_until=None,
+                    retry_since=now,
+                    updated_at=now,
                 )
-        return ids
+                .returning(deliveries.c.id)
+            )
+            return sorted(int(r.id) for r in replayed)
 
     def recent_calls(
         self, limit: int = 20, call_id: str | None = None, statuses: Sequence[str] = ()

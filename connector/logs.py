@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["configure_logging", "mask_number", "mask_secret"]
+__all__ = ["SecretFilter", "configure_logging", "mask_number"]
 
 _DIGITS = re.compile(r"\d")
 
@@ -31,12 +31,7 @@ def mask_number(number: str | None) -> str:
     return "".join(out)
 
 
-def mask_secret(text: str, secret: str | None) -> str:
-    """`text` with every occurrence of `secret` replaced by ``***``."""
-    return text.replace(secret, "***") if secret else text
-
-
-class _SecretFilter(logging.Filter):
+class SecretFilter(logging.Filter):
     """Drops configured secrets from every formatted record, as a last line of defence."""
 
     def __init__(self, secrets: list[str]) -> None:
@@ -46,6 +41,9 @@ class _SecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
+            if record.exc_info:  # tracebacks may quote a request path with the secret
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+                record.exc_info = None
             for secret in self.secrets:
                 message = message.replace(secret, "***")
             record.msg, record.args = message, None
@@ -57,7 +55,7 @@ def configure_logging(level: str = "INFO", secrets: list[str] | None = None) -> 
     root = logging.getLogger()
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_SecretFilter(secrets or []))
+    handler.addFilter(SecretFilter(secrets or []))
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Request lines of the HTTP clients would carry search terms (phone numbers) at DEBUG.

@@ -31,11 +31,21 @@ __all__ = [
     "TranscriptChunk",
     "UnsupportedVersion",
     "User",
+    "find_bad_text",
     "parse_report",
     "report_from_json",
 ]
 
 SUPPORTED_VERSIONS = ("1",)
+
+#: Calls happen now; these bounds keep dates and durations inside what every layer can handle.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_DURATION_MS = 7 * 24 * 3600 * 1000
+_CALL_ID = validate.Regexp(
+    r"^[^\x00-\x1f\x7f]{1,255}$", error="Must be 1 to 255 printable characters."
+)
+_WHEN = validate.Range(min=EARLIEST, max=LATEST, error="Must be between 2000 and 2100.")
 
 
 class PayloadError(ValueError):
@@ -161,13 +171,17 @@ class _ChannelSchema(_Base):
 
 
 class _CallV1Schema(_Base):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    id = fields.String(required=True, validate=_CALL_ID)
     # Empty or "anonymous" numbers are legal: a withheld caller ID.
     from_ = fields.String(data_key="from", load_default="", allow_none=True)
     to = fields.String(load_default="", allow_none=True)
-    startTime = fields.AwareDateTime(required=True, default_timezone=UTC)
-    endTime = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=UTC)
-    duration = fields.Integer(load_default=0, allow_none=True, validate=validate.Range(min=0))
+    startTime = fields.AwareDateTime(required=True, default_timezone=UTC, validate=_WHEN)
+    endTime = fields.AwareDateTime(
+        load_default=None, allow_none=True, default_timezone=UTC, validate=_WHEN
+    )
+    duration = fields.Integer(
+        load_default=0, allow_none=True, validate=validate.Range(min=0, max=MAX_DURATION_MS)
+    )
     direction = fields.String(required=True, validate=validate.OneOf(["IN", "OUT"]))
     users = fields.List(fields.Nested(_UserSchema), load_default=list, allow_none=True)
     channel = fields.Nested(_ChannelSchema, load_default=None, allow_none=True)
@@ -268,17 +282,19 @@ class _EpochMillis(fields.Field[datetime]):
             raise self.make_error("invalid")
         try:
             return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
-        except (ValueError, OverflowError, OSError) as exc:
+        except (ValueError, OverflowError, OSError, TypeError) as exc:
             raise self.make_error("invalid") from exc
 
 
 class _CallLegacySchema(_Base):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    id = fields.String(required=True, validate=_CALL_ID)
     caller = fields.String(load_default="", allow_none=True)
     callee = fields.String(load_default="", allow_none=True)
-    startTime = _EpochMillis(required=True)
-    endTime = _EpochMillis(load_default=None, allow_none=True)
-    duration = fields.Integer(load_default=0, allow_none=True, validate=validate.Range(min=0))
+    startTime = _EpochMillis(required=True, validate=_WHEN)
+    endTime = _EpochMillis(load_default=None, allow_none=True, validate=_WHEN)
+    duration = fields.Integer(
+        load_default=0, allow_none=True, validate=validate.Range(min=0, max=MAX_DURATION_MS // 1000)
+    )
     direction = fields.String(
         required=True,
         validate=validate.OneOf(["inbound", "outbound", "INBOUND", "OUTBOUND", "IN", "OUT"]),
@@ -357,7 +373,7 @@ def _v1_report(data: dict[str, Any]) -> CallReport:
     end: datetime | None = call.get("endTime")
     duration_ms = call.get("duration")
     if duration_ms is None:
-        duration_ms = int((end - start).total_seconds() * 1000) if end else 0
+        duration_ms = max(0, (end - start) // timedelta(milliseconds=1)) if end else 0
     return CallReport(
         call_id=call["id"],
         payload_version=data["version"],
@@ -397,6 +413,10 @@ def _v1_report(data: dict[str, Any]) -> CallReport:
     )
 
 
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value if v] if isinstance(value, list) else []
+
+
 def _legacy_text(value: Any) -> str:
     if isinstance(value, dict):
         return _s(value.get("content"))
@@ -409,8 +429,8 @@ def _legacy_report(data: dict[str, Any]) -> CallReport:
     key_points = data.get("keyPoints")
     topics = data.get("topics")
     if isinstance(summary_raw, dict):  # tolerate the v1-style nested summary
-        key_points = key_points or summary_raw.get("keyPoints")
-        topics = topics or summary_raw.get("topics")
+        key_points = key_points or _strings(summary_raw.get("keyPoints"))
+        topics = topics or _strings(summary_raw.get("topics"))
     direction = call["direction"].upper()
     return CallReport(
         call_id=call["id"],
@@ -434,12 +454,49 @@ def _legacy_report(data: dict[str, Any]) -> CallReport:
     )
 
 
-def parse_report(document: Any) -> CallReport:
+def find_bad_text(document: Any, path: str = "") -> str | None:
+    """The path of the first string holding NUL or an unpaired surrogate (no database stores
+    those), or ``None``. Such text can only come from ``\\u`` escapes in the JSON."""
+    if isinstance(document, str):
+        if "\x00" in document or any("\ud800" <= ch <= "\udfff" for ch in document):
+            return path or "_schema"
+        return None
+    if isinstance(document, dict):
+        items: Any = document.items()
+    elif isinstance(document, list):
+        items = enumerate(document)
+    else:
+        return None
+    for key, value in items:
+        inner = f"{path}.{key}" if path else str(key)
+        found = find_bad_text(key, inner) if isinstance(key, str) else None
+        found = found or find_bad_text(value, inner)
+        if found:
+            return found
+    return None
+
+
+def parse_report(document: Any, *, check_text: bool = True) -> CallReport:
     """Validate a decoded JSON document and return its `CallReport`.
 
     Raises `UnsupportedVersion` for a ``version`` we do not know and `PayloadError` (with field
-    paths) for anything else that does not fit either shape.
+    paths) for anything else that does not fit either shape. `check_text` looks for NUL and
+    unpaired surrogates in every string (callers that know the raw JSON had no ``\\u`` escape
+    may skip it).
     """
+    if check_text:
+        bad = find_bad_text(document)
+        if bad is not None:
+            raise PayloadError({bad: ["Contains a NUL character or an unpaired surrogate."]})
+    try:
+        return _parse(document)
+    except (OverflowError, ValueError, TypeError) as exc:
+        if isinstance(exc, PayloadError):
+            raise
+        raise PayloadError({"_schema": [f"Values out of range: {type(exc).__name__}."]}) from exc
+
+
+def _parse(document: Any) -> CallReport:
     if not isinstance(document, dict):
         raise PayloadError({"_schema": ["The body must be a JSON object."]})
     if "version" in document:

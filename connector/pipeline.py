@@ -24,7 +24,16 @@ from connector.adapters import (
 )
 from connector.config import QueueConfig
 from connector.filters import skip_reason
-from connector.ledger import DEAD, DONE, RETRYING, SKIPPED, Claim, Ledger
+from connector.ledger import (
+    DEAD,
+    DONE,
+    PROCESSING,
+    RETRYING,
+    SKIPPED,
+    Claim,
+    LeaseLost,
+    Ledger,
+)
 from connector.payload import PayloadError, report_from_json
 from connector.planning import plan_delivery
 from connector.policy import DeliveryPolicy
@@ -90,15 +99,40 @@ class DeliveryPipeline:
         """Attempt delivery `delivery_id` if it is due and nobody else holds it.
 
         Returns ``None`` when there was nothing to do (already done, leased elsewhere, not due).
+        Never raises for a delivery's own failure: every outcome is recorded in the ledger.
         """
         claim = self.ledger.claim(delivery_id, self.lease)
         if claim is None:
             return None
+        try:
+            return self._attempt(claim)
+        except LeaseLost:
+            # The attempt outlived its lease; another worker owns the delivery now.
+            log.warning(
+                "call %s → %s: lease lost during the attempt; left to its new holder",
+                claim.call_id,
+                claim.target,
+            )
+            return Outcome(delivery_id, PROCESSING, "lease lost")
+        except Exception as exc:
+            # A bug or an error type nobody classified: retry, but say what it was. The
+            # message and traceback may quote call content, so only at DEBUG.
+            log.error(
+                "call %s → %s: unexpected %s", claim.call_id, claim.target, type(exc).__name__
+            )
+            log.debug("traceback", exc_info=True)
+            return self._retry(claim, f"Unexpected {type(exc).__name__}", None)
+
+    def _attempt(self, claim: Claim) -> Outcome:
+        delivery_id = claim.delivery_id
         adapter = self.adapters.get(claim.target)
         if adapter is None:
             # The target was removed from the configuration after the call was accepted.
             self.ledger.fail(claim, f"Target {claim.target!r} is not configured any more.")
             return Outcome(delivery_id, DEAD, "target not configured")
+        if claim.attempts > 1 and self._too_old(claim):
+            # Attempts that never finished (a worker crashing on this delivery) end here too.
+            return self._give_up(claim, "the previous attempt did not finish")
 
         parked = self.ledger.parked(claim.target)
         if parked is not None:
@@ -119,8 +153,10 @@ class DeliveryPipeline:
             self.ledger.fail(claim, f"Stored body no longer parses: {exc}")
             return Outcome(delivery_id, DEAD, "stored body invalid")
 
+        # Every journal entry also renews the lease: a long delivery that makes progress keeps it.
         journal = Journal(
-            claim.refs, save=lambda key, value: self.ledger.record_ref(claim, key, value)
+            claim.refs,
+            save=lambda key, value: self.ledger.record_ref(claim, key, value, renew=self.lease),
         )
         policy = self.policies.get(claim.target) or DeliveryPolicy()
         filtered = skip_reason(report, policy.filters, policy.defaults.region)
@@ -166,22 +202,26 @@ class DeliveryPipeline:
             self.ledger.fail(claim, str(exc))
             log.error("call %s → %s: dead: %s", claim.call_id, claim.target, exc)
             return Outcome(delivery_id, DEAD, str(exc))
-        except Exception as exc:
-            # A bug or an error type the adapter did not classify: retry, but say what it was.
-            log.exception("call %s → %s: unexpected error", claim.call_id, claim.target)
-            return self._retry(claim, f"Unexpected {type(exc).__name__}", None)
 
-        self.ledger.complete(claim, {**journal.as_dict(), **result.refs})
+        if not self.ledger.complete(claim, {**journal.as_dict(), **result.refs}):
+            raise LeaseLost(f"delivery {delivery_id}")
         log.info("call %s → %s: done (attempt %d)", claim.call_id, claim.target, claim.attempts)
         return Outcome(delivery_id, DONE)
 
+    def _too_old(self, claim: Claim) -> bool:
+        age = datetime.now(UTC) - claim.retry_since
+        return age > timedelta(hours=self.queue.give_up_after_hours)
+
+    def _give_up(self, claim: Claim, error: str) -> Outcome:
+        reason = f"Gave up after {claim.attempts} attempts: {error}"
+        self.ledger.fail(claim, reason)
+        log.error("call %s → %s: dead: %s", claim.call_id, claim.target, reason)
+        return Outcome(claim.delivery_id, DEAD, reason)
+
     def _retry(self, claim: Claim, error: str, retry_after: float | None) -> Outcome:
         now = datetime.now(UTC)
-        if now - claim.first_received_at > timedelta(hours=self.queue.give_up_after_hours):
-            reason = f"Gave up after {claim.attempts} attempts: {error}"
-            self.ledger.fail(claim, reason)
-            log.error("call %s → %s: dead: %s", claim.call_id, claim.target, reason)
-            return Outcome(claim.delivery_id, DEAD, reason)
+        if self._too_old(claim):
+            return self._give_up(claim, error)
         delay = backoff_delay(
             claim.attempts, self.queue.retry_base_seconds, self.queue.retry_max_seconds, retry_after
         )

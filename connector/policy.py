@@ -231,7 +231,9 @@ def target_policy_schema() -> Schema:
 
 
 def _find_mapping(name: str, base: Path) -> Path | None:
-    candidates = [base / name, base / "mappings" / name, BUILTIN_MAPPINGS / Path(name).name]
+    candidates = [base / name, base / "mappings" / name]
+    if Path(name).name == name:  # a bare name may also be one of the shipped mappings
+        candidates.append(BUILTIN_MAPPINGS / name)
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -301,6 +303,9 @@ def load_policy(
         except yaml.YAMLError as exc:
             problems.append(ConfigProblem(mapping_file, "", f"Not valid YAML: {exc}"))
             return None
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(ConfigProblem(mapping_file, "", f"Cannot read the file: {exc}"))
+            return None
         if not isinstance(loaded, dict):
             problems.append(ConfigProblem(mapping_file, "", "A mapping file must be a mapping."))
             return None
@@ -357,7 +362,8 @@ def load_policy(
             )
         )
     matching = mapping["matching"]
-    objects = tuple(matching["objects"] or object_types)
+    # Not set: everything the target can search; an empty list: no matching at all.
+    objects = tuple(object_types if matching["objects"] is None else matching["objects"])
     unknown = [o for o in objects if o not in object_types]
     if unknown and object_types:
         problems.append(

@@ -63,7 +63,13 @@ class DeliveryQueue:
         def deliver(delivery_id: int) -> None:
             if self._pipeline is None:
                 raise RuntimeError("This process has no delivery pipeline (not a worker).")
-            self._pipeline.process(delivery_id)
+            try:
+                self._pipeline.process(delivery_id)
+            except Exception as exc:
+                # The ledger is unreachable or similar: the delivery stays due or leased and the
+                # relay sends it again. Huey would log the traceback, which may quote call data.
+                log.error("delivery %d: %s; it will be retried", delivery_id, type(exc).__name__)
+                log.debug("traceback", exc_info=True)
 
         self._task: Any = huey.task(name="deliver")(deliver)
 

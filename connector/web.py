@@ -9,6 +9,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from connector.config import Config
+from connector.logs import SecretFilter
 
 __all__ = ["GunicornServer", "RedactingLogger"]
 
@@ -17,6 +18,15 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, masking the webhook secret in access-log lines (it may be in the path)."""
 
     secret: str | None = None
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's own error log (e.g. "Error handling request POST /webhooks/…/<secret>")
+        gets the same scrubbing as ours."""
+        super().setup(cfg)
+        if self.secret:
+            scrub = SecretFilter([self.secret])
+            for handler in self.error_log.handlers:
+                handler.addFilter(scrub)
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)

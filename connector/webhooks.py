@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from gunicorn.http.errors import NoMoreData, ParseException
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import (
     BadRequest,
@@ -61,6 +62,8 @@ def verify_sender(
             address = ipaddress.ip_address(remote_addr or "")
         except ValueError as exc:
             raise SenderRejected() from exc
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # an IPv4 sender on a dual-stack socket
         if not any(address in network for network in server.allowed_ips):
             raise SenderRejected()
     if server.secret is not None:
@@ -103,7 +106,10 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     while size < to_read:
-        part = stream.read(min(_CHUNK, to_read - size))
+        try:
+            part = stream.read(min(_CHUNK, to_read - size))
+        except (ParseException, NoMoreData) as exc:  # malformed or truncated chunked encoding
+            raise BadRequest("The body's chunked encoding is malformed or incomplete.") from exc
         if not part:
             break
         parts.append(part)
@@ -137,8 +143,11 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
         return _error(400, "invalid_json", f"The body is not valid JSON: {exc}")
     except RecursionError:
         return _error(400, "invalid_json", "The body is nested too deeply.")
+    except ValueError:  # e.g. an integer literal longer than Python converts
+        return _error(400, "invalid_json", "The body contains a number out of range.")
     try:
-        report = parse_report(document)
+        # NUL and unpaired surrogates can only come from \u escapes: look only then.
+        report = parse_report(document, check_text=b"\\u" in body)
     except UnsupportedVersion as exc:
         return _error(422, "unsupported_version", "Unknown payload version.", fields=exc.messages)
     except PayloadError as exc:

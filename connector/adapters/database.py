@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 from connector.adapters.base import (
     Adapter,
@@ -187,6 +187,19 @@ def _rows(
     return rows
 
 
+def _fit(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cut text to the columns' lengths: PostgreSQL rejects what SQLite would store."""
+    limits = {
+        c.name: c.type.length
+        for c in table.columns
+        if isinstance(c.type, String) and c.type.length and c.name != "call_id"
+    }
+    return [
+        {k: v[: limits[k]] if k in limits and isinstance(v, str) else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
 class DatabaseAdapter(Adapter):
     """Writes calls into normalised SQL tables; idempotent per call id."""
 
@@ -227,9 +240,13 @@ class DatabaseAdapter(Adapter):
                     conn.execute(delete(table).where(table.c.call_id == report.call_id))
                 for name, items in rows.items():
                     if items:
-                        conn.execute(self.tables[name].insert(), items)
+                        table = self.tables[name]
+                        conn.execute(table.insert(), _fit(table, items))
         except OperationalError as exc:
             raise RetryableError(f"Database unavailable: {type(exc.orig).__name__}") from exc
+        except IntegrityError as exc:
+            # Another worker wrote the same call at the same moment (a lease that ran out).
+            raise RetryableError("Concurrent write of the same call; trying again") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise RetryableError("Database connection lost") from exc

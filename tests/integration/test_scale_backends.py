@@ -149,3 +149,28 @@ def test_end_to_end_on_postgresql_and_redis(tmp_path: Path, pg_url: str, redis_u
         engine.dispose()
     finally:
         running.stop()
+
+
+@needs_postgres
+def test_several_processes_can_migrate_a_fresh_database_at_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({"storage": {"url": pg_url}, "targets": [{"name": "w", "type": "database"}]})
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "connector", "migrate", "--config", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs

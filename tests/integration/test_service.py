@@ -183,3 +183,16 @@ def test_serve_runs_web_and_worker_and_send_example_reaches_it(tmp_path: Path) -
     finally:
         serve.send_signal(__import__("signal").SIGTERM)
         assert serve.wait(30) == 0
+
+
+def test_a_malformed_chunked_body_is_a_400(service: RunningService) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /webhooks/sipgate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n"
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert service.status() == []

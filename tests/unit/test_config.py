@@ -114,3 +114,42 @@ def test_adapter_by_import_path(tmp_path: Path) -> None:
         {"targets": [{"name": "w", "type": "connector.adapters.database:DatabaseAdapter"}]},
     )
     assert load_config(path).targets[0].options["table_prefix"] == "sipgate_"
+
+
+def test_an_unknown_top_level_key_does_not_hide_other_problems(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "sever": {"bind": "x"},
+            "queue": {"url": "sqlite://data/queue.db"},
+            "targets": [{"name": "w", "type": "database", "table_prefix": "BAD PREFIX"}],
+        },
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert {"sever", "queue.url", "targets[0].table_prefix"} <= {
+        p.path for p in info.value.problems
+    }
+
+
+def test_an_empty_variable_takes_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUEUE_URL", "")
+    path = write(
+        tmp_path,
+        {
+            "queue": {"url": "${QUEUE_URL:-memory://}"},
+            "targets": [{"name": "w", "type": "database"}],
+        },
+    )
+    assert load_config(path).queue.url == "memory://"
+
+
+def test_a_missing_mapping_in_a_folder_does_not_fall_back_to_a_shipped_one(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {"targets": [{"name": "w", "type": "database", "mapping": "custom/database.yaml"}]},
+    )
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(path)

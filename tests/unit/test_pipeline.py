@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connector.adapters import PermanentError, RetryableError, TargetParked
 from connector.config import QueueConfig
-from connector.ledger import DEAD, DONE, PROCESSING, RETRYING, Ledger, calls, deliveries
+from connector.ledger import DEAD, DONE, PROCESSING, RETRYING, Ledger, deliveries
 from connector.payload import parse_report
 from connector.pipeline import DeliveryPipeline, backoff_delay
 from connector.services import Services
@@ -148,13 +148,70 @@ def test_parked_target_waits_without_using_attempts(
 
 def test_gives_up_after_the_configured_age(services: Services, example_v1: dict[str, Any]) -> None:
     pipeline, _ = make_pipeline(
-        services, ScriptedAdapter([RetryableError("still down")]), give_up_after_hours=1
+        services, ScriptedAdapter([RetryableError("still down")] * 2), give_up_after_hours=1
     )
     delivery = accept(services.ledger, example_v1)
     with services.ledger.engine.begin() as conn:
-        conn.execute(update(calls).values(received_at=datetime.now(UTC) - timedelta(hours=2)))
+        conn.execute(update(deliveries).values(retry_since=datetime.now(UTC) - timedelta(hours=2)))
     assert pipeline.process(delivery).status == DEAD  # type: ignore[union-attr]
     assert state(services.ledger, delivery).last_error == "Gave up after 1 attempts: still down"
+    # After the outage an operator replays it: the age counts from the replay.
+    services.ledger.replay(dead=True)
+    assert pipeline.process(delivery).status == RETRYING  # type: ignore[union-attr]
+
+
+def test_a_delivery_whose_attempts_never_finish_ends_dead(
+    services: Services, example_v1: dict[str, Any]
+) -> None:
+    pipeline, _ = make_pipeline(services, ScriptedAdapter(), give_up_after_hours=1)
+    delivery = accept(services.ledger, example_v1)
+    assert services.ledger.claim(delivery, timedelta(seconds=1)) is not None  # a worker crashes
+    with services.ledger.engine.begin() as conn:
+        conn.execute(
+            update(deliveries).values(
+                retry_since=datetime.now(UTC) - timedelta(hours=2),
+                lease_until=datetime.now(UTC) - timedelta(seconds=1),
+            )
+        )
+    outcome = pipeline.process(delivery)
+    assert outcome is not None and outcome.status == DEAD
+    assert "the previous attempt did not finish" in state(services.ledger, delivery).last_error
+
+
+class SlowScripted(ScriptedAdapter):
+    """Writes, then loses its lease to another worker before it can record the result."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__()
+        self.ledger = ledger
+
+    def write(self, job: Any, journal: Any) -> Any:
+        with self.ledger.engine.begin() as conn:  # the lease expires; someone else claims
+            conn.execute(update(deliveries).values(lease_token="another-worker"))
+        journal.record("call", "crm-1")
+        return super().write(job, journal)
+
+
+def test_a_lost_lease_is_noticed_and_nothing_is_overwritten(
+    services: Services, example_v1: dict[str, Any]
+) -> None:
+    pipeline, _ = make_pipeline(services, SlowScripted(services.ledger))
+    pipeline.adapters = {"scripted": SlowScripted(services.ledger)}
+    delivery = accept(services.ledger, example_v1)
+    outcome = pipeline.process(delivery)
+    assert outcome is not None and outcome.detail == "lease lost"
+    row = state(services.ledger, delivery)
+    assert row.status == PROCESSING and "call" not in row.refs  # left to the new holder
+
+
+def test_journal_entries_renew_the_lease(services: Services, example_v1: dict[str, Any]) -> None:
+    delivery = accept(services.ledger, example_v1)
+    claim = services.ledger.claim(delivery, timedelta(seconds=5))
+    assert claim is not None
+    services.ledger.record_ref(claim, "call", "1", renew=timedelta(seconds=600))
+    with services.ledger.engine.connect() as conn:
+        lease = conn.execute(select(deliveries.c.lease_until)).scalar_one()
+    assert lease > datetime.now(UTC) + timedelta(seconds=500)
 
 
 def test_a_lease_excludes_other_workers_until_it_expires(
@@ -170,7 +227,7 @@ def test_a_lease_excludes_other_workers_until_it_expires(
         conn.execute(
             update(deliveries).values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
         )
-    assert services.ledger.due() == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
     second = services.ledger.claim(delivery, timedelta(seconds=300))
     assert second is not None and second.attempts == 2
     # The dead worker's late result cannot overwrite the new holder's.

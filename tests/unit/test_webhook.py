@@ -306,3 +306,65 @@ def test_client_input_never_causes_a_500(
     response = post(client, document)
     assert response.status_code in (200, 400, 422), response.get_data(as_text=True)
     assert response.is_json
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status"),
+    [
+        (lambda d: d["call"].update(duration=10**17), 422),
+        (lambda d: d["call"].update(startTime="0001-01-01T00:30:00+01:00"), 422),
+        (lambda d: d["call"].update(startTime="9999-12-31T23:30:00-05:00"), 422),
+        (lambda d: d["call"].update(id="evil\nERROR forged log line"), 422),
+        (lambda d: d["call"].update(id="\ud800"), 422),
+        (lambda d: d["assist"]["summary"].update(content="nul \u0000 inside"), 422),
+        (lambda d: d["assist"]["summary"].update(content="a real emoji \U0001f600 is fine"), 200),
+    ],
+)
+def test_values_no_layer_can_store_are_client_errors(
+    client: FlaskClient, services: Services, example_v1: dict[str, Any], mutate: Any, status: int
+) -> None:
+    mutate(example_v1)
+    body = json.dumps(example_v1).encode()  # ensure_ascii: non-ASCII travels as \\u escapes
+    response = client.post("/webhooks/sipgate", data=body, content_type="application/json")
+    assert response.status_code == status, response.json
+    assert stored_calls(services) == (1 if status == 200 else 0)
+
+
+def test_a_huge_integer_literal_is_a_400(client: FlaskClient) -> None:
+    body = b'{"version": "1", "call": {"duration": ' + b"9" * 5000 + b"}}"
+    assert (
+        client.post("/webhooks/sipgate", data=body, content_type="application/json").status_code
+        == 400
+    )
+
+
+def test_legacy_summary_of_the_wrong_shape_is_tolerated(
+    client: FlaskClient, example_legacy: dict[str, Any]
+) -> None:
+    example_legacy["summary"] = {"keyPoints": 5, "topics": "x", "content": "ok"}
+    assert post(client, example_legacy).status_code == 200
+
+
+def test_ipv4_senders_on_a_dual_stack_socket_match_ipv4_networks(
+    write_config: Callable[..., Config], example_v1: dict[str, Any]
+) -> None:
+    client, _ = make(write_config, server={"allowed_ips": ["217.116.118.254"]})
+    mapped = post(client, example_v1, environ_base={"REMOTE_ADDR": "::ffff:217.116.118.254"})
+    assert mapped.status_code == 200
+    other = post(client, example_v1, environ_base={"REMOTE_ADDR": "::ffff:198.51.100.7"})
+    assert other.status_code == 403
+
+
+def test_readiness_does_not_depend_on_the_queue(
+    services: Services, write_config: Callable[..., Config]
+) -> None:
+    from connector.queue import DeliveryQueue, make_huey
+
+    broken_queue = Services(
+        config=services.config,
+        ledger=services.ledger,
+        queue=DeliveryQueue(make_huey("redis://127.0.0.1:9/0")),  # nothing listens there
+    )
+    response = create_app(services.config, broken_queue).test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json["queue"].startswith("unavailable")

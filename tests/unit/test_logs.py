@@ -1,0 +1,53 @@
+"""Redaction: numbers masked, secrets scrubbed — also from gunicorn's own logs and tracebacks."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from gunicorn.config import Config as GunicornConfig
+
+from connector.logs import SecretFilter, mask_number
+from connector.web import RedactingLogger
+
+SECRET = "webhook-secret-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("4921163553400", "**********400"),
+        ("+49 211 635534-00", "+** *** *****4-00"),
+        ("anonymous", "anonymous"),
+        ("", ""),
+        ("12", "12"),
+    ],
+)
+def test_all_but_the_last_three_digits_are_masked(number: str, masked: str) -> None:
+    assert mask_number(number) == masked
+
+
+def test_the_secret_filter_scrubs_messages_and_tracebacks() -> None:
+    try:
+        raise RuntimeError(f"while handling /webhooks/sipgate/{SECRET}")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "POST %s", (f"/x/{SECRET}",), None
+        )
+        import sys
+
+        record.exc_info = sys.exc_info()
+    SecretFilter([SECRET]).filter(record)
+    text = logging.Formatter().format(record)
+    assert SECRET not in text and "***" in text and "RuntimeError" in text
+
+
+def test_gunicorn_error_log_is_scrubbed() -> None:
+    RedactingLogger.secret = SECRET
+    try:
+        logger = RedactingLogger(GunicornConfig())
+        assert any(
+            isinstance(f, SecretFilter) for h in logger.error_log.handlers for f in h.filters
+        )
+    finally:
+        RedactingLogger.secret = None
