@@ -304,7 +304,7 @@ def status(
             r
             for r in rows
             if any(
-                d.refs.get("match", {}).get("status") in ("unmatched", "ambiguous")
+                (d.refs.get("match") or {}).get("status") in ("unmatched", "ambiguous")
                 for d in r.deliveries
             )
         ][:limit]
@@ -350,7 +350,7 @@ def status(
         remote = mask_number(row.from_number if row.direction == "IN" else row.to_number)
         states = ", ".join(
             f"{d.target}={d.status}"
-            + (f"[{d.refs['match']['status']}]" if "match" in d.refs else "")
+            + (f"[{d.refs['match']['status']}]" if d.refs.get("match") else "")
             + (f"({d.attempts}: {d.last_error})" if d.last_error else "")
             for d in row.deliveries
         )

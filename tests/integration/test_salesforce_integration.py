@@ -34,7 +34,11 @@ from connector.adapters.salesforce import (
     SalesforceAdapter,
     SalesforceOptions,
 )
+from connector.config import TargetConfig
 from connector.phone import PhoneNumber, parse_sipgate, same_number
+from connector.planning import plan_delivery
+from connector.policy import DeliveryPolicy, MatchingPolicy
+from connector.render import compile_templates
 from connector.testing import AdapterContract, example_report
 from tests.fakes.salesforce_server import (
     GERMAN_TASK_PRIORITIES,
@@ -122,7 +126,7 @@ class TestSalesforceContract(AdapterContract):
         return len(call_tasks(self.server, call_id))
 
 
-# --- search ------------------------------------------------------------------------------------
+# --- search ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -178,7 +182,7 @@ def test_match_field_finds_a_contact_the_search_index_does_not_know_yet(
     assert found[0].phones == ("+4921163553400",)
 
 
-# --- writing -----------------------------------------------------------------------------------
+# --- writing --------------------------------------------------------------------------------------
 
 
 def test_matched_call_with_action_items_is_one_composite_request(
@@ -297,7 +301,7 @@ def test_case_for_calls_on_the_support_channel(server: SalesforceTestServer) -> 
     [case] = server.records("Case")
     assert case["Id"] == refs["case"]
     assert (case["Subject"], case["Origin"], case["ContactId"], case["Status"]) == (
-        "Invoice inquiry and plan change",
+        "Invoice inquiry and plan change (sipgate call sf-call-1)",
         "Phone",
         contact,
         "New",
@@ -314,7 +318,7 @@ def test_validation_rules_make_the_delivery_dead_with_their_message(
         adapter_for(server).write(DeliveryJob(example_report()), Journal())
 
 
-# --- partial failures and idempotency ------------------------------------------------------------
+# --- partial failures and idempotency -------------------------------------------------------------
 
 
 def lock_once(server: SalesforceTestServer, subject: str) -> None:
@@ -426,7 +430,7 @@ def test_a_5xx_before_processing_is_retried_without_duplicates(
     assert len(server.records("Task")) == 1
 
 
-# --- sessions and limits -------------------------------------------------------------------------
+# --- sessions and limits --------------------------------------------------------------------------
 
 
 def test_an_expired_session_is_renewed_once(server: SalesforceTestServer) -> None:
@@ -501,7 +505,7 @@ def test_jwt_bearer_login(tmp_path: Path) -> None:
             wrong.write(DeliveryJob(example_report("two")), Journal())
 
 
-# --- leads for unknown callers -------------------------------------------------------------------
+# --- leads for unknown callers --------------------------------------------------------------------
 
 
 def test_a_repeat_caller_gets_the_same_lead_while_sosl_lags(server: SalesforceTestServer) -> None:
@@ -528,7 +532,7 @@ def test_a_repeat_caller_gets_the_same_lead_while_sosl_lags(server: SalesforceTe
     assert all(t["WhoId"] == lead.id and t["WhatId"] is None for t in server.records("Task"))
 
 
-# --- check ---------------------------------------------------------------------------------------
+# --- check ----------------------------------------------------------------------------------------
 
 
 def test_check_names_each_problem(server: SalesforceTestServer) -> None:
@@ -553,3 +557,217 @@ def test_check_names_each_problem(server: SalesforceTestServer) -> None:
     server.add_field("Lead", "Phone_E164__c", "string", 40)
     healthy = adapter_for(server, external_id_field="Sipgate_Call_Id__c", owners={"w0": active})
     assert all(r.ok for r in healthy.check())
+
+
+# --- retries re-planned like the pipeline does ---------------------------------------------------
+
+DOWN = [{"message": "down", "errorCode": "SERVER_UNAVAILABLE"}]
+
+
+def test_a_replanned_retry_logs_on_the_first_attempts_contact_and_account(
+    server: SalesforceTestServer,
+) -> None:
+    account = server.add_account(Name="Beispiel GmbH")
+    contact = server.add_contact(LastName="Beispiel", Phone="+49 211 63553400", AccountId=account)
+    adapter = adapter_for(server)
+    policy = DeliveryPolicy(matching=MatchingPolicy(objects=("contact", "lead", "account")))
+    report = example_report("sf-retry-1")
+    journal = Journal()
+    server.fail_next(r"/composite/sobjects", 503, DOWN)
+    with pytest.raises(RetryableError, match="HTTP 503"):
+        adapter.write(plan_delivery(report, policy, adapter, journal).job, journal)  # type: ignore[arg-type]
+    [first] = [e.json["records"][0] for e in server.api_requests(r"/composite/sobjects")]
+    assert (first["WhoId"], first["WhatId"]) == (contact, account)
+    server.add_record("Contact", LastName="Zweiter", Phone="+49 211 63553400")  # a new candidate
+    retry = Journal(journal.as_dict())  # the pipeline re-plans; only the journal is reused
+    plan = plan_delivery(report, policy, adapter, retry)
+    assert plan.job is not None
+    adapter.write(plan.job, retry)
+    [call] = call_tasks(server, "sf-retry-1")
+    assert (call["WhoId"], call["WhatId"]) == (first["WhoId"], first["WhatId"])
+
+
+def lose_answer(server: SalesforceTestServer) -> None:
+    """The next composite create is committed, but its answer comes after the read timeout."""
+    server.delay_after_commit(r"/composite/sobjects", 2.0)
+
+
+def test_a_lost_answer_is_reconciled_by_call_id_although_the_subject_changed(
+    server: SalesforceTestServer,
+) -> None:
+    server.add_contact(FirstName="Max", LastName="Beispiel", Phone="0211 63553400")
+    adapter = adapter_for(server, read_timeout=0.5, case={"channels": ["Support Channel"]})
+    first = matched_job(adapter, tasks=(), overflow="Caller: the rest", fields={"Subject": "Erst"})
+    lose_answer(server)
+    journal = Journal()
+    with pytest.raises(RetryableError, match="outcome unknown"):
+        adapter.write(first, journal)
+    assert journal.get("pending_markers") == {
+        "task": "sf-call-1",
+        "note": "(sipgate call sf-call-1)",
+        "case": "(sipgate call sf-call-1)",
+    }
+    server.clear_request_log()
+    # The retry renders another subject (a template over data that changed in between).
+    again = replace(first, fields={"Subject": "Anders"})
+    refs = adapter.write(again, Journal(journal.as_dict())).refs
+    [note] = server.records("ContentNote")
+    [case] = server.records("Case")
+    assert (refs["note"], refs["case"]) == (note["Id"], case["Id"])
+    assert note["Title"] == case["Subject"] == "Erst (sipgate call sf-call-1)"
+    lookups = [e.query["q"] for e in server.api_requests(r"/query")]
+    assert any(
+        "FROM ContentNote WHERE Title LIKE '%(sipgate call sf-call-1)'" in q for q in lookups
+    )
+    assert any("FROM Case WHERE Subject LIKE '%(sipgate call sf-call-1)'" in q for q in lookups)
+    assert not any("Erst" in q or "Anders" in q for q in lookups)
+    [link] = server.api_requests(r"/composite/sobjects$")  # only the note's link was missing
+    assert [r["attributes"]["type"] for r in link.json["records"]] == ["ContentDocumentLink"]
+
+
+def test_a_retry_never_adopts_the_case_of_another_call(server: SalesforceTestServer) -> None:
+    server.add_contact(LastName="Beispiel", Phone="0211 63553400")
+    adapter = adapter_for(server, case={"channels": ["Support Channel"]})
+    job_a = matched_job(adapter, "call-A", tasks=())
+    job_b = matched_job(adapter, "call-B", tasks=())  # same contact, same subject, same minute
+    journal_a = Journal()
+    server.fail_next(
+        r"/composite/sobjects", 500, [{"message": "x", "errorCode": "UNKNOWN_EXCEPTION"}]
+    )
+    with pytest.raises(RetryableError):
+        adapter.write(job_a, journal_a)
+    assert journal_a.get("task_pending") is True
+    refs_b = adapter.write(job_b, Journal()).refs
+    refs_a = adapter.write(job_a, Journal(journal_a.as_dict())).refs
+    assert refs_a["case"] != refs_b["case"]
+    subjects = {c["Id"]: c["Subject"] for c in server.records("Case")}
+    assert subjects == {
+        refs_a["case"]: "Invoice inquiry and plan change (sipgate call call-A)",
+        refs_b["case"]: "Invoice inquiry and plan change (sipgate call call-B)",
+    }
+
+
+# --- phone fields ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sobject", "field"),
+    [("Contact", "AssistantPhone"), ("Contact", "Fax"), ("Lead", "Fax"), ("Account", "Fax")],
+)
+def test_a_hit_in_any_standard_phone_field_passes_the_recheck(
+    server: SalesforceTestServer, sobject: str, field: str
+) -> None:
+    extra = {"Company": "Beispiel GmbH", "LastName": "B"} if sobject == "Lead" else {}
+    extra = {"LastName": "B"} if sobject == "Contact" else extra
+    extra = {"Name": "Beispiel GmbH"} if sobject == "Account" else extra
+    wanted = server.add_record(sobject, **extra, **{field: "+49 211 63553400"})
+    adapter = adapter_for(server, search_objects=["contact", "lead", "account"])
+    [hit] = adapter.search_by_phone(number(), ["contact", "lead", "account"])
+    assert (hit.id, hit.phones) == (wanted, ("+49 211 63553400",))
+
+
+def test_a_known_contact_reached_on_the_assistant_phone_gets_no_lead(
+    server: SalesforceTestServer,
+) -> None:
+    contact = server.add_contact(LastName="Beispiel", AssistantPhone="+49 211 63553400")
+    adapter = adapter_for(server)
+    policy = DeliveryPolicy(
+        matching=MatchingPolicy(objects=("contact", "lead"), on_no_match="create_lead")
+    )
+    plan = plan_delivery(example_report("sf-asst"), policy, adapter, Journal())
+    assert plan.match is not None and plan.match.status == "matched"
+    assert [(r.object_type, r.id) for r in plan.match.records] == [("contact", contact)]
+    assert server.records("Lead") == []
+
+
+# --- field lengths --------------------------------------------------------------------------------
+
+
+def test_mapped_custom_fields_are_cut_to_their_length(server: SalesforceTestServer) -> None:
+    server.add_field("Task", "Call_Summary__c", length=255)
+    server.add_contact(LastName="Beispiel", Phone="+49 211 63553400")
+    adapter = adapter_for(server)
+    fields, problems = compile_templates({"Call_Summary__c": "{{ summary }} {{ transcript }}"})
+    assert problems == []
+    policy = DeliveryPolicy(
+        fields=fields, transcript="full", matching=MatchingPolicy(objects=("contact", "lead"))
+    )
+    for call_id in ("sf-long-1", "sf-long-2"):
+        journal = Journal()
+        plan = plan_delivery(example_report(call_id), policy, adapter, journal)
+        assert plan.job is not None and len(plan.job.fields["Call_Summary__c"]) > 255
+        adapter.write(plan.job, journal)
+        [call] = call_tasks(server, call_id)
+        assert len(call["Call_Summary__c"]) == 255 and call["Call_Summary__c"].endswith("…")
+    assert len(server.api_requests(r"/sobjects/Task/describe")) == 1  # once per adapter
+    # `check` as `from_config` builds it (with the mapped fields), on the test server's session.
+    options = SalesforceAdapter.from_config(
+        TargetConfig("salesforce", "salesforce", adapter.options, policy)
+    ).options
+    checked = SalesforceAdapter("salesforce", options, session=server.client_session())
+    messages = [r.message for r in checked.check() if r.ok]
+    assert (
+        "Task.Call_Summary__c (mapped) holds at most 255 characters: longer rendered values are "
+        "cut to that."
+    ) in messages
+
+
+def test_known_fields_need_no_describe(server: SalesforceTestServer) -> None:
+    server.add_contact(Phone="0211 63553400")
+    adapter = adapter_for(server)
+    adapter.write(
+        matched_job(adapter, fields={"Subject": "S", "ActivityDate": "2026-04-08"}), Journal()
+    )
+    assert server.api_requests(r"/describe") == []
+
+
+def test_mapped_lead_fields_are_cut_to_their_length(server: SalesforceTestServer) -> None:
+    server.add_field("Lead", "Caller_Note__c", length=20)
+    adapter = adapter_for(server)
+    fields = {"Caller_Note__c": "Rief wegen der Rechnung an und will zurückgerufen werden"}
+    lead = adapter.create_record("lead", number(), {**fields, "LastName": "L" * 100}, Journal())
+    stored = server.get_record(lead.id)
+    assert stored is not None
+    assert len(stored["Caller_Note__c"]) == 20 and stored["Caller_Note__c"].endswith("…")
+    assert len(stored["LastName"]) == 80
+
+
+# --- leads ----------------------------------------------------------------------------------------
+
+
+def test_a_remembered_lead_that_was_deleted_is_not_reused(server: SalesforceTestServer) -> None:
+    server.search_lag_seconds = 900
+    memo = MemoryMemo()
+    adapter = adapter_for(server)
+    adapter.bind_memo(memo)
+    first = adapter.create_record("lead", number(), {}, Journal())
+    sf = Salesforce(
+        instance_url=server.instance_url,
+        session_id=server.issue_token(),
+        session=server.client_session(),
+    )
+    sf.Lead.delete(first.id)
+    again = adapter.create_record("lead", number(), {}, Journal())
+    assert again.id != first.id
+    assert [lead["Id"] for lead in server.records("Lead")] == [again.id]
+
+
+def test_a_lead_gets_match_field_and_is_found_by_it_after_a_lost_answer(
+    server: SalesforceTestServer,
+) -> None:
+    server.add_field("Lead", "Phone_E164__c", "string", 40)
+    adapter = adapter_for(
+        server, match_field="Phone_E164__c", search_objects=["lead"], read_timeout=0.5
+    )
+    server.delay_after_commit(r"/sobjects/Lead", 2.0)
+    journal = Journal()
+    with pytest.raises(RetryableError, match="outcome unknown"):
+        adapter.create_record("lead", number(), {}, journal)
+    [created] = server.records("Lead")
+    assert created["Phone_E164__c"] == "+4921163553400"
+    server.clear_request_log()
+    again = adapter.create_record("lead", number(), {}, Journal(journal.as_dict()))
+    assert again.id == created["Id"] and len(server.records("Lead")) == 1
+    [lookup] = [e.query["q"] for e in server.api_requests(r"/query")]
+    assert "WHERE Phone_E164__c = '+4921163553400' AND IsConverted = false" in lookup
+    assert adapter.search_by_phone(number(), [])[0].id == created["Id"]  # found at once

@@ -6,8 +6,11 @@ keeps for fiction, the owners live at example.com.
 
 from __future__ import annotations
 
+import json
 import queue
+import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -37,10 +40,12 @@ from connector.adapters.hubspot import (
     HubSpotOptions,
 )
 from connector.config import TargetConfig, parse_config
-from connector.payload import Channel
+from connector.payload import CallReport, Channel
 from connector.phone import PhoneNumber, parse_sipgate, same_number
 from connector.planning import plan_delivery
+from connector.policy import DeliveryPolicy, MatchingPolicy, TaskPolicy
 from connector.ratelimit import Budget, MemorySlotStore, RateLimiter
+from connector.render import make_environment
 from connector.testing import AdapterContract, example_report, minimal_report
 from tests.fakes.hubspot_server import (
     DEFAULT_TOKEN,
@@ -768,9 +773,50 @@ def test_rejected_values_are_permanent_without_personal_data(
         adapter.write(DeliveryJob(example_report("call-1")), journal)
     message = str(caught.value)
     assert "VALIDATION_ERROR" in message
-    assert "23125012" not in message and "erika" not in message
-    assert "*****012" in message and "<e-mail>" in message
+    assert "23125012" not in message and "erika" not in message and "012" not in message
     assert journal.get("call_pending") is None  # a 400 created nothing
+
+
+def test_error_texts_keep_only_hubspots_category_codes_names_and_correlation_id(
+    server: HubSpotTestServer, adapter: HubSpotAdapter
+) -> None:
+    """Finding 9: what goes to the ledger names the problem, but quotes no value."""
+    problems = [
+        {
+            "isValid": False,
+            "message": "Frau Erika Mustermann, 0171 5551234 was not one of the allowed options",
+            "error": "INVALID_OPTION",
+            "name": "hs_call_disposition",
+        }
+    ]
+    server.fail_next(
+        r"/crm/v3/objects/calls$",
+        400,
+        body={
+            "status": "error",
+            "category": "VALIDATION_ERROR",
+            "correlationId": "7b3a1c2e-0d4f-4a5b-9c8d-1e2f3a4b5c6d",
+            "message": "Property values were not valid: " + json.dumps(problems),
+            "context": {"properties": ["Erika Mustermann"]},
+            "errors": [
+                {
+                    "message": "Erika's value erika@example.com is taken",
+                    "code": "CONFLICT",
+                    "context": {"propertyName": ["sipgate_topics"]},
+                }
+            ],
+        },
+    )
+    with pytest.raises(PermanentError) as caught:
+        adapter.write(DeliveryJob(example_report("call-9")), Journal())
+    message = str(caught.value)
+    assert message == (
+        "HubSpot rejected creating the call (400 VALIDATION_ERROR): properties "
+        "hs_call_disposition (INVALID_OPTION), sipgate_topics; codes CONFLICT; "
+        "[properties, propertyName]; correlation id 7b3a1c2e-0d4f-4a5b-9c8d-1e2f3a4b5c6d"
+    )
+    for secret in ("Erika", "Mustermann", "5551234", "0171", "example.com", "allowed"):
+        assert secret not in message
 
 
 def test_a_cached_match_deleted_in_hubspot_leads_to_a_fresh_search(
@@ -1194,3 +1240,519 @@ def test_timeout_of_the_ticket_and_note_finds_them_on_retry(
     refs = slow.write(job, journal).refs
     assert [t["id"] for t in server.objects("tickets")] == [refs["ticket"]]
     assert [n["id"] for n in server.objects("notes")] == [refs["note"]]
+
+
+# ------------------------------------------------------------------------------------------
+# Retries re-planned the way the pipeline does, and what a retry must not lose or duplicate
+# ------------------------------------------------------------------------------------------
+
+MATCH_CONTACTS_AND_COMPANIES = DeliveryPolicy(
+    matching=MatchingPolicy(objects=("contact", "company")), transcript="off"
+)
+
+
+def replan(
+    adapter: HubSpotAdapter, report: CallReport, policy: DeliveryPolicy, previous: Journal
+) -> tuple[DeliveryJob, Journal]:
+    """One attempt as the pipeline makes it: plan afresh, reusing only the journal."""
+    journal = Journal(previous.as_dict())
+    plan = plan_delivery(report, policy, adapter, journal)
+    assert plan.job is not None
+    return plan.job, journal
+
+
+def from_caller(call_id: str) -> CallReport:
+    return replace(example_report(call_id), from_number=CALLER_DIGITS)
+
+
+def task_policy(subject: str, body: str = "{{ item }}") -> DeliveryPolicy:
+    """Contacts matched; one task per action item with these templates; no note."""
+    templates = make_environment()
+    return DeliveryPolicy(
+        matching=MatchingPolicy(objects=("contact",)),
+        transcript="off",
+        tasks=TaskPolicy(subject=templates.from_string(subject), body=templates.from_string(body)),
+    )
+
+
+@pytest.fixture
+def wall() -> ManualClock:
+    """Our wall clock, starting at the real time: HubSpot stamps creations with real time."""
+    return ManualClock(time.time())
+
+
+def test_a_replanned_retry_keeps_the_company_association(
+    server: HubSpotTestServer, customer: dict[str, str]
+) -> None:
+    """Finding 1 (fixed in the core): the journal's match keeps the contact's company."""
+    adapter = make(server)
+    report = from_caller("call-r1")
+    server.fail_next(r"/crm/v3/objects/calls$", 429)  # attempt 1 creates nothing
+    job, journal = replan(adapter, report, MATCH_CONTACTS_AND_COMPANIES, Journal())
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+
+    job, journal = replan(adapter, report, MATCH_CONTACTS_AND_COMPANIES, journal)
+    refs = adapter.write(job, journal).refs
+
+    assert {("contacts", customer["contact"], 194), ("companies", customer["company"], 182)} <= (
+        edges(server, "calls", refs["call"])
+    )
+
+
+def test_a_stale_cached_match_is_searched_afresh_on_the_replanned_retry(
+    server: HubSpotTestServer,
+) -> None:
+    """Finding 2: the retry that "searches again" must not reuse the journal's match."""
+    contact = server.add_contact({"firstname": "Erika", "phone": "030 23125012"})
+    adapter = make(server)
+    adapter.search_by_phone(CALLER, ["contact"])  # an earlier call filled the cache
+    requests.delete(
+        f"{server.url}/crm/v3/objects/contacts/{contact}",
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        timeout=5,
+    )
+    report = from_caller("call-stale")
+    job, journal = replan(adapter, report, MATCH_CONTACTS_AND_COMPANIES, Journal())
+    assert [m.id for m in job.matches] == [contact]
+    with pytest.raises(RetryableError, match="no longer exists"):
+        adapter.write(job, journal)
+    assert journal.get("match") is None
+
+    server.clear_request_log()
+    job, journal = replan(adapter, report, MATCH_CONTACTS_AND_COMPANIES, journal)
+    refs = adapter.write(job, journal).refs
+
+    assert job.matches == ()
+    assert server.requests("POST", r"/contacts/search$")  # searched afresh
+    assert server.associations("calls", refs["call"]) == []
+    assert journal.get("match") == {
+        "status": "unmatched",
+        "records": [],
+        "candidates": 0,
+        "rejected": 0,
+    }
+
+
+def test_tasks_of_a_lost_attempt_are_found_although_the_retry_renders_other_text(
+    server: HubSpotTestServer, customer: dict[str, str], wall: ManualClock
+) -> None:
+    """Findings 3+4 (a): the lookup compares with what was sent, not with a new rendering."""
+    adapter = HubSpotAdapter("hubspot-test", options(server, read_timeout=0.5), wall_clock=wall)
+    report = from_caller("call-text")
+    server.delay_after_commit(r"/tasks/batch/create$", 2.0)
+    job, journal = replan(adapter, report, task_policy("Callback: {{ item }}"), Journal())
+    with pytest.raises(RetryableError, match="did not answer"):
+        adapter.write(job, journal)
+    created = sorted(t["id"] for t in server.objects("tasks"))
+    assert len(created) == 2  # HubSpot made them; the answer was lost
+    pending = journal.get("tasks_pending")
+
+    wall.advance(PENDING_SETTLE_SECONDS)  # nothing would stop a second batch now
+    edited = task_policy("Call back: {{ item }}")  # the mapping was edited in between
+    job, journal = replan(adapter, report, edited, journal)
+    refs = adapter.write(job, journal).refs
+
+    assert sorted(refs["tasks"]) == created
+    assert len(server.objects("tasks")) == 2
+    # The marker holds the time and one fingerprint per task sent: SHA-256, not the text.
+    assert set(pending) == {"at", "sent"} and len(pending["sent"]) == 2
+    assert all(re.fullmatch("[0-9a-f]{64}", f) for f in pending["sent"])
+
+
+def test_an_unknown_task_batch_does_not_adopt_another_calls_tasks(
+    server: HubSpotTestServer, customer: dict[str, str], wall: ManualClock
+) -> None:
+    """Findings 3+4 (b): the same subject on the same contact minutes earlier is not ours."""
+    adapter = HubSpotAdapter("hubspot-test", options(server), wall_clock=wall)
+    policy = task_policy("{{ item }}", "{{ call.start | datetime }}: {{ item }}")
+    first = from_caller("call-A")
+    second = replace(first, call_id="call-B", start_time=first.start_time + timedelta(minutes=3))
+    job, journal = replan(adapter, first, policy, Journal())
+    tasks_of_first = adapter.write(job, journal).refs["tasks"]
+
+    server.fail_next(r"/tasks/batch/create$", 502)  # the second call's batch: nothing made
+    job, journal = replan(adapter, second, policy, Journal())
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    job, journal = replan(adapter, second, policy, journal)
+    with pytest.raises(RetryableError, match="unknown"):  # the first call's are no answer
+        adapter.write(job, journal)
+
+    wall.advance(PENDING_SETTLE_SECONDS)
+    job, journal = replan(adapter, second, policy, journal)
+    tasks_of_second = adapter.write(job, journal).refs["tasks"]
+
+    assert len(tasks_of_second) == 2 and set(tasks_of_second).isdisjoint(tasks_of_first)
+    assert len(server.objects("tasks")) == 4
+
+
+def test_a_partly_found_task_batch_waits_then_creates_only_the_missing_tasks(
+    server: HubSpotTestServer, customer: dict[str, str], wall: ManualClock
+) -> None:
+    """Findings 3+4: a batch counts as done only when all its fingerprints are found."""
+    adapter = HubSpotAdapter("hubspot-test", options(server, read_timeout=0.5), wall_clock=wall)
+    policy = task_policy("{{ item }}")
+    report = from_caller("call-partly")
+    server.delay_after_commit(r"/tasks/batch/create$", 2.0)
+    job, journal = replan(adapter, report, policy, Journal())
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    kept, lost = server.objects("tasks")
+    requests.delete(  # as if HubSpot had made only one of the two
+        f"{server.url}/crm/v3/objects/tasks/{lost['id']}",
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        timeout=5,
+    )
+
+    job, journal = replan(adapter, report, policy, journal)
+    with pytest.raises(RetryableError, match="unknown"):  # the other may not be searchable yet
+        adapter.write(job, journal)
+
+    wall.advance(PENDING_SETTLE_SECONDS)
+    server.clear_request_log()
+    job, journal = replan(adapter, report, policy, journal)
+    refs = adapter.write(job, journal).refs
+
+    [batch] = server.requests("POST", r"/tasks/batch/create$")
+    subjects = [i["properties"]["hs_task_subject"] for i in batch.json["inputs"]]
+    assert subjects == [lost["properties"]["hs_task_subject"]]
+    live = sorted(t["id"] for t in server.objects("tasks"))
+    assert len(live) == 2 and kept["id"] in live
+    assert sorted(refs["tasks"]) == live
+
+
+def test_an_unknown_ticket_does_not_adopt_another_calls_ticket_with_the_same_subject(
+    server: HubSpotTestServer, customer: dict[str, str], wall: ManualClock
+) -> None:
+    """Findings 3+4 for tickets: subject and content are compared, not the subject alone."""
+    adapter = HubSpotAdapter(
+        "hubspot-test",
+        options(server, ticket={"channels": ["Support Channel"], "pipeline": "0", "stage": "1"}),
+        wall_clock=wall,
+    )
+    first = from_caller("call-T1")
+    second = replace(first, call_id="call-T2", summary="Another question entirely.")
+    job, journal = replan(adapter, first, MATCH_CONTACTS_AND_COMPANIES, Journal())
+    ticket_of_first = adapter.write(job, journal).refs["ticket"]
+
+    server.fail_next(r"/crm/v3/objects/tickets$", 503)
+    job, journal = replan(adapter, second, MATCH_CONTACTS_AND_COMPANIES, Journal())
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    wall.advance(PENDING_SETTLE_SECONDS)
+    job, journal = replan(adapter, second, MATCH_CONTACTS_AND_COMPANIES, journal)
+    ticket_of_second = adapter.write(job, journal).refs["ticket"]
+
+    assert ticket_of_second != ticket_of_first
+    assert len(server.objects("tickets")) == 2
+
+
+def test_a_contact_in_the_memo_that_lost_the_number_is_not_reused(
+    server: HubSpotTestServer,
+) -> None:
+    """Finding 5: the memo's number → contact is re-checked against the contact's numbers."""
+    adapter = make(server)
+    adapter.bind_memo(MemoryMemo())
+    policy = DeliveryPolicy(
+        matching=MatchingPolicy(objects=("contact",), on_no_match="create_contact"),
+        transcript="off",
+    )
+    job, journal = replan(adapter, from_caller("call-m1"), policy, Journal())
+    adapter.write(job, journal)
+    [first] = job.matches
+    response = requests.patch(  # a user corrects the number: it was someone else's
+        f"{server.url}/crm/v3/objects/contacts/{first.id}",
+        json={"properties": {"phone": "+43 1 5551234"}},
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    adapter.cache.forget([first.id])  # the cache expired
+
+    job, journal = replan(adapter, from_caller("call-m2"), policy, Journal())
+    refs = adapter.write(job, journal).refs
+
+    [second] = job.matches
+    assert second.id != first.id
+    phones = {c["id"]: c["properties"]["phone"] for c in server.objects("contacts")}
+    assert phones == {first.id: "+43 1 5551234", second.id: "+493023125012"}
+    assert edges(server, "calls", refs["call"]) == {("contacts", second.id, 194)}
+    # The memo now names the new contact: a third call reuses it without creating another.
+    adapter.cache.forget([second.id])
+    job, journal = replan(adapter, from_caller("call-m3"), policy, Journal())
+    assert [m.id for m in job.matches] == [second.id]
+    assert len(server.objects("contacts")) == 2
+
+
+def test_a_daily_limit_used_up_again_on_a_later_day_parks_until_the_next_midnight(
+    server: HubSpotTestServer,
+) -> None:
+    """Finding 6: "hourly" only shortly after the expected reset, not a day later."""
+    wall = ManualClock(datetime(2026, 3, 10, 15, 0, tzinfo=UTC).timestamp())
+    adapter = HubSpotAdapter(
+        "hubspot-test", options(server, portal_time_zone="Europe/Berlin"), wall_clock=wall
+    )
+    server.exhaust_daily()
+    with pytest.raises(TargetParked) as first:
+        adapter.write(DeliveryJob(example_report("call-d1")), Journal())
+    assert first.value.until == datetime(2026, 3, 10, 23, 1, tzinfo=UTC)
+
+    wall.advance(9.5 * 3600)  # 00:30 UTC: HubSpot did reset at midnight
+    server.reset_daily()
+    adapter.write(DeliveryJob(example_report("call-d2")), Journal())
+
+    wall.advance(15 * 3600)  # 15:30 UTC: used up again
+    server.exhaust_daily()
+    with pytest.raises(TargetParked) as again:
+        adapter.write(DeliveryJob(example_report("call-d3")), Journal())
+    assert again.value.until == datetime(2026, 3, 11, 23, 1, tzinfo=UTC)
+    assert "resets at midnight (Europe/Berlin)" in str(again.value)
+
+
+def test_with_a_wrong_portal_time_zone_the_daily_limit_is_probed_hourly_until_it_resets(
+    server: HubSpotTestServer,
+) -> None:
+    """The hourly probes go on while each finds the limit still used up, however many."""
+    wall = ManualClock(datetime(2026, 3, 10, 15, 0, tzinfo=UTC).timestamp())
+    adapter = HubSpotAdapter(
+        "hubspot-test", options(server, portal_time_zone="Europe/Berlin"), wall_clock=wall
+    )
+    server.exhaust_daily()  # the portal is in New York: it resets at 04:00 UTC
+    with pytest.raises(TargetParked) as parked:
+        adapter.write(DeliveryJob(example_report("call-ny")), Journal())
+    for _ in range(4):  # 23:01, 00:02, 01:03, 02:04 UTC
+        wall.advance(parked.value.until.timestamp() + 60 - wall())
+        with pytest.raises(TargetParked) as parked:
+            adapter.write(DeliveryJob(example_report("call-ny")), Journal())
+        assert "hourly" in str(parked.value)
+        assert parked.value.until == datetime.fromtimestamp(wall() + 3600, UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "category", "headers", "wait"),
+    [
+        (423, "LOCKED", {}, 2.0),
+        (423, "LOCKED", {"Retry-After": "1"}, 2.0),  # HubSpot: at least 2 seconds
+        (423, "LOCKED", {"Retry-After": "7"}, 7.0),
+        (477, "MIGRATION_IN_PROGRESS", {"Retry-After": "120"}, 120.0),
+        (477, "MIGRATION_IN_PROGRESS", {}, 60.0),
+    ],
+)
+def test_locked_and_migration_in_progress_are_retried_and_created_nothing(
+    server: HubSpotTestServer,
+    adapter: HubSpotAdapter,
+    status: int,
+    category: str,
+    headers: dict[str, str],
+    wait: float,
+) -> None:
+    """Finding 7: 423 and 477 are temporary, and HubSpot applied nothing."""
+    body = {"status": "error", "message": "busy", "category": category}
+    server.fail_next(r"/crm/v3/objects/calls$", status, body=body, headers=headers)
+    journal = Journal()
+    job = DeliveryJob(example_report(f"call-{status}"))
+    with pytest.raises(RetryableError) as caught:
+        adapter.write(job, journal)
+    assert not isinstance(caught.value, TargetParked)
+    assert caught.value.retry_after == wait
+    assert journal.get("call_pending") is None  # no lookup needed, no wait
+    adapter.write(job, journal)
+    assert len(calls_logged(server, f"call-{status}")) == 1
+
+
+def test_a_long_migration_in_progress_parks_the_target(server: HubSpotTestServer) -> None:
+    """Finding 7: a 477 with a long Retry-After parks the target instead of one delivery."""
+    wall = ManualClock(MARCH_28_2230Z)
+    adapter = HubSpotAdapter("hubspot-test", options(server), wall_clock=wall)
+    body = {"status": "error", "message": "moving", "category": "MIGRATION_IN_PROGRESS"}
+    server.fail_next(r"/crm/v3/objects/calls$", 477, body=body, headers={"Retry-After": "3600"})
+    with pytest.raises(TargetParked) as parked:
+        adapter.write(DeliveryJob(example_report("call-477")), Journal())
+    assert parked.value.until == datetime.fromtimestamp(MARCH_28_2230Z + 3600, UTC)
+
+
+def test_408_is_retried_after_a_lookup(server: HubSpotTestServer) -> None:
+    """Finding 7: a request timeout is temporary; whether it was applied is not known."""
+    wall = ManualClock(MARCH_28_2230Z)
+    adapter = HubSpotAdapter("hubspot-test", options(server), wall_clock=wall)
+    server.fail_next(r"/crm/v3/objects/calls$", 408)
+    journal = Journal()
+    job = DeliveryJob(example_report("call-408"))
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    assert journal.get("call_pending") == MARCH_28_2230Z
+    wall.advance(PENDING_SETTLE_SECONDS)
+    adapter.write(job, journal)
+    assert len(calls_logged(server, "call-408")) == 1
+
+
+class RefusingLimiter(RateLimiter):
+    """A limiter that refuses the budgets named in `refused` (no request is sent)."""
+
+    def __init__(self) -> None:
+        budgets = {"general": Budget(100_000, 10.0), "search": Budget(100_000, 1.0)}
+        super().__init__(budgets, MemorySlotStore(), namespace="refusing")
+        self.refused: set[str] = set()
+
+    def acquire(self, kind: str) -> Any:
+        if kind in self.refused:
+            raise RetryableError("No request slot free.", retry_after=3.0)
+        return super().acquire(kind)
+
+
+def test_a_create_the_limiter_refuses_keeps_an_earlier_unknown_outcome(
+    server: HubSpotTestServer,
+) -> None:
+    """Finding 8: only a marker this attempt set may be cleared."""
+    wall = ManualClock(MARCH_28_2230Z)
+    limiter = RefusingLimiter()
+    adapter = HubSpotAdapter("hubspot-test", options(server), limiter=limiter, wall_clock=wall)
+    job = DeliveryJob(example_report("call-8"))
+    server.fail_next(r"/crm/v3/objects/calls$", 502)  # outcome unknown
+    journal = Journal()
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    assert journal.get("call_pending") == MARCH_28_2230Z
+
+    wall.advance(PENDING_SETTLE_SECONDS)
+    limiter.refused = {"general"}
+    with pytest.raises(RetryableError, match="No request slot"):
+        adapter.write(job, journal)
+    assert journal.get("call_pending") == MARCH_28_2230Z  # the next attempt looks up again
+
+
+def test_a_429_on_the_next_try_keeps_the_lookup_for_a_lost_batch(wall: ManualClock) -> None:
+    """Finding 8: a rejected create restores the earlier attempt's marker, so a later attempt
+    still finds what that attempt made once HubSpot's search shows it."""
+    running = start_server(search_lag_seconds=90.0, clock=wall)
+    try:
+        running.add_contact({"firstname": "Erika", "phone": "030 23125012"})
+        adapter = HubSpotAdapter(
+            "hubspot-test", options(running, read_timeout=0.5), wall_clock=wall
+        )
+        policy = task_policy("{{ item }}")
+        report = from_caller("call-lag-429")
+        running.delay_after_commit(r"/tasks/batch/create$", 2.0)
+        job, journal = replan(adapter, report, policy, Journal())
+        with pytest.raises(RetryableError):
+            adapter.write(job, journal)  # made, answer lost; searchable in 90 s
+        marker = journal.get("tasks_pending")
+
+        wall.advance(PENDING_SETTLE_SECONDS + 1)  # the lookup finds nothing yet and is trusted
+        running.fail_next(r"/tasks/batch/create$", 429)
+        job, journal = replan(adapter, report, policy, journal)
+        with pytest.raises(RetryableError, match="rate limit"):
+            adapter.write(job, journal)
+        assert journal.get("tasks_pending") == marker
+
+        wall.advance(30)  # now HubSpot's search shows the tasks
+        job, journal = replan(adapter, report, policy, journal)
+        refs = adapter.write(job, journal).refs
+        assert sorted(refs["tasks"]) == sorted(t["id"] for t in running.objects("tasks"))
+        assert len(running.objects("tasks")) == 2
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(200, "<html>proxy page</html>"), (201, "<html>proxy page</html>"), (201, "{}")],
+)
+def test_a_create_answer_that_cannot_be_read_is_an_unknown_outcome(
+    server: HubSpotTestServer, status: int, body: str
+) -> None:
+    """Finding 10: a 2xx the SDK cannot decode may have been applied: look up, then retry."""
+    wall = ManualClock(MARCH_28_2230Z)
+    adapter = HubSpotAdapter("hubspot-test", options(server), wall_clock=wall)
+    job = DeliveryJob(example_report("call-garbled"))
+    server.fail_next(r"/crm/v3/objects/calls$", status, body=body)
+    journal = Journal()
+    with pytest.raises(RetryableError, match="could not be read"):
+        adapter.write(job, journal)
+    assert journal.get("call") is None and journal.get("call_pending") == MARCH_28_2230Z
+
+    wall.advance(PENDING_SETTLE_SECONDS)
+    refs = adapter.write(job, journal).refs
+    [call] = calls_logged(server, "call-garbled")
+    assert refs["call"] == call["id"]
+
+
+def test_a_search_answer_that_cannot_be_read_is_no_empty_result(
+    server: HubSpotTestServer, adapter: HubSpotAdapter
+) -> None:
+    """Finding 10: an undecodable search answer must not read as "no record has the number"."""
+    contact = server.add_contact({"firstname": "Erika", "phone": "030 23125012"})
+    server.fail_next(r"/contacts/search$", 200, body="<html>proxy page</html>")
+    with pytest.raises(RetryableError, match="could not be read"):
+        adapter.search_by_phone(CALLER, ["contact"])
+    assert [r.id for r in adapter.search_by_phone(CALLER, ["contact"])] == [contact]
+
+
+def test_call_duration_is_whole_milliseconds(
+    server: HubSpotTestServer, adapter: HubSpotAdapter
+) -> None:
+    """Finding 11: 1.001 s is 1001 ms, not int(1.001 * 1000) = 1000."""
+    report = replace(example_report("call-ms"), duration=timedelta(milliseconds=1001))
+    refs = adapter.write(DeliveryJob(report), Journal()).refs
+    call = server.get_object("calls", refs["call"])
+    assert call is not None and call["properties"]["hs_call_duration"] == "1001"
+
+
+def test_more_than_100_action_items_become_tasks_in_batches_of_100() -> None:
+    """Finding 12: every action item becomes a task; each batch is recorded on its own."""
+    clock = ManualClock()
+    running = start_server(ten_second_limit=2, clock=clock)  # the 2nd batch gets a 429
+    try:
+        running.add_contact({"firstname": "Erika", "phone": "030 23125012"})
+        adapter = make(running)
+        job = matched_job(adapter, tasks=tasks(*(f"Punkt {n}" for n in range(150))))
+        journal = Journal()
+        with pytest.raises(RetryableError, match="rate limit"):
+            adapter.write(job, journal)  # the call and the first 100 tasks are written
+        assert len(journal.get("tasks_1")) == 100 and journal.get("tasks") is None
+
+        clock.advance(10)
+        refs = adapter.write(job, journal).refs
+
+        sizes = [len(r.json["inputs"]) for r in running.requests("POST", r"/batch/create$")]
+        assert sizes == [100, 50, 50]  # the first batch was not sent again
+        subjects = sorted(t["properties"]["hs_task_subject"] for t in running.objects("tasks"))
+        assert subjects == sorted(f"Punkt {n}" for n in range(150))
+        assert sorted(refs["tasks"]) == sorted(t["id"] for t in running.objects("tasks"))
+        assert [d["body"]["inputs"] for d in adapter.describe_write(job)[1:]] == [
+            [t.body() for t in adapter._task_creates(job)[:100]],
+            [t.body() for t in adapter._task_creates(job)[100:]],
+        ]
+    finally:
+        running.stop()
+
+
+def test_check_requires_the_companies_scope_when_the_policy_matches_companies(
+    server: HubSpotTestServer, tmp_path: Path
+) -> None:
+    """Finding 13: searching companies needs their read scope, associated or not."""
+    token = "pat-eu1-44444444-fictional"
+    server.add_token(
+        token,
+        ["crm.objects.contacts.read", "crm.objects.contacts.write", "crm.objects.owners.read"],
+    )
+    matching_companies = configured_target(
+        server, tmp_path, access_token=token, associate_company=False
+    )  # the shipped mapping matches contacts, then companies
+    assert "company" in matching_companies.policy.matching.objects
+    problems = [r.message for r in HubSpotAdapter.from_config(matching_companies).check()]
+    assert problems[0] == (
+        "The access token lacks the scope(s) crm.objects.companies.read: add them to the "
+        "HubSpot app and update the token."
+    )
+
+    contacts_only = configured_target(
+        server,
+        tmp_path,
+        access_token=token,
+        associate_company=False,
+        matching={"objects": ["contact"]},
+    )
+    results = HubSpotAdapter.from_config(contacts_only).check()
+    assert results[0].message == "Access token valid; all required scopes granted."

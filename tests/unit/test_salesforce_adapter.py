@@ -50,8 +50,11 @@ from connector.adapters.salesforce import (
     escape_soql,
     escape_sosl,
 )
+from connector.config import TargetConfig
 from connector.payload import Channel
 from connector.phone import PhoneNumber, parse_sipgate
+from connector.planning import plan_delivery
+from connector.policy import Defaults, DeliveryPolicy, MatchingPolicy, OwnerPolicy
 from connector.testing import example_report, minimal_report
 
 INSTANCE = "https://beispiel.my.salesforce.com"
@@ -89,6 +92,13 @@ def options(**overrides: Any) -> dict[str, Any]:
 
 def make(**overrides: Any) -> SalesforceAdapter:
     return SalesforceAdapter("crm", options(**overrides))
+
+
+def configured(policy: DeliveryPolicy, **overrides: Any) -> SalesforceAdapter:
+    """The adapter as the service builds it: `from_config` with the target's policy."""
+    return SalesforceAdapter.from_config(
+        TargetConfig("crm", "salesforce", options(**overrides), policy)
+    )
 
 
 def rows(*records: dict[str, Any]) -> dict[str, Any]:
@@ -215,17 +225,19 @@ def test_sosl_ors_every_variant_of_the_number_as_an_escaped_phrase() -> None:
     )
     assert sosl == (
         f"FIND {{{variants}}} IN PHONE FIELDS RETURNING "
-        "Contact(Id, Name, Phone, MobilePhone, HomePhone, OtherPhone, AccountId, OwnerId, "
-        "LastModifiedDate), "
-        "Lead(Id, Name, Phone, MobilePhone, OwnerId, LastModifiedDate WHERE IsConverted = false)"
+        "Contact(Id, Name, Phone, MobilePhone, HomePhone, OtherPhone, AssistantPhone, Fax, "
+        "AccountId, OwnerId, LastModifiedDate), "
+        "Lead(Id, Name, Phone, MobilePhone, Fax, OwnerId, LastModifiedDate "
+        "WHERE IsConverted = false)"
     )
 
 
 def test_sosl_for_person_accounts_returns_their_phone_fields() -> None:
     sosl = build_sosl(number(), ["account"], person_accounts=True)
     assert sosl.endswith(
-        "RETURNING Account(Id, Name, Phone, OwnerId, LastModifiedDate, PersonMobilePhone, "
-        "PersonHomePhone, PersonOtherPhone, PersonContactId, IsPersonAccount)"
+        "RETURNING Account(Id, Name, Phone, Fax, OwnerId, LastModifiedDate, PersonMobilePhone, "
+        "PersonHomePhone, PersonOtherPhone, PersonAssistantPhone, PersonContactId, "
+        "IsPersonAccount)"
     )
     assert "PersonContactId" not in build_sosl(number(), ["account"])
 
@@ -277,7 +289,7 @@ def test_search_defaults_to_the_search_objects_option(org: Org) -> None:
     adapter = make(search_objects=["contact", "person_account"])
     assert "Lead(" not in adapter.describe_search(number(), [])["sosl"]
     assert "PersonContactId" in adapter.describe_search(number(), [])["sosl"]
-    with pytest.raises(ValueError, match="cannot search opportunity"):
+    with pytest.raises(PermanentError, match="cannot search opportunity"):
         adapter.search_by_phone(number(), ["opportunity"])
 
 
@@ -297,9 +309,9 @@ def test_match_field_with_one_object_is_one_soql_query(org: Org) -> None:
     )
     found = adapter.search_by_phone(number(), ["contact"])
     assert org.queries == [
-        "SELECT Id, Name, Phone, MobilePhone, HomePhone, OtherPhone, AccountId, OwnerId, "
-        "LastModifiedDate, Phone_E164__c FROM Contact WHERE Phone_E164__c = '+4921163553400' "
-        "LIMIT 200"
+        "SELECT Id, Name, Phone, MobilePhone, HomePhone, OtherPhone, AssistantPhone, Fax, "
+        "AccountId, OwnerId, LastModifiedDate, Phone_E164__c FROM Contact "
+        "WHERE Phone_E164__c = '+4921163553400' LIMIT 200"
     ]
     assert found[0].phones == ("+4921163553400",)
 
@@ -354,7 +366,10 @@ def test_match_field_subrequest_error_is_permanent(org: Org) -> None:
             ]
         },
     )
-    with pytest.raises(PermanentError, match="INVALID_FIELD: No such column 'Phone_E164__c'"):
+    with pytest.raises(
+        PermanentError,
+        match=r"INVALID_FIELD: \(query text withheld\) No such column 'Phone_E164__c' on entity",
+    ):
         adapter.search_by_phone(number(), ["contact", "lead"])
 
 
@@ -484,6 +499,10 @@ def test_limits_are_enforced_whatever_the_mapping_renders(org: Org) -> None:
         "ActivityDate": date(2026, 4, 9),
         "Sipgate_Channel__c": "Support",
     }
+    org.mock.get(
+        f"{DATA}sobjects/Task/describe",
+        json={"fields": [{"name": "Sipgate_Channel__c", "type": "string", "length": 40}]},
+    )
     adapter = make()
     [op] = adapter.describe_write(job(report=report, fields=fields, tasks=()))
     [call] = op["body"]["records"]
@@ -569,7 +588,9 @@ def test_case_for_calls_on_support_channels(org: Org) -> None:
     [op] = adapter.describe_write(job(tasks=()))
     case = op["body"]["records"][-1]
     assert case["attributes"] == {"type": "Case"}
-    assert case["Subject"] == "Invoice inquiry and plan change"
+    assert case["Subject"] == (
+        "Invoice inquiry and plan change (sipgate call pbx-a1b2c3d4-e5f6-7890-abcd-ef1234567890)"
+    )
     assert (case["Origin"], case["Status"], case["ContactId"]) == ("Phone", "New", CONTACT_ID)
     assert case["AccountId"] == ACCOUNT_ID and case["SuppliedPhone"] == "+49 211 63553400"
     other = replace(example_report(), channel=Channel("c-2", "Sales"))
@@ -1060,6 +1081,7 @@ def test_a_new_caller_gets_one_lead_while_search_cannot_see_it(org: Org) -> None
     adapter = make()
     memo = MemoryMemo()
     adapter.bind_memo(memo)
+    org.answers.append(("FROM Lead WHERE Id", rows({"Id": LEAD_ID})))  # still open
     created = org.mock.post(f"{DATA}sobjects/Lead/", json={"id": LEAD_ID, "success": True})
     first = adapter.create_record("lead", number(), {"FirstName": "Erika", "Phone": "x"}, Journal())
     assert (first.object_type, first.id, first.phones) == ("lead", LEAD_ID, ("+49 211 63553400",))
@@ -1222,3 +1244,288 @@ def test_resolve_owner_is_cached(org: Org) -> None:
     assert [q for q in org.queries if "FROM User" in q] == [
         "SELECT Id FROM User WHERE Email = 'max@example.com' AND IsActive = true LIMIT 1"
     ]
+
+
+# --- retries re-planned like the pipeline does ------------------------------------------------
+
+DOWN = [{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}]
+
+
+def test_a_replanned_retry_logs_on_the_same_person_account(org: Org) -> None:
+    adapter = make(search_objects=["contact", "person_account"])
+    org.mock.get(
+        f"{DATA}search/",
+        json={
+            "searchRecords": [
+                {
+                    "attributes": {"type": "Account"},
+                    "Id": ACCOUNT_ID,
+                    "Name": "Erika Beispiel",
+                    "Phone": None,
+                    "PersonMobilePhone": "+49 211 63553400",
+                    "PersonContactId": CONTACT_ID,
+                    "IsPersonAccount": True,
+                }
+            ]
+        },
+    )
+    org.mock.post(COMPOSITE, status=503, json=DOWN)
+    org.composite(ok("00T1"))
+    policy = DeliveryPolicy(
+        transcript="off", matching=MatchingPolicy(objects=("contact", "account"))
+    )
+    report = example_report()
+    journal = Journal()
+    plan = plan_delivery(report, policy, adapter, journal)
+    assert plan.job is not None
+    with pytest.raises(RetryableError, match="HTTP 503"):
+        adapter.write(plan.job, journal)
+    retry = Journal(journal.as_dict())  # the pipeline re-plans; only the journal is reused
+    replanned = plan_delivery(report, policy, adapter, retry)
+    assert replanned.job is not None
+    adapter.write(replanned.job, retry)
+    first, second = (body["records"][0] for body in org.bodies())
+    assert (first["WhoId"], first["WhatId"]) == (CONTACT_ID, ACCOUNT_ID)
+    assert (second["WhoId"], second["WhatId"]) == (first["WhoId"], first["WhatId"])
+
+
+def test_the_first_attempts_links_are_recorded_and_reused(org: Org) -> None:
+    org.answers.append(("FROM Opportunity", rows({"Id": OPPORTUNITY_ID})))
+    adapter = make(what_rule="open_opportunity")
+    org.mock.post(COMPOSITE, status=503, json=DOWN)
+    org.composite(ok("00T1"))
+    journal = Journal()
+    with pytest.raises(RetryableError):
+        adapter.write(job(tasks=()), journal)
+    assert journal.get("links") == {
+        "who_id": CONTACT_ID,
+        "who_type": "contact",
+        "account_id": ACCOUNT_ID,
+        "what_id": OPPORTUNITY_ID,
+    }
+    org.answers[-1] = ("FROM Opportunity", rows({"Id": "0065g00000ZZZZZAAA"}))  # a newer one
+    adapter.write(job(matches=(), tasks=()), Journal(journal.as_dict()))
+    retry = org.bodies()[1]["records"][0]
+    assert (retry["WhoId"], retry["WhatId"]) == (CONTACT_ID, OPPORTUNITY_ID)
+    assert len([q for q in org.queries if "FROM Opportunity" in q]) == 1
+
+
+# --- leads: match_field, lookups, remembered leads ----------------------------------------------
+
+
+def test_a_lead_carries_match_field_and_a_lost_create_is_looked_up_by_it(org: Org) -> None:
+    adapter = make(match_field="Phone_E164__c")
+    org.mock.post(f"{DATA}sobjects/Lead/", body=requests.ReadTimeout("slow"))
+    journal = Journal()
+    with pytest.raises(RetryableError, match="outcome unknown"):
+        adapter.create_record("lead", number(), {"Phone_E164__c": "forged"}, journal)
+    sent = json.loads(org.mock.calls[-1].request.body or b"")
+    assert (sent["Phone"], sent["Phone_E164__c"]) == ("+49 211 63553400", "+4921163553400")
+    org.answers.append(("FROM Lead WHERE Phone_E164__c", rows({"Id": LEAD_ID})))
+    assert adapter.create_record("lead", number(), {}, Journal(journal.as_dict())).id == LEAD_ID
+    assert [q for q in org.queries if "FROM Lead" in q] == [
+        "SELECT Id FROM Lead WHERE Phone_E164__c = '+4921163553400' AND IsConverted = false "
+        "ORDER BY CreatedDate DESC LIMIT 1"
+    ]
+
+
+def test_leads_not_searched_get_no_match_field_and_are_looked_up_by_phone(org: Org) -> None:
+    adapter = make(match_field="Phone_E164__c", search_objects=["contact"])
+    created = org.mock.post(f"{DATA}sobjects/Lead/", json={"id": LEAD_ID, "success": True})
+    adapter.create_record("lead", number(), {}, Journal({"lead_claim": "mine"}))
+    assert "Phone_E164__c" not in json.loads(created.calls[0].request.body or b"")
+    assert [q for q in org.queries if "FROM Lead" in q] == [
+        "SELECT Id FROM Lead WHERE Phone = '+49 211 63553400' AND IsConverted = false "
+        "ORDER BY CreatedDate DESC LIMIT 1"
+    ]
+
+
+def test_a_remembered_lead_is_reused_only_while_it_exists_unconverted(org: Org) -> None:
+    adapter = make()
+    adapter.memo.set(_memo_key(number()), f"{LEAD_ID}|{time.time()}")
+    fresh = "00Q5g00000NEWAAAAA"
+    created = org.mock.post(f"{DATA}sobjects/Lead/", json={"id": fresh, "success": True})
+    lead = adapter.create_record("lead", number(), {}, Journal())  # the check finds nothing
+    assert lead.id == fresh and created.call_count == 1
+    assert f"SELECT Id FROM Lead WHERE Id = '{LEAD_ID}' AND IsConverted = false LIMIT 1" in (
+        org.queries
+    )
+    assert (adapter.memo.get(_memo_key(number())) or "").startswith(f"{fresh}|")
+
+
+# --- error messages --------------------------------------------------------------------------
+
+SUBJECT = "Frau Erika Mustermann kündigt wegen Rechnung"
+QUERY_ECHO = (
+    f"\nSELECT Id FROM Case WHERE Subject = '{SUBJECT}' AND SuppliedPhone = '+49 211 63553400' "
+    "ORDER BY CreatedDate LIMIT 1\n                                    ^\n"
+    "ERROR at Row:1:Column:80\nNo such column 'SuppliedPhone' on entity 'Case'. If you are "
+    "attempting to use a custom field, be sure to append the '__c' after the custom field name."
+)
+NESTED = (
+    "SipgateTaskTrigger: execution of AfterInsert caused by: System.DmlException: Insert "
+    "failed. First exception on row 0; first error: STRING_TOO_LONG, Subject: data value too "
+    "large: Erika Mustermann: Kündigung Vertrag: [Subject]: Trigger.SipgateTaskTrigger: line 7"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "shown"),
+    [
+        (
+            "INVALID_FIELD",
+            QUERY_ECHO,
+            "INVALID_FIELD: (query text withheld) No such column 'SuppliedPhone' on entity 'Case'",
+        ),
+        (
+            "INVALID_TYPE",
+            f"\nSELECT Id FROM Casse WHERE Subject = '{SUBJECT}'\n^\nERROR at Row:1:Column:16\n"
+            "sObject type 'Casse' is not supported.",
+            "INVALID_TYPE: (query text withheld) sObject type 'Casse' is not supported",
+        ),
+        ("SOMETHING_NEW", QUERY_ECHO.replace("No such column", "Odd"), "(query text withheld)"),
+        (
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+            NESTED,
+            "first error: STRING_TOO_LONG, Subject: data value too large",
+        ),
+        (
+            "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+            NESTED.replace("STRING_TOO_LONG, Subject:", "MALFORMED_QUERY, SELECT"),
+            "first error: MALFORMED_QUERY, (query text withheld)",
+        ),
+    ],
+)
+def test_error_messages_echo_no_query_text_and_no_nested_values(
+    org: Org, code: str, message: str, shown: str
+) -> None:
+    org.mock.post(COMPOSITE, status=400, json=[{"errorCode": code, "message": message}])
+    org.composite([failed(code, message)])
+    errors = []
+    for _ in range(2):  # the request's error, then the record's error
+        with pytest.raises(PermanentError) as exc:
+            make().write(job(tasks=()), Journal())
+        errors.append(str(exc.value))
+    for text in errors:
+        assert shown in text
+        for secret in ("Erika", "Mustermann", "kündigt", "Kündigung", "63553400", "SELECT Id"):
+            assert secret not in text
+
+
+# --- searched objects and the check follow the policy --------------------------------------------
+
+
+def test_the_adapter_searches_what_matching_objects_and_search_objects_both_name(org: Org) -> None:
+    policy = DeliveryPolicy(matching=MatchingPolicy(objects=("lead", "contact", "account")))
+    adapter = configured(policy)
+    sosl = adapter.describe_search(number(), policy.matching.objects)["sosl"]
+    assert "RETURNING Lead(" in sosl and "Contact(" in sosl and "Account(" not in sosl
+    assert adapter.describe_search(number(), [])["sosl"] == sosl
+    accounts = configured(DeliveryPolicy(matching=MatchingPolicy(objects=("account",))))
+    assert accounts.search_by_phone(number(), ["account"]) == []
+    assert not [c for c in org.mock.calls if "/search" in (c.request.url or "")]
+    with_accounts = configured(policy, search_objects=["contact", "lead", "account"])
+    assert "Account(" in with_accounts.describe_search(number(), policy.matching.objects)["sosl"]
+
+
+def check_org(org: Org) -> None:
+    """Describes of a healthy org for `check`, except the Task Status value ``Completed`` is
+    inactive and the Lead has no LastName/Company."""
+    status = {"picklistValues": [{"value": "Completed", "active": False}]}
+    status["picklistValues"] += picklist("Not Started", "In Progress")["picklistValues"]
+    org.mock.get(
+        f"{DATA}sobjects/Task/describe",
+        json=describe(
+            *TASK_FIELDS,
+            TaskSubtype=picklist("Call"),
+            CallType=picklist("Inbound", "Outbound"),
+            Type=picklist("Call"),
+            Status=status,
+            Priority=picklist("High", "Normal", "Low"),
+        ),
+    )
+    contact_fields = ["Id", "Name", "Phone", "MobilePhone", "HomePhone", "OtherPhone"]
+    contact_fields += ["AssistantPhone", "Fax", "AccountId", "OwnerId", "LastModifiedDate"]
+    org.mock.get(f"{DATA}sobjects/Contact/describe", json=describe(*contact_fields))
+    lead_fields = ["Id", "Name", "Phone", "MobilePhone", "Fax", "OwnerId", "LastModifiedDate"]
+    org.mock.get(f"{DATA}sobjects/Lead/describe", json=describe(*lead_fields))
+    org.mock.get(f"{DATA}sobjects/ContentNote/describe", json=describe("Title", "Content"))
+    org.mock.get(
+        f"{DATA}sobjects/ContentDocumentLink/describe",
+        json=describe("ContentDocumentId", "LinkedEntityId", "ShareType"),
+    )
+    org.answers.append(
+        ("FROM User", rows({"Id": USER_ID, "Email": "x@example.com", "IsActive": True}))
+    )
+
+
+def test_check_follows_the_policy(org: Org) -> None:
+    check_org(org)
+    policy = DeliveryPolicy(
+        matching=MatchingPolicy(objects=("contact", "lead", "account")),
+        owners=OwnerPolicy(users={"w0": USER_ID}),
+    )
+    results = configured(policy).check()
+    failures = [r.message for r in results if not r.ok]
+    assert failures == [
+        "Task.Status lacks the org value(s) Completed.",
+        "matching.objects names account, which the search_objects option (contact, lead) "
+        "leaves out: not searched. Add it to search_objects or remove it from matching.objects.",
+    ]  # Accounts are not described; Lead create rights are not needed for log_unmatched
+    notes = [r.message for r in results if r.ok]
+    assert any("'View All Data'" in m and "external_id_field" in m for m in notes)
+    creating = replace(
+        policy, matching=MatchingPolicy(objects=("contact", "lead"), on_no_match="create_lead")
+    )
+    failures = [r.message for r in configured(creating).check() if not r.ok]
+    assert (
+        "Lead.LastName does not exist or is not visible to the integration user. "
+        "(needed to create leads for new callers)"
+    ) in failures
+    upserting = configured(policy, external_id_field="Sipgate_Call_Id__c").check()
+    assert not any("View All Data" in r.message for r in upserting)
+
+
+def test_check_says_when_nothing_is_searched(org: Org) -> None:
+    check_org(org)
+    adapter = configured(DeliveryPolicy(matching=MatchingPolicy(objects=("account",))))
+    failures = [r.message for r in adapter.check() if not r.ok]
+    assert (
+        "Nothing is searched: matching.objects (account) names none of the search_objects "
+        "option (contact, lead)."
+    ) in failures
+
+
+# --- small things ------------------------------------------------------------------------------
+
+
+def test_activity_date_is_the_local_date_in_the_policys_timezone(org: Org) -> None:
+    early = replace(example_report(), start_time=datetime(2026, 4, 8, 2, 30, tzinfo=UTC))
+    policy = DeliveryPolicy(defaults=Defaults(timezone="America/New_York"))
+    [op] = configured(policy).describe_write(job(report=early, tasks=()))
+    assert op["body"]["records"][0]["ActivityDate"] == "2026-04-07"
+    [op] = make().describe_write(job(report=early, tasks=()))
+    assert op["body"]["records"][0]["ActivityDate"] == "2026-04-08"  # Europe/Berlin
+
+
+def test_rule_none_logs_an_account_only_match_on_the_account(org: Org) -> None:
+    account = CrmRecord("account", ACCOUNT_ID, ("0211 63553400",))
+    [op] = make(what_rule="none").describe_write(job(matches=(account,), tasks=()))
+    call = op["body"]["records"][0]
+    assert call["WhatId"] == ACCOUNT_ID and "WhoId" not in call
+    [op] = make(what_rule="none").describe_write(job(tasks=()))
+    assert "WhatId" not in op["body"]["records"][0]  # a contact: not its account
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"compositeResponse": ["oops"]},
+        {"compositeResponse": [{"httpStatusCode": "abc", "body": {}}]},
+        {"compositeResponse": [{"httpStatusCode": 200, "body": {"records": "x"}}]},
+    ],
+)
+def test_odd_composite_query_answers_are_retryable(org: Org, answer: dict[str, Any]) -> None:
+    org.mock.post(f"{DATA}composite", json=answer)
+    with pytest.raises(RetryableError, match="unexpected /composite answer"):
+        make(match_field="Phone_E164__c").search_by_phone(number(), ["contact", "lead"])

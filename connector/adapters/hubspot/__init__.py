@@ -9,7 +9,8 @@ Per delivery the adapter writes, through the official SDK (``hubspot-api-client`
    for the deal ``deal_rule`` picks. With ``unique_call_property`` the call is written by
    ``batch/upsert`` on that property instead, and associated afterwards (upsert inputs carry no
    associations) with idempotent v4 ``PUT`` requests;
-2. the action items as tasks in one ``batch/create`` (task→contact 204, task→company 192);
+2. the action items as tasks in ``batch/create`` requests of at most 100 (task→contact 204,
+   task→company 192), each batch recorded on its own;
 3. a note (note→contact 202) with the text that did not fit (the transcript, as plain text from
    the planner, escaped into HTML paragraphs and cut to 65,536 characters), when there is any;
 4. a ticket (ticket→contact 16) when the call came in on one of ``ticket.channels``.
@@ -18,20 +19,27 @@ A matched call with action items thus costs three requests: the search, the call
 
 Idempotency: the id of every object is recorded in the delivery's `Journal` right after it was
 created, and a retry skips what is recorded. Before a create is sent, ``<step>_pending`` is
-recorded with the time; when the outcome stays unknown (timeout, dropped connection, 5xx) the
-retry first looks the object up: the call by ``call_id_property`` = sipgate call id, tasks, note
-and ticket by their association and creation time. HubSpot's search index lags behind writes
-("it may take a few moments"), so when the lookup finds nothing within `PENDING_SETTLE_SECONDS`
-of the unknown attempt the delivery is retried later instead of writing a possible duplicate.
+recorded with the time and, for tasks, note and ticket, a SHA-256 fingerprint of the values
+sent (subject, body and due date of a task; body and time of a note; subject and content of a
+ticket); when the outcome stays unknown (timeout, dropped connection, 408, 5xx, an answer that
+cannot be read) the retry first looks the object up: the call by ``call_id_property`` = sipgate
+call id, tasks, note and ticket by their association, creation time and fingerprint, so a retry
+that renders other text still finds them and another call's objects are not taken for ours.
+HubSpot's search index lags behind writes ("it may take a few moments"), so when the lookup
+finds nothing, or not all of a batch, within `PENDING_SETTLE_SECONDS` of the unknown attempt the
+delivery is retried later instead of writing a possible duplicate; after that, what was found
+is kept and only the rest is created. A create HubSpot refused or the rate limiter never sent
+leaves an earlier attempt's ``<step>_pending`` in place.
 
 Contacts for unknown callers (``create_record``): the durable `Memo` shared by all workers
 remembers "this number got contact N" (and "someone is creating it right now"), so two calls
 from a new number minutes apart yield one contact although the second search cannot see the
-first contact yet. Contacts are created with ``phone`` = +E.164 and nothing marketing-related:
-HubSpot documents that the marketing contact status "cannot be modified using HubSpot's API
-endpoints" (``hs_marketable_status`` is read-only); contacts created by an app are
-non-marketing unless an admin switched on marketing contacts for the app under Settings →
-Integrations → Marketing contacts.
+first contact yet. A remembered contact is used only while one of its numbers is still the
+caller's; otherwise a new contact replaces it in the memo. Contacts are created with
+``phone`` = +E.164 and nothing marketing-related: HubSpot documents that the marketing contact
+status "cannot be modified using HubSpot's API endpoints" (``hs_marketable_status`` is
+read-only); contacts created by an app are non-marketing unless an admin switched on marketing
+contacts for the app under Settings → Integrations → Marketing contacts.
 
 Rate limits: every request takes a slot from a `RateLimiter` (``general`` = requests per 10 s,
 ``search`` = searches per second) shared through ``rate_limit_store``. HubSpot's answers map to
@@ -39,12 +47,17 @@ the pipeline's errors: 429 ``TEN_SECONDLY_ROLLING`` and search 429s (which carry
 ``policyName``) → `RetryableError` with Retry-After / rate limit headers or 10 s / 1 s; 429
 ``DAILY`` → `TargetParked` until the next midnight in ``portal_time_zone`` (HubSpot resets daily
 limits at midnight in the account's time zone, which the API does not tell us; when the limit is
-still used up after that midnight the time zone is wrong and the target is parked an hour at a
-time); 401 and 403 and other 4xx → `PermanentError`; 5xx, timeouts, connection errors →
+still used up within two hours after that midnight the time zone is wrong and the target is
+parked an hour at a time); 423 Locked → `RetryableError` after at least 2 s; 477 Migration in
+Progress → `RetryableError` after its Retry-After, or `TargetParked` when that is over 15
+minutes; 401 and 403 and other 4xx → `PermanentError`; 408, 5xx, timeouts, connection errors →
 `RetryableError`. urllib3 never retries on its own (``Retry(0, read=False)``) and every request
 has ``_request_timeout=(connect_timeout, read_timeout)``.
 
-Messages of errors and log lines carry no phone numbers, e-mail addresses or tokens.
+Messages of errors and log lines carry no phone numbers, e-mail addresses or tokens: of
+HubSpot's error answers only the category, error codes, property names, context keys and
+correlation id are passed on. ``check`` asks for ``crm.objects.companies.read`` when the policy
+matches companies or ``associate_company`` is on.
 """
 
 from __future__ import annotations

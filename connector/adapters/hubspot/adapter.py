@@ -55,6 +55,7 @@ class HubSpotAdapter(ContactsMixin, CheckMixin, WriteMixin):
         self.call_id_property: str = options.get("call_id_property") or CALL_ID_PROPERTY
         self.unique_call_property: str | None = options.get("unique_call_property")
         self.associate_company = bool(options.get("associate_company", True))
+        self.matched_objects: tuple[str, ...] = ()
         self.deal_rule: str = options.get("deal_rule") or "none"
         self.ticket: Mapping[str, Any] | None = options.get("ticket")
         self.portal_zone = ZoneInfo(options.get("portal_time_zone") or "UTC")
@@ -85,8 +86,10 @@ class HubSpotAdapter(ContactsMixin, CheckMixin, WriteMixin):
     @classmethod
     def from_config(cls, target: TargetConfig) -> Self:
         """The adapter for `target`; `check` also verifies the policy's owners (users and
-        fallback) and that every call property the mapping writes exists in HubSpot."""
+        fallback), that every call property the mapping writes exists in HubSpot and the
+        scopes the policy's matching needs (companies)."""
         adapter = cls(target.name, target.options)
+        adapter.matched_objects = tuple(target.policy.matching.objects)
         owners = target.policy.owners
         adapter.owner_refs.update({f"owners.users.{u}": o for u, o in owners.users.items()})
         if owners.fallback:

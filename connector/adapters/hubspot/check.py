@@ -26,6 +26,8 @@ class CheckMixin(OwnersMixin):
     """`check` of the HubSpot adapter, and the scopes the options need."""
 
     associate_company: bool
+    #: The object types the target's matching policy searches (set by `from_config`).
+    matched_objects: tuple[str, ...]
     deal_rule: str
     ticket: Mapping[str, Any] | None
     unique_call_property: str | None
@@ -34,9 +36,9 @@ class CheckMixin(OwnersMixin):
     checked_properties: list[str]
 
     def required_scopes(self) -> list[str]:
-        """The scopes this target's options need."""
+        """The scopes this target's options and matching policy need."""
         scopes = list(REQUIRED_SCOPES)
-        if self.associate_company:
+        if self.associate_company or "company" in self.matched_objects:
             scopes.append("crm.objects.companies.read")
         if self.deal_rule != "none":
             scopes.append("crm.objects.deals.read")

@@ -10,11 +10,12 @@ from typing import Any
 
 from connector.adapters.base import AdapterError, CrmRecord, Journal, PermanentError, RetryableError
 from connector.adapters.hubspot.errors import _OutcomeUnknown, _Rejected
-from connector.adapters.hubspot.pending import PENDING_SETTLE_SECONDS, PendingMixin
+from connector.adapters.hubspot.pending import PENDING_SETTLE_SECONDS, PendingMixin, _Marker
+from connector.adapters.hubspot.sdk import _object_id, _results
 from connector.adapters.hubspot.search import _CONTACT_PROPERTIES, SearchMixin
 from connector.adapters.hubspot.values import _properties
 from connector.logs import mask_number
-from connector.phone import PhoneNumber
+from connector.phone import PhoneNumber, same_number
 
 #: The package's logger (not this module's): log lines keep the name they had before the
 #: adapter was split into modules.
@@ -51,23 +52,33 @@ class ContactsMixin(SearchMixin, PendingMixin):
                     "Another delivery took over creating the HubSpot contact for this caller.",
                     retry_after=5.0,
                 )
+            previous: str | None = judged or None
+        else:
+            previous = None
         body = {"properties": {**_properties(fields), "phone": number.e164}, "associations": []}
+        marker = _Marker(journal, "contact_pending", self.wall_clock)
+        operation = "creating a contact"
         try:
             created = self._send(
                 "general",
-                "creating a contact",
+                operation,
                 self._basic.create,
                 "contacts",
                 body,
-                before_send=lambda: journal.record("contact_pending", self.wall_clock()),
+                before_send=marker.set,
             )
+            contact_id = _object_id(created, operation)
         except _OutcomeUnknown:
             raise  # the memo keeps "creating": the retry looks for the contact first
         except AdapterError:
-            self.memo.delete(key)  # nothing was created; let the next delivery try
-            journal.record("contact_pending", None)
+            # Nothing was created. Let the next delivery try; an earlier attempt whose outcome
+            # is unknown ("creating:…" before this one) keeps its memo entry and its marker.
+            if previous is not None and previous.startswith("creating:"):
+                self.memo.replace(key, stamp, previous)
+            else:
+                self.memo.delete(key)
+            marker.undo()
             raise
-        contact_id = str(created.id)
         self.memo.set(key, contact_id)
         journal.record("contact", contact_id)
         record = self._new_contact(contact_id, number)
@@ -83,7 +94,16 @@ class ContactsMixin(SearchMixin, PendingMixin):
         while another delivery is creating it."""
         value = self.memo.get(key) or ""
         if value and not value.startswith("creating:"):
-            return self._existing_contact(value), value  # None: deleted or merged in HubSpot
+            existing = self._existing_contact(value)  # None: deleted or merged in HubSpot
+            if existing is not None and not self._holds(existing, number):
+                log.info(
+                    "%s: contact %s no longer has the number %s: creating another",
+                    self.name,
+                    existing.id,
+                    mask_number(number.e164),
+                )
+                existing = None
+            return existing, value
         if not value:
             return None, value
         try:
@@ -105,15 +125,24 @@ class ContactsMixin(SearchMixin, PendingMixin):
         return None, value
 
     @staticmethod
+    def _holds(record: CrmRecord, number: PhoneNumber) -> bool:
+        """Whether one of the contact's numbers (``phone``, ``mobilephone``, HubSpot's E.164
+        readings of them) is `number`; spellings without country code are read as numbers of
+        the caller's country."""
+        return any(same_number(stored, number, number.region or "") for stored in record.phones)
+
+    @staticmethod
     def _new_contact(contact_id: str, number: PhoneNumber) -> CrmRecord:
         return CrmRecord("contact", contact_id, phones=(number.e164,), extra={"created": True})
 
     def _existing_contact(self, contact_id: str) -> CrmRecord | None:
-        """The contact the memo names, read by id (no search lag); None if it is gone."""
+        """The contact the memo names, read by id (no search lag) with its numbers (``phone``,
+        ``mobilephone``, HubSpot's calculated ones); None if it is gone."""
+        operation = "reading a contact"
         try:
             found = self._send(
                 "general",
-                "reading a contact",
+                operation,
                 self._basic.get_by_id,
                 "contacts",
                 contact_id,
@@ -123,6 +152,7 @@ class ContactsMixin(SearchMixin, PendingMixin):
             if exc.status == 404:
                 return None
             raise
+        _object_id(found, operation)  # an answer naming no contact is no answer
         return self._record("contact", found)
 
     def _find_created_contact(self, number: PhoneNumber) -> CrmRecord | None:
@@ -134,8 +164,7 @@ class ContactsMixin(SearchMixin, PendingMixin):
             "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
             "limit": 1,
         }
-        response = self._send(
-            "search", "looking up a new contact", self._search.do_search, "contacts", body
-        )
-        results = list(response.results or ())
+        operation = "looking up a new contact"
+        response = self._send("search", operation, self._search.do_search, "contacts", body)
+        results = _results(response, operation)
         return self._record("contact", results[0]) if results else None

@@ -1,27 +1,41 @@
 """HubSpot's error answers as the pipeline's errors: retry later, park the target, or give up.
 
 429s with policy ``DAILY`` park the target until midnight in the portal's time zone; other 429s
-are retried after the wait HubSpot's headers name; 401, 403 (naming missing scopes) and other
-4xx are permanent (`_Rejected`); 5xx may or may not have been applied (`_OutcomeUnknown`).
-HubSpot's messages are passed on without e-mail addresses and with digit runs masked.
+are retried after the wait HubSpot's headers name; 423 (Locked: "wait at least 2 seconds") and
+477 (Migration in Progress, parked when its Retry-After is long) are retried; 401, 403 (naming
+missing scopes) and other 4xx are permanent (`_Rejected`); 408, 5xx and answers that cannot be
+read may or may not have been applied (`_OutcomeUnknown`).
+
+Errors end up in the ledger and in logs, so HubSpot's free-text messages (which quote the values
+sent: names, numbers, e-mail addresses) are never passed on: only HubSpot's category, error
+codes, property names, context keys and correlation id.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
+from email.utils import parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.adapters.base import AdapterError, Memo, PermanentError, RetryableError, TargetParked
 from connector.adapters.hubspot.values import _iso, _parse_time
-from connector.logs import mask_number
-from connector.render import truncate_to
 
 _DAILY_MEMO = "hubspot:daily-limit-reset"
+
+#: A 429 ``DAILY`` this long after the expected reset is not "still used up after the reset"
+#: (the portal's zone is wrong) but the limit used up again: park until the next midnight.
+_RESET_GRACE = timedelta(hours=2)
+#: HubSpot: "If you receive a 423 error, wait at least 2 seconds before retrying."
+_LOCKED_WAIT = 2.0
+#: 477 Migration in Progress without Retry-After: try again after this long.
+_MIGRATION_WAIT = 60.0
+#: A 477 whose Retry-After is longer parks the whole target instead of one delivery.
+_MIGRATION_PARK_AFTER = 15 * 60.0
 
 
 class _OutcomeUnknown(RetryableError):
@@ -37,15 +51,17 @@ class _Rejected(PermanentError):
         self.info = dict(info)
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_DIGITS = re.compile(r"\+?\d[\d ()/.-]{4,}\d")
+#: What may be passed on of HubSpot's error bodies: identifiers (categories, error codes,
+#: property names, context keys, correlation ids), never free text or values.
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")
+_CORRELATION_ID = re.compile(r"[0-9A-Fa-f-]{8,64}")
 
 
-def _scrub(text: str, limit: int = 300) -> str:
-    """HubSpot's error text without e-mail addresses and with digit runs masked."""
-    text = _EMAIL.sub("<e-mail>", text)
-    text = _DIGITS.sub(lambda m: mask_number(m.group(0)), text)
-    return truncate_to(text, limit)
+def _tokens(values: Iterable[Any]) -> list[str]:
+    """The identifier-like `values` (strings only), in order, without duplicates."""
+    return list(
+        dict.fromkeys(v for v in values if isinstance(v, str) and _TOKEN.fullmatch(v) is not None)
+    )
 
 
 def _body_json(body: Any) -> dict[str, Any]:
@@ -74,20 +90,52 @@ def _missing_scopes(info: Mapping[str, Any]) -> list[str]:
 
 
 def _safe_message(info: Mapping[str, Any]) -> str:
-    """HubSpot's error message, reduced to what names the problem without personal data."""
-    message = str(info.get("message") or "").strip()
+    """What HubSpot's error body names, without free text: the invalid properties (with their
+    error codes), the other errors' codes, the context keys and the correlation id.
+
+    HubSpot's messages quote the values sent (names, phone numbers, e-mail addresses, note
+    text); they go to the ledger and to logs, so they are left out entirely.
+    """
+    properties: list[str] = []
+    message = str(info.get("message") or "")
     prefix = "Property values were not valid: "
     if message.startswith(prefix):
         try:
             problems = json.loads(message.removeprefix(prefix))
-            named = [f"{p.get('name')} ({p.get('error')})" for p in problems if isinstance(p, dict)]
-            message = prefix + ", ".join(named)
         except ValueError:
-            pass
+            problems = []
+        for problem in problems if isinstance(problems, list) else ():
+            if not isinstance(problem, Mapping):
+                continue
+            for name in _tokens([problem.get("name")]):
+                code = _tokens([problem.get("error")])
+                properties.append(f"{name} ({code[0]})" if code else name)
+    codes: list[Any] = []
+    keys: list[Any] = []
     context = info.get("context")
-    if isinstance(context, Mapping) and context:
-        message += f" [{', '.join(sorted(str(k) for k in context))}]"
-    return _scrub(message or "no message")
+    if isinstance(context, Mapping):
+        keys.extend(context)
+    for error in info.get("errors") or ():
+        if not isinstance(error, Mapping):
+            continue
+        codes.append(error.get("code"))
+        sub_context = error.get("context")
+        if isinstance(sub_context, Mapping):
+            keys.extend(sub_context)
+            named = sub_context.get("propertyName")
+            for name in _tokens(named if isinstance(named, list) else [named]):
+                properties.append(name)
+    parts: list[str] = []
+    if properties:
+        parts.append("properties " + ", ".join(dict.fromkeys(properties)))
+    if codes := _tokens(codes):
+        parts.append("codes " + ", ".join(codes))
+    if keys := _tokens(sorted(str(k) for k in keys)):
+        parts.append(f"[{', '.join(keys)}]")
+    correlation = info.get("correlationId")
+    if isinstance(correlation, str) and _CORRELATION_ID.fullmatch(correlation):
+        parts.append(f"correlation id {correlation}")
+    return "; ".join(parts) or "no details"
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -106,6 +154,21 @@ def _seconds(value: str | None) -> float | None:
     return seconds if seconds is not None and seconds >= 0 else None
 
 
+def _retry_after(headers: Any, now: datetime) -> float | None:
+    """Retry-After in seconds: a number of seconds or an HTTP date (RFC 9110)."""
+    value = _header(headers, "Retry-After")
+    seconds = _seconds(value)
+    if seconds is not None or value is None:
+        return seconds
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
+
+
 def _http_error(
     status: int,
     body: Any,
@@ -113,22 +176,41 @@ def _http_error(
     operation: str,
     kind: str,
     daily_limit: Callable[[], TargetParked],
+    now: datetime,
 ) -> AdapterError:
-    """The error for HubSpot's answer `status`/`body` to `operation` (a ``kind`` request);
-    `daily_limit` gives the parking for a used-up daily limit (it consults the memo)."""
+    """The error for HubSpot's answer `status`/`body` to `operation` (a ``kind`` request) at
+    `now`; `daily_limit` gives the parking for a used-up daily limit (it consults the memo)."""
     info = _body_json(body)
     headers = getattr(exc, "headers", None)
     category = str(info.get("category") or info.get("errorType") or "")
+    if _TOKEN.fullmatch(category) is None:
+        category = ""
     if status == 429:
         policy = info.get("policyName")
         if policy == "DAILY":
             return daily_limit()
-        wait = _seconds(_header(headers, "Retry-After"))
+        wait = _retry_after(headers, now)
         if wait is None:
             wait = _rate_limit_wait(headers, kind)
+        named = policy if isinstance(policy, str) and _TOKEN.fullmatch(policy) else kind
         return RetryableError(
-            f"HubSpot rate limit reached ({policy or kind}) while {operation}.",
-            retry_after=wait,
+            f"HubSpot rate limit reached ({named}) while {operation}.", retry_after=wait
+        )
+    if status == 423:  # Locked: HubSpot applied nothing; "wait at least 2 seconds"
+        wait = max(_LOCKED_WAIT, _retry_after(headers, now) or 0.0)
+        return RetryableError(
+            f"HubSpot is busy with the records of {operation} (423 Locked).", retry_after=wait
+        )
+    if status == 477:  # Migration in Progress: the portal is being moved; nothing applied
+        wait = _retry_after(headers, now)
+        if wait is not None and wait > _MIGRATION_PARK_AFTER:
+            return TargetParked(
+                f"HubSpot is migrating the account's data (477) while {operation}.",
+                until=now + timedelta(seconds=wait),
+            )
+        return RetryableError(
+            f"HubSpot is migrating the account's data (477) while {operation}.",
+            retry_after=_MIGRATION_WAIT if wait is None else wait,
         )
     if status == 401:
         return _Rejected(
@@ -152,8 +234,10 @@ def _http_error(
             status,
             info,
         )
-    if status == 0 or status >= 500:
-        return _OutcomeUnknown(f"HubSpot failed {operation} ({status or 'connection'}).")
+    if status == 0:  # the SDK could not read the answer (or the connection broke)
+        return _OutcomeUnknown(f"HubSpot's answer to {operation} could not be read.")
+    if status == 408 or status >= 500:  # may have been applied all the same
+        return _OutcomeUnknown(f"HubSpot failed {operation} ({status}).")
     return _Rejected(
         f"HubSpot rejected {operation} ({status} {category}): {_safe_message(info)}",
         status,
@@ -171,11 +255,15 @@ def _rate_limit_wait(headers: Any, kind: str) -> float:
 
 
 def _daily_limit_parked(memo: Memo, now: datetime, zone: ZoneInfo) -> TargetParked:
-    """Park the target until the portal's next midnight in `zone` (or an hour, see the
-    package docstring); `memo` remembers the expected reset."""
+    """Park the target until the portal's next midnight in `zone`; `memo` remembers that
+    expected reset. Only a 429 ``DAILY`` shortly after the expected reset (within
+    `_RESET_GRACE`) means the reset has not happened yet (the portal's zone is not `zone`):
+    then the target is parked an hour at a time, each hour the next expected reset. A 429
+    ``DAILY`` later than that means the limit was used up anew after a reset."""
     previous = _parse_time(memo.get(_DAILY_MEMO))
-    if previous is not None and previous <= now < previous + timedelta(days=1):
+    if previous is not None and previous <= now < previous + _RESET_GRACE:
         until = now + timedelta(hours=1)
+        memo.set(_DAILY_MEMO, _iso(until))
         reason = "still used up after the expected reset; trying again hourly"
     else:
         local = now.astimezone(zone)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from connector.adapters.hubspot.sdk import SdkBase
+from connector.adapters.hubspot.sdk import SdkBase, _results
 from connector.adapters.hubspot.search import _RecordCache
 
 
@@ -24,10 +24,9 @@ class OwnersMixin(SdkBase):
         cached = self._owner_cache.get(key)
         if cached is not None and cached[0] > self._cache_clock():
             return cached[1]
-        page = self._send(
-            "general", "looking up an owner", self._owners.get_page, email=email, limit=1
-        )
-        results = list(page.results or ())
+        operation = "looking up an owner"
+        page = self._send("general", operation, self._owners.get_page, email=email, limit=1)
+        results = _results(page, operation)
         owner = str(results[0].id) if results else None
         if self.cache.ttl > 0:
             self._owner_cache[key] = (self._cache_clock() + self.cache.ttl, owner)

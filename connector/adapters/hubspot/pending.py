@@ -1,16 +1,27 @@
 """After a create whose outcome is unknown (timeout, dropped connection, 5xx): look the object
-up before creating it again, and wait while HubSpot's search index may not show it yet."""
+up before creating it again, and wait while HubSpot's search index may not show it yet.
+
+Right before a create is sent, its ``<step>_pending`` marker is recorded (`_Marker`): the time
+and, for tasks, notes and tickets, a fingerprint of each object sent (`_fingerprint`: SHA-256 of
+the exact property values that identify it, never the text itself). The lookup accepts only
+objects whose properties have one of those fingerprints, so it neither misses what the lost
+attempt created when this attempt renders other text, nor adopts another call's objects that
+merely share a subject. When an answer says the create was not applied (4xx, 429) or it was
+never sent (the rate limiter refused), the marker this attempt set is undone, restoring what an
+earlier attempt with unknown outcome had recorded; a marker this attempt did not set is kept.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.adapters.base import RetryableError
+from connector.adapters.base import Journal, RetryableError
 from connector.adapters.hubspot.records import _Create
-from connector.adapters.hubspot.sdk import SdkBase
-from connector.adapters.hubspot.search import _SEARCH_LIMIT
+from connector.adapters.hubspot.sdk import SdkBase, _results
 from connector.adapters.hubspot.values import _parse_time
 
 #: After a create with unknown outcome, how long HubSpot's search may lag behind before a
@@ -20,11 +31,73 @@ PENDING_SETTLE_SECONDS = 60.0
 #: How far HubSpot's and our clocks may disagree when looking up recently created objects.
 _CLOCK_SLACK = timedelta(minutes=5)
 
+#: Results of one lookup (HubSpot's largest search page); newest first.
+_LOOKUP_LIMIT = 200
+
 #: Search's pseudo-property for "associated with record X" is ``associations.<singular>``.
 _SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 #: The creation-time property of each object type the adapter creates.
 _CREATED = {"calls": "hs_createdate", "tasks": "hs_createdate", "notes": "hs_createdate"}
 _CREATED_DEFAULT = "createdate"  # contacts, companies, deals, tickets
+
+#: The properties whose values identify an object the adapter created (its fingerprint).
+_IDENTITY: Mapping[str, tuple[str, ...]] = {
+    "tasks": ("hs_task_subject", "hs_task_body", "hs_timestamp"),
+    "notes": ("hs_note_body", "hs_timestamp"),
+    "tickets": ("subject", "content"),
+}
+_MOMENTS = frozenset({"hs_timestamp"})
+
+
+def _normal(name: str, value: Any) -> str:
+    """A property value as compared: moments as epoch milliseconds (HubSpot answers
+    ``…T12:00:00Z`` for ``…T12:00:00.000Z``), text with its whitespace runs collapsed."""
+    text = "" if value is None else str(value)
+    if name in _MOMENTS:
+        moment = _parse_time(text.strip())
+        if moment is not None:
+            return str(int(moment.timestamp() * 1000))
+    return " ".join(text.split())
+
+
+def _fingerprint(object_type: str, properties: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the identifying property values of an object of `object_type`."""
+    values = [_normal(name, properties.get(name)) for name in _IDENTITY[object_type]]
+    return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
+
+
+def _pending_parts(marker: Any) -> tuple[float, list[str | None] | None]:
+    """(time, fingerprints by position) of a ``<step>_pending`` marker; a bare time (journals
+    written before fingerprints were recorded) has no fingerprints."""
+    if isinstance(marker, Mapping):
+        sent = marker.get("sent")
+        fingerprints = [f if isinstance(f, str) else None for f in sent] if sent else None
+        return float(marker["at"]), fingerprints
+    return float(marker), None
+
+
+class _Marker:
+    """The ``<step>_pending`` marker of one create: set right before the request goes out
+    (`set`, the `before_send` of `SdkBase._send`), undone when it was not applied (`undo`)."""
+
+    def __init__(self, journal: Journal, key: str, value: Callable[[], Any]) -> None:
+        self.journal = journal
+        self.key = key
+        self.value = value
+        self.previous: Any = None
+        self.was_set = False
+
+    def set(self) -> None:
+        self.previous = self.journal.get(self.key)
+        self.journal.record(self.key, self.value())
+        self.was_set = True
+
+    def undo(self) -> None:
+        """Restore what was recorded before `set`; nothing when this attempt did not set it
+        (an earlier attempt's unknown outcome still needs its lookup)."""
+        if self.was_set:
+            self.journal.record(self.key, self.previous)
+            self.was_set = False
 
 
 class PendingMixin(SdkBase):
@@ -60,21 +133,27 @@ class PendingMixin(SdkBase):
             "sorts": [{"propertyName": "hs_createdate", "direction": "ASCENDING"}],
             "limit": 10,
         }
-        response = self._send(
-            "search", "looking up the call", self._search.do_search, "calls", body
-        )
-        ids = [str(r.id) for r in response.results or ()]
+        operation = "looking up the call"
+        response = self._send("search", operation, self._search.do_search, "calls", body)
+        ids = [str(r.id) for r in _results(response, operation)]
         return ids[0] if ids else None
 
-    def _find_recent(self, creates: Sequence[_Create], since: float) -> list[str]:
-        """Objects like `creates` HubSpot made since `since` (epoch s): the lookup after a
-        create with unknown outcome. Matched by association, creation time and their subject
-        (tasks, tickets) or timestamp (notes)."""
+    def _find_sent(
+        self,
+        creates: Sequence[_Create],
+        since: float,
+        wanted: Sequence[str | None],
+        known: Sequence[str | None] = (),
+    ) -> dict[int, str]:
+        """Objects HubSpot made since `since` (epoch s, less the clock slack) on the record
+        the `creates` are associated with, by the position in `wanted` whose fingerprint
+        they have: the lookup after a create with unknown outcome. Positions with ``None`` in
+        `wanted` or an id in `known` are not looked for, and ids in `known` are not taken
+        again. Of several objects with the same fingerprint the newest is taken."""
         first = creates[0]
-        identity = {"tasks": "hs_task_subject", "tickets": "subject"}.get(
-            first.object_type, "hs_timestamp"
-        )
-        created = _CREATED.get(first.object_type, _CREATED_DEFAULT)
+        object_type = first.object_type
+        identity = _IDENTITY[object_type]
+        created = _CREATED.get(object_type, _CREATED_DEFAULT)
         after = datetime.fromtimestamp(since, tz=UTC) - _CLOCK_SLACK
         filters: list[dict[str, Any]] = [
             {
@@ -102,28 +181,25 @@ class PendingMixin(SdkBase):
             )
         body = {
             "filterGroups": [{"filters": filters}],
-            "properties": [identity],
+            "properties": list(identity),
             "sorts": [{"propertyName": created, "direction": "DESCENDING"}],
-            "limit": _SEARCH_LIMIT,
+            "limit": _LOOKUP_LIMIT,
         }
-        response = self._send(
-            "search",
-            f"looking up recent {first.object_type}",
-            self._search.do_search,
-            first.object_type,
-            body,
-        )
-
-        def key(value: Any) -> Any:
-            if identity == "hs_timestamp":
-                return _parse_time(value)
-            return str(value or "").strip().casefold()
-
-        wanted = [key(c.properties.get(identity)) for c in creates]
-        found: list[str] = []
-        for result in response.results or ():
-            value = key((result.properties or {}).get(identity))
-            if value in wanted:
-                wanted.remove(value)
-                found.append(str(result.id))
+        operation = f"looking up recent {object_type}"
+        response = self._send("search", operation, self._search.do_search, object_type, body)
+        taken = {k for k in known if k}
+        open_positions = [
+            p for p, f in enumerate(wanted) if f is not None and not (p < len(known) and known[p])
+        ]
+        found: dict[int, str] = {}
+        for result in _results(response, operation):
+            object_id = str(result.id)
+            if object_id in taken:
+                continue
+            fingerprint = _fingerprint(object_type, result.properties or {})
+            for position in open_positions:
+                if wanted[position] == fingerprint and position not in found:
+                    found[position] = object_id
+                    taken.add(object_id)
+                    break
         return found

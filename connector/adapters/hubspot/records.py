@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from typing import Any
 
@@ -130,7 +130,7 @@ class RecordsMixin(Adapter):
         owned: dict[str, Any] = {
             "hs_timestamp": _iso(report.start_time),
             "hs_call_direction": "INBOUND" if report.direction == "IN" else "OUTBOUND",
-            "hs_call_duration": int(report.duration.total_seconds() * 1000),
+            "hs_call_duration": report.duration // timedelta(milliseconds=1),
             "hs_call_from_number": _number_for_hubspot(report.from_number) or None,
             "hs_call_to_number": _number_for_hubspot(report.to_number) or None,
             "hs_call_status": "COMPLETED",
@@ -149,7 +149,12 @@ class RecordsMixin(Adapter):
 
     def _task_creates(self, job: DeliveryJob) -> list[_Create]:
         links = self._links(job, "tasks")
-        return [self._task_create(spec, job, links) for spec in job.tasks[:_MAX_BATCH]]
+        return [self._task_create(spec, job, links) for spec in job.tasks]
+
+    @staticmethod
+    def _task_batches(tasks: list[_Create]) -> list[list[_Create]]:
+        """The tasks in batches of at most 100 (HubSpot's limit), one request each."""
+        return [tasks[start : start + _MAX_BATCH] for start in range(0, len(tasks), _MAX_BATCH)]
 
     @staticmethod
     def _task_create(spec: TaskSpec, job: DeliveryJob, links: tuple[_Link, ...]) -> _Create:
@@ -259,17 +264,16 @@ class RecordsMixin(Adapter):
             )
         else:
             ops.append(self._describe_create(call))
-        tasks = self._task_creates(job)
-        if tasks:
-            ops.append(
-                {
-                    "op": "batch/create",
-                    "object": "tasks",
-                    "method": "POST",
-                    "path": "/crm/v3/objects/tasks/batch/create",
-                    "body": {"inputs": [t.body() for t in tasks]},
-                }
-            )
+        ops.extend(
+            {
+                "op": "batch/create",
+                "object": "tasks",
+                "method": "POST",
+                "path": "/crm/v3/objects/tasks/batch/create",
+                "body": {"inputs": [t.body() for t in batch]},
+            }
+            for batch in self._task_batches(self._task_creates(job))
+        )
         for extra in (self._note_create(job), self._ticket_create(job)):
             if extra is not None:
                 ops.append(self._describe_create(extra))

@@ -4,14 +4,17 @@ The SDK's API objects are built once per adapter and share one ``ApiClient`` (on
 pool) per SDK package; urllib3 never retries on its own; every request takes a slot from the
 rate limiter and carries ``_request_timeout=(connect_timeout, read_timeout)``. What the SDK
 raises (any SDK package's ``ApiException``, urllib3 and socket errors) becomes the pipeline's
-errors here and in `errors`.
+errors here and in `errors`. A 2xx answer the SDK cannot decode (a proxy's HTML page, a status
+the SDK does not expect, a body without the fields every answer has) may still have been
+applied: it is `_OutcomeUnknown`, so a create is looked up before it is sent again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Mapping
+import traceback
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -34,6 +37,35 @@ def _never_sent(exc: BaseException) -> bool:
     """True when urllib3 failed before the request left (connect errors): nothing was done."""
     reason = exc.reason if isinstance(exc, MaxRetryError) else exc
     return isinstance(reason, ConnectTimeoutError)  # NewConnectionError is a subclass
+
+
+def _in_sdk_decoding(exc: BaseException) -> bool:
+    """True when `exc` was raised while the SDK decoded an answer (its ``deserialize``)."""
+    return any(
+        "deserialize" in frame.name and "/hubspot/" in frame.filename.replace("\\", "/")
+        for frame in traceback.extract_tb(exc.__traceback__)
+    )
+
+
+def _unreadable(operation: str) -> _OutcomeUnknown:
+    return _OutcomeUnknown(f"HubSpot's answer to {operation} could not be read.")
+
+
+def _object_id(answer: Any, operation: str) -> str:
+    """The id of the object an answer describes; `_OutcomeUnknown` when it names none."""
+    object_id = getattr(answer, "id", None)
+    if not isinstance(object_id, str | int) or isinstance(object_id, bool) or object_id == "":
+        raise _unreadable(operation)
+    return str(object_id)
+
+
+def _results(answer: Any, operation: str) -> Sequence[Any]:
+    """The ``results`` of a search, list or batch answer; `_OutcomeUnknown` when it has none
+    (every such answer has them, possibly empty: a missing list is no "nothing found")."""
+    results = getattr(answer, "results", None)
+    if not isinstance(results, list):
+        raise _unreadable(operation)
+    return results
 
 
 def _rate_limiter(
@@ -115,12 +147,18 @@ class SdkBase(Adapter):
         before_send: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Call one SDK method under the rate limiter with timeouts; map failures to ours."""
+        """Call one SDK method under the rate limiter with timeouts; map failures to ours.
+
+        `before_send` runs once the slot is taken, right before the request goes out (errors
+        before it, e.g. the limiter's, mean nothing was sent). No answer (``None``: the SDK
+        got a 2xx it does not expect) and an answer the SDK fails to decode are
+        `_OutcomeUnknown`: the request may have been applied.
+        """
         slot = self.limiter.acquire(kind)
         try:
             if before_send is not None:
                 before_send()
-            return function(*args, _request_timeout=self.timeout, **kwargs)
+            answer = function(*args, _request_timeout=self.timeout, **kwargs)
         except AdapterError:
             raise
         except Exception as exc:
@@ -130,14 +168,19 @@ class SdkBase(Adapter):
             raise error from exc
         finally:
             self.limiter.release(slot)
+        if answer is None:
+            raise _unreadable(operation)
+        return answer
 
     def _translate(self, exc: Exception, operation: str, kind: str) -> AdapterError | None:
         """Our error for what the SDK raised, or None when it is no HubSpot or network error."""
         status = getattr(exc, "status", None)
         if isinstance(status, int) and hasattr(exc, "body"):  # any SDK package's ApiException
-            return _http_error(
-                status, getattr(exc, "body", None), exc, operation, kind, self._daily_limit_reached
-            )
+            now = datetime.fromtimestamp(self.wall_clock(), tz=UTC)
+            body = getattr(exc, "body", None)
+            return _http_error(status, body, exc, operation, kind, self._daily_limit_reached, now)
+        if _in_sdk_decoding(exc):  # e.g. TypeError: a 2xx body of an unexpected shape
+            return _unreadable(operation)
         if isinstance(exc, HTTPError | OSError):
             what = type(exc.reason if isinstance(exc, MaxRetryError) else exc).__name__
             if _never_sent(exc):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from connector.adapters.base import CrmRecord, PermanentError
-from connector.adapters.hubspot.sdk import SdkBase
+from connector.adapters.hubspot.sdk import SdkBase, _results
 from connector.adapters.hubspot.values import _parse_time
 from connector.logs import mask_number
 from connector.phone import PhoneNumber
@@ -165,14 +165,15 @@ class SearchMixin(SdkBase):
             if cached is not None:
                 records.extend(cached)
                 continue
+            operation = f"searching {_OBJECTS[object_type]} by phone"
             response = self._send(
                 "search",
-                f"searching {_OBJECTS[object_type]} by phone",
+                operation,
                 self._search.do_search,
                 _OBJECTS[object_type],
                 self._phone_search_body(object_type, number),
             )
-            found = [self._record(object_type, r) for r in response.results or ()]
+            found = [self._record(object_type, r) for r in _results(response, operation)]
             log.debug(
                 "%s: %d %s found for %s",
                 self.name,

@@ -1,9 +1,16 @@
 """Writing a delivery (``write``): the call, its tasks, note and ticket, each at most once per
-call id, recorded in the delivery's `Journal` (see the package docstring)."""
+call id, recorded in the delivery's `Journal` (see the package docstring).
+
+Journal keys of one delivery: ``call`` (id), ``call_pending`` (epoch s of a create with unknown
+outcome), ``call_associated`` (upsert mode), ``deal``; per create step (``tasks``, or
+``tasks_1``, ``tasks_2``… when there are more than 100 tasks, then ``tasks`` with all ids;
+``note``; ``ticket``): ``<step>`` (the ids), ``<step>_pending`` (``{"at": epoch s, "sent":
+[fingerprint or null per object]}``) and ``<step>_known`` (ids found of a partly found batch).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from connector.adapters.base import (
@@ -15,11 +22,24 @@ from connector.adapters.base import (
     WriteResult,
 )
 from connector.adapters.hubspot.errors import _OutcomeUnknown, _Rejected
-from connector.adapters.hubspot.pending import PendingMixin
+from connector.adapters.hubspot.pending import (
+    PendingMixin,
+    _fingerprint,
+    _Marker,
+    _pending_parts,
+)
 from connector.adapters.hubspot.records import _CATEGORY, RecordsMixin, _Create
+from connector.adapters.hubspot.sdk import _object_id, _results
 from connector.adapters.hubspot.search import _RecordCache
 
 _CLOSED_STAGES = frozenset({"closedwon", "closedlost"})
+
+#: What each kind of object is called in messages.
+_LABELS = {"tasks": "follow-up tasks", "notes": "note", "tickets": "ticket"}
+
+#: Sends creates (calling `before_send` right before the request goes out); answers the new
+#: ids and, when HubSpot created fewer than asked, what it said about the others.
+_Sender = Callable[[Sequence[_Create], Callable[[], None]], tuple[list[str], str]]
 
 
 class WriteMixin(RecordsMixin, PendingMixin):
@@ -45,10 +65,10 @@ class WriteMixin(RecordsMixin, PendingMixin):
             refs["tasks"] = self._write_tasks(tasks, journal)
         note = self._note_create(job)
         if note is not None:
-            refs["note"] = self._write_single("note", note, journal)
+            [refs["note"]] = self._write_creates("note", [note], journal, self._create_one)
         ticket = self._ticket_create(job)
         if ticket is not None:
-            refs["ticket"] = self._write_single("ticket", ticket, journal)
+            [refs["ticket"]] = self._write_creates("ticket", [ticket], journal, self._create_one)
         return WriteResult(refs=refs)
 
     def _deal(self, job: DeliveryJob, journal: Journal) -> str | None:
@@ -59,15 +79,16 @@ class WriteMixin(RecordsMixin, PendingMixin):
         recorded = journal.get("deal")
         if recorded is not None:
             return str(recorded) or None
+        operation = "looking up open deals"
         response = self._send(
             "search",
-            "looking up open deals",
+            operation,
             self._search.do_search,
             "deals",
             self._deal_search_body(contacts[0]),
         )
         deal_id = ""
-        for result in response.results or ():
+        for result in _results(response, operation):
             props: Mapping[str, Any] = result.properties or {}
             closed = str(props.get("hs_is_closed") or "").lower() == "true"
             if not closed and str(props.get("dealstage") or "") not in _CLOSED_STAGES:
@@ -79,19 +100,20 @@ class WriteMixin(RecordsMixin, PendingMixin):
     def _write_call(self, job: DeliveryJob, journal: Journal) -> str:
         call = self._call_create(job, self._deal(job, journal))
         if self.unique_call_property:
+            operation = "upserting the call"
             response = self._send(
                 "general",
-                "upserting the call",
+                operation,
                 self._batch.upsert,
                 "calls",
                 {"inputs": [self._upsert_input(job, call)]},
             )
-            results = list(response.results or ())
+            results = _results(response, operation)
             if not results:
                 raise PermanentError(
                     f"HubSpot did not upsert the call: {self._batch_errors(response)}"
                 )
-            call_id = str(results[0].id)
+            call_id = _object_id(results[0], operation)
             journal.record("call", call_id)
             self._associate(call_id, call, journal)
             return call_id
@@ -102,36 +124,44 @@ class WriteMixin(RecordsMixin, PendingMixin):
                 journal.record("call", found)
                 return found
             self._wait_for_index(float(pending), "call")
+        marker = _Marker(journal, "call_pending", self.wall_clock)
+        operation = "creating the call"
         try:
             created = self._send(
                 "general",
-                "creating the call",
+                operation,
                 self._basic.create,
                 "calls",
                 call.body(),
-                before_send=lambda: journal.record("call_pending", self.wall_clock()),
+                before_send=marker.set,
             )
+            call_id = _object_id(created, operation)
         except _OutcomeUnknown:
             raise
         except _Rejected as exc:
-            journal.record("call_pending", None)
-            self._forget_stale_matches(job, exc)
+            marker.undo()
+            self._forget_stale_matches(job, exc, journal)
             raise
         except AdapterError:
-            journal.record("call_pending", None)
+            marker.undo()
             raise
-        call_id = str(created.id)
         journal.record("call", call_id)
         return call_id
 
-    def _forget_stale_matches(self, job: DeliveryJob, exc: _Rejected) -> None:
+    def _forget_stale_matches(self, job: DeliveryJob, exc: _Rejected, journal: Journal) -> None:
         """A 400 for association targets that no longer exist: when they came from the cache,
-        drop them and retry (the next attempt searches afresh)."""
+        drop them and the journal's match (and what was chosen by it: the deal, a contact
+        this delivery created) and retry: the next attempt's planning searches afresh."""
         context = exc.info.get("context")
         invalid = isinstance(context, Mapping) and "INVALID_OBJECT_IDS" in context
         ids = [m.id for m in job.matches]
         if exc.status == 400 and invalid and self.cache.holds(ids):
             self.cache.forget(ids)
+            journal.record("match", None)  # planning treats it as not recorded
+            if journal.get("deal") is not None:
+                journal.record("deal", None)
+            if journal.get("contact") is not None and str(journal.get("contact")) in ids:
+                journal.record("contact", None)
             raise RetryableError(
                 "A cached HubSpot record no longer exists; searching again.", retry_after=1.0
             ) from exc
@@ -158,64 +188,116 @@ class WriteMixin(RecordsMixin, PendingMixin):
         return ", ".join(named) or "no results"
 
     def _write_tasks(self, tasks: list[_Create], journal: Journal) -> list[str]:
+        """The tasks in batches of 100, each batch idempotent on its own (``tasks``, or
+        ``tasks_1``, ``tasks_2``…), then all ids under ``tasks``."""
         recorded = journal.get("tasks")
         if recorded is not None:
             return [str(t) for t in recorded]
-        pending = journal.get("tasks_pending")
-        if pending:
-            found = self._find_recent(tasks, float(pending))
-            if found:
-                journal.record("tasks", found)
-                return found
-            self._wait_for_index(float(pending), "tasks")
-        try:
-            response = self._send(
-                "general",
-                "creating the follow-up tasks",
-                self._batch.create,
-                "tasks",
-                {"inputs": [t.body() for t in tasks]},
-                before_send=lambda: journal.record("tasks_pending", self.wall_clock()),
-            )
-        except _OutcomeUnknown:
-            raise
-        except AdapterError:
-            journal.record("tasks_pending", None)
-            raise
-        ids = [str(r.id) for r in response.results or ()]
+        batches = self._task_batches(tasks)
+        if len(batches) == 1:
+            return self._write_creates("tasks", tasks, journal, self._create_tasks)
+        ids: list[str] = []
+        for number, batch in enumerate(batches, start=1):
+            ids += self._write_creates(f"tasks_{number}", batch, journal, self._create_tasks)
         journal.record("tasks", ids)
-        if len(ids) < len(tasks):
-            raise PermanentError(
-                f"HubSpot created {len(ids)} of {len(tasks)} follow-up tasks: "
-                f"{self._batch_errors(response)}."
-            )
         return ids
 
-    def _write_single(self, step: str, create: _Create, journal: Journal) -> str:
+    def _create_tasks(
+        self, creates: Sequence[_Create], before_send: Callable[[], None]
+    ) -> tuple[list[str], str]:
+        operation = "creating the follow-up tasks"
+        response = self._send(
+            "general",
+            operation,
+            self._batch.create,
+            "tasks",
+            {"inputs": [t.body() for t in creates]},
+            before_send=before_send,
+        )
+        ids = [_object_id(r, operation) for r in _results(response, operation)]
+        return ids, self._batch_errors(response)
+
+    def _create_one(
+        self, creates: Sequence[_Create], before_send: Callable[[], None]
+    ) -> tuple[list[str], str]:
+        [create] = creates
+        operation = f"creating the {_LABELS[create.object_type]}"
+        created = self._send(
+            "general",
+            operation,
+            self._basic.create,
+            create.object_type,
+            create.body(),
+            before_send=before_send,
+        )
+        return [_object_id(created, operation)], ""
+
+    def _write_creates(
+        self, step: str, creates: Sequence[_Create], journal: Journal, send: _Sender
+    ) -> list[str]:
+        """Create `creates` (one request through `send`) unless ``<step>`` is recorded.
+
+        After an attempt with unknown outcome (``<step>_pending``), the objects it sent are
+        looked up by their fingerprints first. Only when all are found is the step done. When
+        some or none are found, this waits (`RetryableError`) until the lookup can be trusted
+        (`PENDING_SETTLE_SECONDS` after that attempt: HubSpot's search may not show all of them
+        yet); then the found ones are kept (``<step>_known``) and only the missing ones are
+        created.
+        """
         recorded = journal.get(step)
         if recorded is not None:
-            return str(recorded)
+            return [str(i) for i in recorded]
+        label = _LABELS[creates[0].object_type]
+        count = len(creates)
+        stored = journal.get(f"{step}_known")
+        known: list[str | None] = [
+            str(k) if k else None for k in (list(stored) if stored else [])[:count]
+        ]
+        known += [None] * (count - len(known))
         pending = journal.get(f"{step}_pending")
         if pending:
-            found = self._find_recent([create], float(pending))
-            if found:
-                journal.record(step, found[0])
-                return found[0]
-            self._wait_for_index(float(pending), step)
+            since, sent = _pending_parts(pending)
+            if sent is None:  # recorded before fingerprints were: this rendering's
+                sent = [_fingerprint(c.object_type, c.properties) for c in creates]
+            wanted = (sent + [None] * count)[:count]
+            for position, object_id in self._find_sent(creates, since, wanted, known).items():
+                known[position] = object_id
+            if all(known):
+                found = [str(k) for k in known]
+                journal.record(step, found)
+                return found
+            self._wait_for_index(since, label)
+            if any(known):
+                journal.record(f"{step}_known", known)
+        missing = [p for p, k in enumerate(known) if k is None]
+        if not missing:  # found before, but not recorded as done
+            done = [str(k) for k in known]
+            journal.record(step, done)
+            return done
+        marker = _Marker(
+            journal,
+            f"{step}_pending",
+            lambda: {
+                "at": self.wall_clock(),
+                "sent": [
+                    _fingerprint(c.object_type, c.properties) if known[p] is None else None
+                    for p, c in enumerate(creates)
+                ],
+            },
+        )
         try:
-            created = self._send(
-                "general",
-                f"creating the {step}",
-                self._basic.create,
-                create.object_type,
-                create.body(),
-                before_send=lambda: journal.record(f"{step}_pending", self.wall_clock()),
-            )
+            new_ids, problems = send([creates[p] for p in missing], marker.set)
         except _OutcomeUnknown:
             raise
         except AdapterError:
-            journal.record(f"{step}_pending", None)
+            marker.undo()
             raise
-        object_id = str(created.id)
-        journal.record(step, object_id)
-        return object_id
+        for position, object_id in zip(missing, new_ids, strict=False):
+            known[position] = object_id
+        ids = [k for k in known if k is not None]
+        journal.record(step, ids)
+        if len(new_ids) < len(missing):
+            raise PermanentError(
+                f"HubSpot created {len(new_ids)} of {len(missing)} {label}: {problems}."
+            )
+        return ids

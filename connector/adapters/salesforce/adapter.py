@@ -40,13 +40,31 @@ class SalesforceAdapter(_Check, _Write, _Leads):
 
     @classmethod
     def from_config(cls, target: TargetConfig) -> Self:
-        """The adapter for `target`; `check` also verifies the policy's owners and every Task
-        field the mapping writes."""
-        owners = {f"users.{user}": owner for user, owner in target.policy.owners.users.items()}
-        if target.policy.owners.fallback:
-            owners["fallback"] = target.policy.owners.fallback
-        task_fields = {name: "" for name in target.policy.fields}
-        return cls(target.name, {**target.options, "owners": owners, "task_fields": task_fields})
+        """The adapter for `target`, with what it needs of the target's policy.
+
+        Besides the options: the policy's owners and the fields the mapping writes on the Task
+        (``task_fields``) and on a new Lead (``lead_fields``), which `check` verifies; the
+        object types ``matching.objects`` names (``matching_objects``: searched as far as
+        ``search_objects`` allows), ``on_no_match`` (`check` asks for Lead create rights only
+        for ``create_lead``) and ``defaults.timezone`` (``timezone``: the zone of the call's
+        ``ActivityDate`` when the mapping does not set it).
+        """
+        policy = target.policy
+        owners = {f"users.{user}": owner for user, owner in policy.owners.users.items()}
+        if policy.owners.fallback:
+            owners["fallback"] = policy.owners.fallback
+        return cls(
+            target.name,
+            {
+                **target.options,
+                "owners": owners,
+                "task_fields": {name: "" for name in policy.fields},
+                "lead_fields": list(policy.new_record),
+                "matching_objects": list(policy.matching.objects),
+                "on_no_match": policy.matching.on_no_match,
+                "timezone": policy.defaults.timezone,
+            },
+        )
 
     def __init__(
         self,

@@ -1,8 +1,11 @@
 """The preflight check: login, and every field, picklist value and owner the adapter relies on.
 
 `_Check.check` reports one result per problem (and one per part that is fine): the Task fields
-the adapter and the mapping write (`TASK_FIELDS`), the org's Task values, the searched fields and
-``match_field``, what Lead, Enhanced Note and Case creation needs, and the mapped owners.
+the adapter and the mapping write (`TASK_FIELDS`) and the length of the mapping's other text
+fields (values are cut to it), the org's active Task values, the fields of the object types
+actually searched (``matching.objects`` as far as ``search_objects`` allows) and
+``match_field``, what Lead creation needs (only with ``on_no_match: create_lead``), Enhanced
+Notes and Cases, the mapped owners, and (with owners) how retries keep seeing the Tasks.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from connector.adapters.base import AdapterError, CheckResult
+from connector.adapters.salesforce.lengths import _text_lengths
+from connector.adapters.salesforce.records import _TASK_KNOWN_FIELDS, LEAD_FIELD_LIMITS
 from connector.adapters.salesforce.search import _Search
 from connector.adapters.salesforce.soql import (
     _PERSON_ACCOUNT_FIELDS,
@@ -44,6 +49,11 @@ _SF_ID_RE: Final = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
 def _is_sf_id(value: str) -> bool:
     return bool(_SF_ID_RE.match(value))
+
+
+def _active_values(found: Mapping[str, Any] | None) -> set[Any]:
+    """The active values of a picklist field's describe."""
+    return {p.get("value") for p in (found or {}).get("picklistValues") or [] if p.get("active")}
 
 
 class _Check(_Search, _OrgTaskValues):
@@ -136,7 +146,7 @@ class _Check(_Search, _OrgTaskValues):
             found = known.get(field_name.lower())
             if found is None:
                 continue
-            active = {p.get("value") for p in found.get("picklistValues") or [] if p.get("active")}
+            active = _active_values(found)
             missing = [value for value in required if value not in active]
             if missing and (field_name != "Type" or found.get("restrictedPicklist")):
                 problems.append(
@@ -148,9 +158,35 @@ class _Check(_Search, _OrgTaskValues):
                 )
         if external and (found := known.get(external.lower())) and not found.get("externalId"):
             problems.append(CheckResult(False, f"Task.{external} is not an External ID field."))
+        lengths = self._length_notes("Task", extra, {*_TASK_KNOWN_FIELDS, external or ""}, cache)
         if problems:
-            return problems
-        return [CheckResult(True, f"Task fields ready: {', '.join(names)}.")]
+            return problems + lengths
+        return [CheckResult(True, f"Task fields ready: {', '.join(names)}."), *lengths]
+
+    def _length_notes(
+        self,
+        sobject: str,
+        names: Iterable[str],
+        known: Iterable[str],
+        cache: dict[str, Mapping[str, Any]],
+    ) -> list[CheckResult]:
+        """One line per mapped text field of `sobject` beyond the `known` ones: its length, to
+        which `write` cuts what the templates render (a field shorter than the text it is meant
+        for loses the rest)."""
+        skipped = {name.lower() for name in known}
+        wanted = [name for name in dict.fromkeys(names) if name.lower() not in skipped]
+        if not wanted:
+            return []
+        lengths = _text_lengths(self._describe(sobject, cache))
+        return [
+            CheckResult(
+                True,
+                f"{sobject}.{name} (mapped) holds at most {lengths[name.lower()]} characters: "
+                "longer rendered values are cut to that.",
+            )
+            for name in wanted
+            if name.lower() in lengths
+        ]
 
     def _check_task_values(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
         values = self._task_statuses()
@@ -161,8 +197,7 @@ class _Check(_Search, _OrgTaskValues):
             ("Status", (values.closed_status, values.open_status)),
             ("Priority", tuple(priorities.values())),
         ):
-            found = known.get(field_name.lower())
-            active = {p.get("value") for p in (found or {}).get("picklistValues") or []}
+            active = _active_values(known.get(field_name.lower()))
             missing = [value for value in wanted if active and value not in active]
             if missing:
                 problems.append(
@@ -182,16 +217,36 @@ class _Check(_Search, _OrgTaskValues):
         ]
 
     def _check_search(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
+        wanted = self._wanted_types(())
         types = self._object_types(())
         match_field = self.options["match_field"]
         problems: list[CheckResult] = []
+        notes: list[CheckResult] = []
+        left_out = [item for item in wanted if item not in types]
+        if not types:
+            problems.append(
+                CheckResult(
+                    False,
+                    f"Nothing is searched: matching.objects ({', '.join(wanted)}) names none of "
+                    f"the search_objects option ({', '.join(self.options['search_objects'])}).",
+                )
+            )
+        elif left_out:
+            problems.append(
+                CheckResult(
+                    False,
+                    f"matching.objects names {', '.join(left_out)}, which the search_objects "
+                    f"option ({', '.join(self.options['search_objects'])}) leaves out: not "
+                    "searched. Add it to search_objects or remove it from matching.objects.",
+                )
+            )
         for object_type in types:
             sobject = _SOBJECTS[object_type]
             known = self._fields(sobject, cache)
-            wanted = list(_RETURNING_FIELDS[object_type])
+            returned = list(_RETURNING_FIELDS[object_type])
             if object_type == "account" and self._person_accounts:
-                wanted += _PERSON_ACCOUNT_FIELDS
-            for name in wanted:
+                returned += _PERSON_ACCOUNT_FIELDS
+            for name in returned:
                 if name.lower() not in known:
                     problems.append(
                         CheckResult(False, f"{sobject}.{name} (searched) is not visible.")
@@ -206,15 +261,22 @@ class _Check(_Search, _OrgTaskValues):
                     problems.append(
                         CheckResult(False, f"{sobject}.{match_field} cannot be used in a filter.")
                     )
-        lead_problems = self._createable("Lead", ("LastName", "Company", "Phone"), cache)
-        for problem in lead_problems:
-            problems.append(
-                CheckResult(False, f"{problem.message} (needed to create leads for new callers)")
-            )
+        if self.options.get("on_no_match") == "create_lead":
+            lead_fields = list(self.options.get("lead_fields") or [])
+            needed = ["LastName", "Company", "Phone", *lead_fields]
+            if match_field and "lead" in types:
+                needed.append(match_field)
+            for problem in self._createable("Lead", needed, cache):
+                problems.append(
+                    CheckResult(
+                        False, f"{problem.message} (needed to create leads for new callers)"
+                    )
+                )
+            notes += self._length_notes("Lead", lead_fields, LEAD_FIELD_LIMITS, cache)
         if problems:
-            return problems
+            return problems + notes
         how = f"SOQL on {match_field}" if match_field else "SOSL in phone fields"
-        return [CheckResult(True, f"Phone search ready ({how}: {', '.join(types)}).")]
+        return [CheckResult(True, f"Phone search ready ({how}: {', '.join(types)})."), *notes]
 
     def _check_notes(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
         problems = self._createable("ContentNote", ("Title", "Content"), cache)
@@ -240,9 +302,7 @@ class _Check(_Search, _OrgTaskValues):
         for field_name, value in (("Origin", case["origin"]), ("Status", case["status"])):
             found = known.get(field_name.lower())
             if value and found is not None:
-                active = {
-                    p.get("value") for p in found.get("picklistValues") or [] if p.get("active")
-                }
+                active = _active_values(found)
                 if active and value not in active:
                     problems.append(
                         CheckResult(False, f"Case.{field_name} has no active value {value!r}.")
@@ -282,6 +342,20 @@ class _Check(_Search, _OrgTaskValues):
                         False, f"Owner of sipgate user {user}: User {found['Id']} is inactive."
                     )
                 )
+        visibility = []
+        if not self.options["external_id_field"]:
+            visibility.append(
+                CheckResult(
+                    True,
+                    "Call Tasks are owned by the mapped users: after a lost answer a retry looks "
+                    "them up by CallObject, and a Task the integration user cannot see is "
+                    "created again. Give the integration user 'View All Data' (or set "
+                    "external_id_field, which upserts the Tasks without a lookup).",
+                )
+            )
         if problems:
-            return problems
-        return [CheckResult(True, f"All {len(owners)} mapped owners are active Salesforce Users.")]
+            return problems + visibility
+        return [
+            CheckResult(True, f"All {len(owners)} mapped owners are active Salesforce Users."),
+            *visibility,
+        ]

@@ -144,7 +144,9 @@ class _SalesforceApi(Adapter):
     def _query(self, soql: str, what: str) -> list[dict[str, Any]]:
         result = self._call(what, lambda sf: sf.query(soql))
         records = result.get("records") if isinstance(result, Mapping) else None
-        return [dict(row) for row in records or []]
+        if records is not None and not isinstance(records, list):
+            raise RetryableError(f"Salesforce {what}: unexpected answer")
+        return [dict(row) for row in records or [] if isinstance(row, Mapping)]
 
     @property
     def api_usage(self) -> tuple[int, int] | None:

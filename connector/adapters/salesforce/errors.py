@@ -3,8 +3,8 @@
 ``REQUEST_LIMIT_EXCEEDED`` for the daily allocation parks the target (`REQUEST_LIMIT_PARK`), for
 concurrent long-running requests it is a short `RetryableError`; lock conflicts, 5xx, timeouts and
 connection errors are retryable; other 4xx errors are permanent. Every message keeps Salesforce's
-error code and a scrubbed text: no echoed field values or query text, phone numbers or e-mail
-addresses.
+error code and a scrubbed text: no echoed field values (also not those of a DML error nested in a
+trigger's message) or query text, phone numbers or e-mail addresses.
 """
 
 from __future__ import annotations
@@ -52,10 +52,30 @@ _VALUE_ECHOING: Final = frozenset(
         "INVALID_FIELD_FOR_INSERT_UPDATE",
     }
 )
-#: Error codes whose message quotes the whole query or search text (which holds the number).
+#: Error codes whose message quotes the whole query or search text (which holds the number, a
+#: subject or a name): ``\nSELECT … WHERE Subject = '…'\n  ^\nERROR at Row:1:Column:80\n…``.
 _QUERY_ECHOING: Final = frozenset(
-    {"MALFORMED_QUERY", "MALFORMED_SEARCH", "INVALID_QUERY_FILTER_OPERATOR", "INVALID_SEARCH"}
+    {
+        "MALFORMED_QUERY",
+        "MALFORMED_SEARCH",
+        "INVALID_QUERY_FILTER_OPERATOR",
+        "INVALID_SEARCH",
+        "INVALID_FIELD",
+        "INVALID_TYPE",
+    }
 )
+#: What marks a message that quotes a query, whatever its error code.
+_QUERY_ECHO_MARK: Final = "ERROR at Row:"
+_QUERY_WITHHELD: Final = "(query text withheld)"
+#: Parts of a query error that name only API names, kept when the rest is withheld.
+_SAFE_QUERY_DETAILS: Final = (
+    re.compile(r"No such column '[A-Za-z0-9_.]+' on entity '[A-Za-z0-9_]+'"),
+    re.compile(r"sObject type '[A-Za-z0-9_]+' is not supported"),
+    re.compile(r"Didn't understand relationship '[A-Za-z0-9_]+' in field path"),
+)
+#: A DML error nested in another one (an Apex trigger's ``DmlException``):
+#: ``… first error: STRING_TOO_LONG, Subject: data value too large: <value>: [Subject]``.
+_NESTED_ERROR_RE: Final = re.compile(r"first error: ([A-Z][A-Z0-9_]*), ", re.IGNORECASE)
 
 _EMAIL_RE: Final = re.compile(r"[^\s@<>()\"',;:]+@[^\s@<>()\"',;:]+")
 _PHONE_LIKE_RE: Final = re.compile(r"(?<!\w)\+?\d[\d\s().\\/-]{4,}\d(?!\w)")
@@ -73,16 +93,28 @@ def _scrub(text: str, limit: int = 300) -> str:
 
 
 def _safe_error_text(code: str, message: str) -> str:
-    """Salesforce's error `message` without the values it may echo (see `_VALUE_ECHOING`)."""
-    if code in _QUERY_ECHOING:
-        return "(query text withheld)"
-    if code in _VALUE_ECHOING:
+    """Salesforce's error `message` without the values it may echo: no query text (codes in
+    `_QUERY_ECHOING` or any message with ``ERROR at Row:``; only the names of a missing column
+    or object are kept), no value after ``Label: reason`` (codes in `_VALUE_ECHOING`, also when
+    nested in a trigger's ``first error:``), then scrubbed (`_scrub`)."""
+    return _scrub(_without_values(code, message))
+
+
+def _without_values(code: str, message: str) -> str:
+    if code.upper() in _QUERY_ECHOING or _QUERY_ECHO_MARK in message:
+        details = [m.group(0) for p in _SAFE_QUERY_DETAILS if (m := p.search(message))]
+        return " ".join([_QUERY_WITHHELD, *details[:1]])
+    nested = _NESTED_ERROR_RE.search(message)
+    if nested:
+        inner = message[nested.end() :]
+        return message[: nested.end()] + _without_values(nested.group(1), inner)
+    if code.upper() in _VALUE_ECHOING:
         parts = message.split(": ", 2)
         if len(parts) == 3:
             message = f"{parts[0]}: {parts[1]}"
     if code == "JSON_PARSER_ERROR":
         message = _QUOTED_RE.sub("…", message)
-    return _scrub(message)
+    return message
 
 
 def _error_of(content: Any) -> tuple[str, str]:

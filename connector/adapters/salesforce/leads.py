@@ -1,10 +1,23 @@
 """Leads for unknown callers (`create_record`): at most one per number, also across deliveries.
 
-``Phone`` is the international format, ``LastName``/``Company`` come from ``lead_defaults``. The
-shared `Memo` remembers "this number (hashed E.164) got lead X" for `LEAD_MEMO_SECONDS` and "a
-delivery is creating it" (a claim taken over with compare-and-set when its worker died), so a
-repeat caller gets the same lead while SOSL cannot see it yet; a retry whose create had an
-unknown outcome looks the lead up by ``Phone`` with SOQL first.
+``Phone`` is the international format, ``LastName``/``Company`` come from ``lead_defaults``; with
+``match_field`` (and Leads searched) the Lead also gets the caller's +E.164 there, so the next
+call finds it by SOQL at once. The new record's mapped text fields are cut to their lengths (the
+standard ones known, others read from describe once, see `lengths`).
+
+The shared `Memo` remembers "this number (hashed E.164) got lead X" for `LEAD_MEMO_SECONDS` and
+"a delivery is creating it" (a claim taken over with compare-and-set when its worker died), so a
+repeat caller gets the same lead while SOSL cannot see it yet. A remembered lead is reused only
+after one query showed it still exists and is not converted; otherwise it is forgotten and the
+caller is treated as new.
+
+A delivery whose create had an unknown outcome (and one taking over a dead worker's claim)
+first looks the lead up by SOQL, by a value the adapter wrote itself: the +E.164 in
+``match_field`` when the Lead carries it, else the exact ``Phone`` text it sent. Limits of the
+``Phone`` lookup: it misses the lead when something changed its ``Phone`` in between (a user, a
+flow or trigger that reformats numbers), and it may adopt another open lead whose ``Phone`` is
+the very same text (the same caller, so nothing is lost); ``Phone`` is not indexed, so the query
+scans the org's leads.
 """
 
 from __future__ import annotations
@@ -17,11 +30,13 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from connector.adapters.base import CrmRecord, Journal, PermanentError, RetryableError
-from connector.adapters.salesforce.client import _SalesforceApi
-from connector.adapters.salesforce.records import _OWN_FIELDS, _json_value
+from connector.adapters.salesforce.lengths import _FieldLengths
+from connector.adapters.salesforce.records import _OWN_FIELDS, LEAD_FIELD_LIMITS, _json_value
+from connector.adapters.salesforce.search import _Search
 from connector.adapters.salesforce.soql import _select, _soql_string
 from connector.logs import mask_number
 from connector.phone import PhoneNumber
+from connector.render import truncate_to
 
 #: The package's logger (named as before the package was split into modules).
 log = logging.getLogger(__package__)
@@ -37,7 +52,7 @@ def _memo_key(number: PhoneNumber) -> str:
     return "lead:" + hashlib.sha256(number.e164.encode("utf-8")).hexdigest()[:32]
 
 
-class _Leads(_SalesforceApi):
+class _Leads(_Search, _FieldLengths):
     """`create_record` for ``on_no_match``: Leads only."""
 
     def create_record(
@@ -45,15 +60,15 @@ class _Leads(_SalesforceApi):
     ) -> CrmRecord:
         """Create a Lead for an unknown caller, at most one per number.
 
-        ``Phone`` is the international format, ``LastName``/``Company`` come from
-        ``lead_defaults`` unless `fields` sets them. A repeat call of the same number gets the
-        same Lead although SOSL cannot see it yet: the shared memo remembers it for
-        `LEAD_MEMO_SECONDS`, and a delivery that finds another one creating it retries later.
+        ``Phone`` is the international format (and ``match_field`` the +E.164, see
+        `_marks_leads`), ``LastName``/``Company`` come from ``lead_defaults`` unless `fields`
+        sets them. A repeat call of the same number gets the same Lead although SOSL cannot see
+        it yet: the shared memo remembers it for `LEAD_MEMO_SECONDS` (and it is reused while it
+        exists unconverted), and a delivery that finds another one creating it retries later.
         """
         if object_type != "lead":
             raise ValueError(f"Salesforce targets create leads, not {object_type!r}.")
-        phone = number.international()
-        values = self._lead_values(phone, fields)
+        values = self._lead_values(number, fields)
         recorded = journal.get("lead")
         if recorded:
             return self._lead(str(recorded), values)
@@ -61,7 +76,7 @@ class _Leads(_SalesforceApi):
         token = str(journal.get("lead_claim") or secrets.token_hex(8))
         known, look_first = self._claim_lead(key, token)
         if known is None and (look_first or journal.get("lead_claim")):
-            known = self._find_lead(phone)
+            known = self._find_lead(number)
         if known is not None:
             self.memo.set(key, f"{known}|{time.time()}")
             journal.record("lead", known)
@@ -82,18 +97,39 @@ class _Leads(_SalesforceApi):
         log.info("Salesforce target %r: lead created for %s", self.name, mask_number(number.e164))
         return self._lead(lead_id, values)
 
-    def _lead_values(self, phone: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    @property
+    def _marks_leads(self) -> bool:
+        """Whether created Leads get the caller's +E.164 in ``match_field``: with
+        ``match_field`` when Leads are searched (then `check` verified the field on Lead)."""
+        return bool(self.options["match_field"]) and "lead" in self._object_types(())
+
+    def _lead_values(self, number: PhoneNumber, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The new Lead's fields: defaults, the mapping's `fields` (text cut to each field's
+        length), ``Phone`` and, with `_marks_leads`, ``match_field``."""
         defaults = self.options["lead_defaults"]
         values: dict[str, Any] = {
             "LastName": defaults["last_name"],
             "Company": defaults["company"],
         }
-        for name, value in fields.items():
-            if name.lower() in _OWN_FIELDS or name.lower() == "phone":
-                continue
-            if value not in (None, ""):
-                values[name] = _json_value(value)
-        values["Phone"] = phone
+        match_field = self.options["match_field"] if self._marks_leads else None
+        own = {"phone", (match_field or "").lower()}
+        given = {
+            name: value
+            for name, value in fields.items()
+            if name.lower() not in _OWN_FIELDS
+            and name.lower() not in own
+            and value not in (None, "")
+        }
+        lengths = self._field_lengths("Lead", given, LEAD_FIELD_LIMITS)
+        for name, value in given.items():
+            converted = _json_value(value)
+            limit = LEAD_FIELD_LIMITS.get(name.lower()) or lengths.get(name.lower())
+            if limit and isinstance(converted, str):
+                converted = truncate_to(converted, limit)
+            values[name] = converted
+        values["Phone"] = number.international()
+        if match_field:
+            values[match_field] = number.e164
         return values
 
     @staticmethod
@@ -119,7 +155,19 @@ class _Leads(_SalesforceApi):
         except ValueError:
             age = float("inf")
         if state and state != "pending" and age < LEAD_MEMO_SECONDS:
-            return state, False
+            if self._lead_is_open(state):
+                return state, False
+            log.info(
+                "Salesforce target %r: the remembered lead %s was converted or deleted",
+                self.name,
+                state,
+            )
+            if not self.memo.replace(key, current, claim):  # another delivery got there first
+                raise RetryableError(
+                    "Another delivery is creating the lead for this caller right now",
+                    retry_after=15,
+                )
+            return None, True
         busy = RetryableError(
             "Another delivery is creating the lead for this caller right now", retry_after=15
         )
@@ -129,13 +177,29 @@ class _Leads(_SalesforceApi):
             raise busy
         return None, True
 
-    def _find_lead(self, phone: str) -> str | None:
-        """An open Lead whose Phone is exactly `phone` (SOQL: no search index lag)."""
+    def _lead_is_open(self, lead_id: str) -> bool:
+        """Whether the Lead `lead_id` still exists and is not converted (one query)."""
+        rows = self._query(
+            _select(
+                "Id", "Lead", f"Id = {_soql_string(lead_id)} AND IsConverted = false", "LIMIT 1"
+            ),
+            "remembered lead check",
+        )
+        return bool(rows)
+
+    def _find_lead(self, number: PhoneNumber) -> str | None:
+        """An open Lead holding what `create_record` writes for `number`: the +E.164 in
+        ``match_field`` (with `_marks_leads`), else exactly the ``Phone`` text (SOQL: no search
+        index lag; see the module docstring for the limits)."""
+        if self._marks_leads:
+            condition = f"{self.options['match_field']} = {_soql_string(number.e164)}"
+        else:
+            condition = f"Phone = {_soql_string(number.international())}"
         rows = self._query(
             _select(
                 "Id",
                 "Lead",
-                f"Phone = {_soql_string(phone)} AND IsConverted = false",
+                f"{condition} AND IsConverted = false",
                 "ORDER BY CreatedDate DESC LIMIT 1",
             ),
             "lead lookup",

@@ -2,8 +2,10 @@
 
 Pure building, no I/O: the call Task, one open Task per action item, the Enhanced Note for text
 that did not fit, the Case, the ``ContentDocumentLink`` of the note; each with its journal key
-and the marker a retry looks it up by (``CallObject``, note title, case subject). Field values
-are cut to Salesforce's limits (`SUBJECT_LIMIT`, `DESCRIPTION_LIMIT`).
+and the marker a retry looks it up by, derived from the sipgate call id only (``CallObject``;
+the ``(sipgate call <id>)`` that ends the note's title and the case's subject). Field values are
+cut to Salesforce's limits (`SUBJECT_LIMIT`, `DESCRIPTION_LIMIT`) and the mapping's other text
+fields to the lengths the org's describe gave (`_merge_fields`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from connector.render import truncate_to
 SUBJECT_LIMIT: Final = 255
 #: Task.Description ("Comments") and Case.Description hold 32,000 characters.
 DESCRIPTION_LIMIT: Final = 32_000
-#: The zone of the call's local date (``ActivityDate``) when the mapping does not set it.
+#: The zone of the call's local date (``ActivityDate``) when the mapping does not set it and no
+#: ``defaults.timezone`` was passed (`SalesforceAdapter.from_config` passes it).
 CALL_DATE_ZONE: Final = "Europe/Berlin"
 
 #: sObject Collections take at most 200 records per request.
@@ -36,6 +39,30 @@ _FIELD_LIMITS: Final = {
     "subject": SUBJECT_LIMIT,
     "description": DESCRIPTION_LIMIT,
     "calldisposition": SUBJECT_LIMIT,
+}
+#: Task fields the adapter writes itself or knows the limit of: a mapping that writes only
+#: these needs no describe of the Task's field lengths.
+_TASK_KNOWN_FIELDS: Final = frozenset(
+    {
+        *_FIELD_LIMITS,
+        *_OWN_FIELDS,
+        "calltype",
+        "calldurationinseconds",
+        "type",
+        "activitydate",
+        "status",
+        "priority",
+        "ownerid",
+    }
+)
+#: Lead fields of known length (standard fields: their length is the same in every org).
+LEAD_FIELD_LIMITS: Final = {
+    "lastname": 80,
+    "firstname": 40,
+    "company": 255,
+    "phone": 40,
+    "title": 128,
+    "description": DESCRIPTION_LIMIT,
 }
 
 
@@ -52,10 +79,15 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _limited(name: str, value: Any) -> Any:
+def _limited(name: str, value: Any, lengths: Mapping[str, int] | None = None) -> Any:
+    """`value` cut to the known limit of field `name`, else to its length in `lengths` (lower
+    case names → the org's length of text fields); other values unchanged."""
     limit = _FIELD_LIMITS.get(name.lower())
     if limit is not None and value is not None:
         return truncate_to(value, limit)
+    length = (lengths or {}).get(name.lower())
+    if length and isinstance(value, str):
+        return truncate_to(value, length)
     return value
 
 
@@ -65,16 +97,22 @@ def _given(values: Mapping[str, Any], name: str) -> Any:
     return next((value for key, value in values.items() if key.lower() == wanted), None)
 
 
-def _merge_fields(values: dict[str, Any], extra: Mapping[str, Any], skip: Iterable[str]) -> None:
+def _merge_fields(
+    values: dict[str, Any],
+    extra: Mapping[str, Any],
+    skip: Iterable[str],
+    lengths: Mapping[str, int] | None = None,
+) -> None:
     """Add the mapping's `extra` fields to `values` (names ignore case; the adapter's own link
-    and key fields and `skip` are left alone), each cut to its known limit."""
+    and key fields and `skip` are left alone), each cut to its known limit or its length in
+    `lengths` (see `_limited`)."""
     names = {name.lower(): name for name in values}
     skipped = {name.lower() for name in skip} | _OWN_FIELDS
     for name, value in extra.items():
         lower = name.lower()
         if lower in skipped:
             continue
-        values[names.get(lower, name)] = _limited(name, _json_value(value))
+        values[names.get(lower, name)] = _limited(name, _json_value(value), lengths)
 
 
 def _call_object(call_id: str) -> str:
@@ -88,12 +126,28 @@ def _follow_up_marker(call_id: str, number: int) -> str:
     return truncate_to(call_id, SUBJECT_LIMIT - len(suffix), marker="") + suffix
 
 
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _call_tag(call_id: str) -> str:
+    """``(sipgate call <id>)``, cut to `SUBJECT_LIMIT`: what ends a note title or case subject,
+    the marker a retry looks them up by (`_tagged`)."""
+    return truncate_to(f"(sipgate call {call_id})", SUBJECT_LIMIT, marker="")
+
+
+def _tagged(text: str, call_id: str) -> str:
+    """`text`, then the call's tag (`_call_tag`), within `SUBJECT_LIMIT`: a note title or case
+    subject that ends in the call id, whatever the rendered `text` was."""
+    tag = _call_tag(call_id)
+    room = SUBJECT_LIMIT - _utf16_len(tag) - 1
+    cut = truncate_to(text, room) if room > 0 else ""
+    return f"{cut} {tag}" if cut else tag
+
+
 def _note_title(subject: str, call_id: str) -> str:
     """The note's title: the subject, then the call id (which makes the title unique)."""
-    suffix = f" (sipgate call {call_id})"
-    if len(suffix) >= SUBJECT_LIMIT:
-        return truncate_to(suffix.strip(), SUBJECT_LIMIT, marker="")
-    return truncate_to(subject, SUBJECT_LIMIT - len(suffix)) + suffix
+    return _tagged(subject, call_id)
 
 
 def _note_content(text: str) -> str:
@@ -221,10 +275,17 @@ def _call_task(
     what_id: str | None,
     values: _TaskValues,
     external_id_field: str | None,
+    *,
+    zone: str = CALL_DATE_ZONE,
+    lengths: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The closed call Task; ``CallObject`` (and `external_id_field`) hold the call id."""
+    """The closed call Task; ``CallObject`` (and `external_id_field`) hold the call id.
+
+    ``ActivityDate`` is the call's date in `zone` unless the mapping sets it; the mapping's
+    other text fields are cut to their `lengths` (lower case names, from the org's describe).
+    """
     report = job.report
-    start = report.start_time.astimezone(ZoneInfo(CALL_DATE_ZONE))
+    start = report.start_time.astimezone(ZoneInfo(zone))
     task: dict[str, Any] = {
         "Subject": _subject(job),
         "Description": _description(job),
@@ -235,7 +296,7 @@ def _call_task(
         "ActivityDate": start.date().isoformat(),
         "Status": values.closed_status,
     }
-    _merge_fields(task, job.fields, skip=("Subject", "Description"))
+    _merge_fields(task, job.fields, skip=("Subject", "Description"), lengths=lengths)
     if not task["Description"]:
         del task["Description"]
     task["CallObject"] = _call_object(report.call_id)
@@ -291,8 +352,11 @@ def _case_applies(case: Mapping[str, Any] | None, report: CallReport) -> bool:
 
 
 def _case(case: Mapping[str, Any], job: DeliveryJob, targets: _Targets, subject: str) -> _Item:
-    """The Case of the call (`case`: the ``case`` option); its subject is the lookup marker."""
-    values: dict[str, Any] = {"Subject": subject, "Origin": case["origin"]}
+    """The Case of the call (`case`: the ``case`` option). Its subject is `subject`, then the
+    call's tag (`_tagged`): ``Subject`` is filterable, so a retry finds the case by the call id
+    (the marker), never another call's case with the same subject."""
+    call_id = job.report.call_id
+    values: dict[str, Any] = {"Subject": _tagged(subject, call_id), "Origin": case["origin"]}
     description = _description(job)
     if description:
         values["Description"] = description
@@ -306,7 +370,7 @@ def _case(case: Mapping[str, Any], job: DeliveryJob, targets: _Targets, subject:
         values["AccountId"] = targets.account_id
     if job.remote is not None:
         values["SuppliedPhone"] = truncate_to(job.remote.international(), 40, marker="")
-    return _Item("case", "Case", values, subject)
+    return _Item("case", "Case", values, _call_tag(call_id))
 
 
 # --- the requests ----------------------------------------------------------------------------

@@ -2,8 +2,13 @@
 
 `search_by_phone` sends ONE SOSL request over every spelling of the number; with
 ``match_field`` an exact SOQL match instead (one ``query`` for one object type, one
-``/composite`` request for several). Hits become `CrmRecord` objects carrying every stored phone
-value for the matching policy.
+``/composite`` request for several). Hits become `CrmRecord` objects carrying every returned
+phone value (all standard phone fields, and ``match_field``) for the matching policy's re-check.
+
+Searched are the object types the policy's ``matching.objects`` names (passed by `from_config`;
+without a policy: the ``search_objects`` option) that the ``search_objects`` option allows
+(``person_account`` allows ``account`` and adds the person account fields); the others are left
+out, and `check` says so.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import requests
 
-from connector.adapters.base import CrmRecord, RetryableError
+from connector.adapters.base import CrmRecord, PermanentError, RetryableError
 from connector.adapters.salesforce.client import _SalesforceApi
 from connector.adapters.salesforce.errors import _error_of, _status_error
 from connector.adapters.salesforce.soql import (
+    _ALL_PHONE_FIELDS,
     _OBJECT_TYPES,
     _composite_queries,
     _match_queries,
@@ -31,16 +37,6 @@ from connector.phone import PhoneNumber
 
 #: The package's logger (named as before the package was split into modules).
 log = logging.getLogger(__package__)
-
-_PHONE_FIELDS: Final = (
-    "Phone",
-    "MobilePhone",
-    "HomePhone",
-    "OtherPhone",
-    "PersonMobilePhone",
-    "PersonHomePhone",
-    "PersonOtherPhone",
-)
 
 
 class _Search(_SalesforceApi):
@@ -55,15 +51,36 @@ class _Search(_SalesforceApi):
         super().__init__(name, options, session)
         self._owners_by_email: dict[str, str | None] = {}
 
-    def _object_types(self, object_types: Sequence[str]) -> list[str]:
-        wanted = list(object_types) or [
-            "account" if item == "person_account" else item
-            for item in self.options["search_objects"]
-        ]
+    @property
+    def _allowed_types(self) -> list[str]:
+        """The object types the ``search_objects`` option allows (``person_account``: account)."""
+        return list(
+            dict.fromkeys(
+                "account" if item == "person_account" else item
+                for item in self.options["search_objects"]
+            )
+        )
+
+    def _wanted_types(self, object_types: Sequence[str]) -> list[str]:
+        """`object_types`, else the policy's ``matching.objects``, else ``search_objects``."""
+        wanted = (
+            list(object_types)
+            or list(self.options.get("matching_objects") or ())
+            or self._allowed_types
+        )
         unknown = [item for item in wanted if item not in self.searchable_objects]
         if unknown:
-            raise ValueError(f"Salesforce cannot search {', '.join(unknown)}.")
+            raise PermanentError(
+                f"Salesforce cannot search {', '.join(unknown)} "
+                f"(it searches {', '.join(self.searchable_objects)})."
+            )
         return list(dict.fromkeys(wanted))
+
+    def _object_types(self, object_types: Sequence[str]) -> list[str]:
+        """The object types searched for `object_types` (see the module docstring): those of
+        them the ``search_objects`` option allows, in the order given."""
+        allowed = self._allowed_types
+        return [item for item in self._wanted_types(object_types) if item in allowed]
 
     @property
     def _person_accounts(self) -> bool:
@@ -74,6 +91,8 @@ class _Search(_SalesforceApi):
         ``/composite`` body when there are several) with ``match_field``."""
         types = self._object_types(object_types)
         match_field = self.options["match_field"]
+        if not types:
+            return {"request": None, "searched": []}
         if match_field:
             queries = _match_queries(
                 number, types, match_field, person_accounts=self._person_accounts
@@ -93,16 +112,22 @@ class _Search(_SalesforceApi):
     def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
         """Contacts, open Leads and Accounts whose phone fields may hold `number`, in one request.
 
-        Empty `object_types` means the ``search_objects`` option. Hits are not re-checked here:
-        ``phones`` carries the stored values for the matching policy.
+        Empty `object_types` means the policy's ``matching.objects`` (else the ``search_objects``
+        option); only the types ``search_objects`` allows are searched, none at all means no
+        request and no hits. Hits are not re-checked here: ``phones`` carries the stored values
+        for the matching policy.
         """
         types = self._object_types(object_types)
         log.debug("Salesforce search for %s in %s", mask_number(number.e164), types)
+        if not types:
+            return []
         match_field = self.options["match_field"]
         if not match_field:
             sosl = build_sosl(number, types, person_accounts=self._person_accounts)
             result = self._call("search", lambda sf: sf.search(sosl))
             rows = result.get("searchRecords") if isinstance(result, Mapping) else None
+            if rows is not None and not isinstance(rows, list):
+                raise RetryableError("Salesforce search: unexpected answer")
             return [
                 record for row in rows or [] if (record := _record(row, match_field)) is not None
             ]
@@ -123,12 +148,17 @@ class _Search(_SalesforceApi):
             raise RetryableError("Salesforce phone query: unexpected /composite answer")
         rows: list[dict[str, Any]] = []
         for response in responses:
-            status = int(response.get("httpStatusCode") or 0)
+            status = response.get("httpStatusCode") if isinstance(response, Mapping) else None
+            if isinstance(status, bool) or not isinstance(status, int):
+                raise RetryableError("Salesforce phone query: unexpected /composite answer")
             sub_body = response.get("body")
             if status != 200 or not isinstance(sub_body, Mapping):
                 code, message = _error_of(sub_body)
                 raise _status_error(status, code, message, "phone query", self._sf)
-            rows.extend(dict(row) for row in sub_body.get("records") or [])
+            records = sub_body.get("records") or []
+            if not isinstance(records, list):
+                raise RetryableError("Salesforce phone query: unexpected /composite answer")
+            rows.extend(dict(row) for row in records if isinstance(row, Mapping))
         return rows
 
     def resolve_owner(self, email: str) -> str | None:
@@ -145,14 +175,17 @@ class _Search(_SalesforceApi):
         return self._owners_by_email[key]
 
 
-def _record(row: Mapping[str, Any], match_field: str | None) -> CrmRecord | None:
-    """The `CrmRecord` of a search or query result row (None for rows of other objects)."""
+def _record(row: Any, match_field: str | None) -> CrmRecord | None:
+    """The `CrmRecord` of a search or query result row (None for rows of other objects); its
+    ``phones`` are the values of every returned phone field and of `match_field`."""
+    if not isinstance(row, Mapping):
+        return None
     attributes = row.get("attributes")
     sobject = attributes.get("type") if isinstance(attributes, Mapping) else None
     object_type = _OBJECT_TYPES.get(str(sobject))
     if object_type is None or not row.get("Id"):
         return None
-    names = [*_PHONE_FIELDS, match_field or ""]
+    names = [*_ALL_PHONE_FIELDS, match_field or ""]
     phones = tuple(dict.fromkeys(str(row[name]) for name in names if name and row.get(name)))
     extra: dict[str, Any] = {}
     if object_type == "account" and row.get("PersonContactId"):

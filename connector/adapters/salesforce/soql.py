@@ -14,28 +14,41 @@ from connector.phone import PhoneNumber
 
 _SOBJECTS: Final = {"contact": "Contact", "lead": "Lead", "account": "Account"}
 _OBJECT_TYPES: Final = {sobject: object_type for object_type, sobject in _SOBJECTS.items()}
+#: The standard phone fields of each searched object. ``IN PHONE FIELDS`` searches every phone
+#: field, so a search returns all of them: a hit whose number is in none of the returned fields
+#: cannot pass the re-check. Custom phone fields are searched too but not returned (their names
+#: are not known): a record whose number is only in a custom phone field needs ``match_field``.
+_PHONE_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "contact": ("Phone", "MobilePhone", "HomePhone", "OtherPhone", "AssistantPhone", "Fax"),
+    "lead": ("Phone", "MobilePhone", "Fax"),
+    "account": ("Phone", "Fax"),
+}
+#: The phone fields of person accounts (on Account, with ``person_account`` searched).
+_PERSON_PHONE_FIELDS: Final = (
+    "PersonMobilePhone",
+    "PersonHomePhone",
+    "PersonOtherPhone",
+    "PersonAssistantPhone",
+)
+#: Every phone field name a search may return (a hit's ``phones`` come from these).
+_ALL_PHONE_FIELDS: Final = tuple(
+    dict.fromkeys(
+        [name for names in _PHONE_FIELDS.values() for name in names] + list(_PERSON_PHONE_FIELDS)
+    )
+)
 _RETURNING_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "contact": (
         "Id",
         "Name",
-        "Phone",
-        "MobilePhone",
-        "HomePhone",
-        "OtherPhone",
+        *_PHONE_FIELDS["contact"],
         "AccountId",
         "OwnerId",
         "LastModifiedDate",
     ),
-    "lead": ("Id", "Name", "Phone", "MobilePhone", "OwnerId", "LastModifiedDate"),
-    "account": ("Id", "Name", "Phone", "OwnerId", "LastModifiedDate"),
+    "lead": ("Id", "Name", *_PHONE_FIELDS["lead"], "OwnerId", "LastModifiedDate"),
+    "account": ("Id", "Name", *_PHONE_FIELDS["account"], "OwnerId", "LastModifiedDate"),
 }
-_PERSON_ACCOUNT_FIELDS: Final = (
-    "PersonMobilePhone",
-    "PersonHomePhone",
-    "PersonOtherPhone",
-    "PersonContactId",
-    "IsPersonAccount",
-)
+_PERSON_ACCOUNT_FIELDS: Final = (*_PERSON_PHONE_FIELDS, "PersonContactId", "IsPersonAccount")
 _SEARCH_FILTERS: Final = {"lead": "IsConverted = false"}
 
 #: Salesforce's reserved characters in SOSL search terms (FIND {...}).
@@ -68,6 +81,12 @@ def escape_soql(text: str) -> str:
 
 def _soql_string(text: str) -> str:
     return f"'{escape_soql(text)}'"
+
+
+def _soql_ends_with(text: str) -> str:
+    """A SOQL ``LIKE`` pattern literal for values ending in `text` (its ``%`` and ``_`` escaped)."""
+    escaped = escape_soql(text).replace("%", "\\%").replace("_", "\\_")
+    return f"'%{escaped}'"
 
 
 def _select(selected: str, sobject: str, where: str, tail: str = "") -> str:

@@ -1,21 +1,30 @@
 """Writing one call: plan the records, send them, and make a retry create only what is missing.
 
-Every created id is recorded in the delivery's `Journal` at once. Before a composite create is
-sent, ``task_pending`` is recorded; when its outcome stays unknown (timeout, dropped connection,
-5xx) the retry first looks up what the lost answer would have told (`_Write._reconcile`): Tasks
-by ``CallObject``, the note by its title and a case by subject, contact/number and creation time.
+The first attempt records what the call is logged on (``links``: WhoId, its kind, the account
+and the WhatId, the open Opportunity included) and every retry reuses it, whatever the re-planned
+job says. Every created id is recorded in the delivery's `Journal` at once. Before a composite
+create is sent, the lookup marker of each of its records (``pending_markers``) and
+``task_pending`` are recorded; when its outcome stays unknown (timeout, dropped connection, 5xx)
+the retry first looks up what the lost answer would have told (`_Write._reconcile`) by those
+markers, all derived from the sipgate call id: Tasks by ``CallObject``, the note by the
+``(sipgate call <id>)`` that ends its title, the case by the same ending of its subject. Nothing
+that is rendered anew on each attempt (the subject) is part of a lookup.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any, Final
 
 from connector.adapters.base import DeliveryJob, Journal, RetryableError, WriteResult
 from connector.adapters.salesforce.errors import _record_failures
+from connector.adapters.salesforce.lengths import _FieldLengths
 from connector.adapters.salesforce.records import (
+    _TASK_KNOWN_FIELDS,
+    CALL_DATE_ZONE,
+    _call_tag,
     _call_task,
     _case,
     _case_applies,
@@ -30,33 +39,40 @@ from connector.adapters.salesforce.records import (
     _Targets,
     _targets,
 )
-from connector.adapters.salesforce.soql import _select, _soql_string
+from connector.adapters.salesforce.soql import _select, _soql_ends_with, _soql_string
 from connector.adapters.salesforce.taskvalues import _OrgTaskValues
 
 #: The package's logger (named as before the package was split into modules).
 log = logging.getLogger(__package__)
 
-#: How far Salesforce's and our clocks may disagree when looking for a case created by us.
-_CLOCK_SLACK: Final = timedelta(minutes=5)
+#: How much earlier than the call's start a record of the call may seem created (clock skew).
+_CREATED_SLACK: Final = timedelta(days=1)
 
 _PENDING: Final = "task_pending"
-_PENDING_SINCE: Final = "task_pending_since"
+_PENDING_MARKERS: Final = "pending_markers"
 _LINK_PENDING: Final = "note_link_pending"
+_LINKS: Final = "links"
 
 
-class _Write(_OrgTaskValues):
+class _Write(_OrgTaskValues, _FieldLengths):
     """`write` and `describe_write`."""
 
     # --- building the write ---------------------------------------------------------------------
 
     def _what_id(self, targets: _Targets, journal: Journal) -> tuple[str | None, dict[str, Any]]:
-        """WhatId by ``what_rule`` (and the lookup it needed, for `describe_write`)."""
+        """WhatId by ``what_rule`` (and the lookup it needed, for `describe_write`).
+
+        A lead's Task has no WhatId; a call matched to an account only is logged on the
+        account whatever the rule (``none`` means: not the contact's account).
+        """
         rule = self.options["what_rule"]
-        if rule == "none" or targets.who_type == "lead" or not targets.account_id:
+        if targets.who_type == "lead" or not targets.account_id:
             return None, {}
+        if rule == "none":
+            return (None if targets.who_id else targets.account_id), {}
         if rule == "account":
             return targets.account_id, {}
-        recorded = journal.get("what_id")
+        recorded = journal.get("what_id")  # recorded by earlier versions
         if recorded is not None:
             return recorded or targets.account_id, {}
         soql = _select(
@@ -67,17 +83,45 @@ class _Write(_OrgTaskValues):
         )
         rows = self._query(soql, "open Opportunity lookup")
         found = str(rows[0]["Id"]) if rows else ""
-        journal.record("what_id", found)
         return found or targets.account_id, {"op": "GET query", "soql": soql, "found": found}
+
+    def _links(
+        self, job: DeliveryJob, journal: Journal
+    ) -> tuple[_Targets, str | None, dict[str, Any]]:
+        """WhoId (and its kind), account and WhatId of the call: as the first attempt recorded
+        them, else resolved from `job`'s matches and recorded (with the lookup it needed)."""
+        recorded = journal.get(_LINKS)
+        if isinstance(recorded, Mapping):
+            targets = _Targets(
+                recorded.get("who_id") or None,
+                recorded.get("who_type") or None,
+                recorded.get("account_id") or None,
+            )
+            return targets, recorded.get("what_id") or None, {}
+        targets = _targets(job.matches)
+        what_id, lookup = self._what_id(targets, journal)
+        journal.record(
+            _LINKS,
+            {
+                "who_id": targets.who_id,
+                "who_type": targets.who_type,
+                "account_id": targets.account_id,
+                "what_id": what_id,
+            },
+        )
+        return targets, what_id, lookup
 
     def _plan(self, job: DeliveryJob, journal: Journal) -> _Plan:
         """Everything `write` creates for `job` (and the lookups that needs)."""
-        targets = _targets(job.matches)
-        what_id, lookup = self._what_id(targets, journal)
+        targets, what_id, lookup = self._links(job, journal)
         values = self._task_statuses()
         priorities = self._task_priorities() if job.tasks else {}
         external = self.options["external_id_field"]
-        call = _call_task(job, targets, what_id, values, external)
+        lengths = self._field_lengths(
+            "Task", job.fields, {*_TASK_KNOWN_FIELDS, *([external] if external else [])}
+        )
+        zone = str(self.options.get("timezone") or CALL_DATE_ZONE)
+        call = _call_task(job, targets, what_id, values, external, zone=zone, lengths=lengths)
         items = [_Item("task", "Task", call, call["CallObject"])]
         items += [
             _follow_up(spec, number, job, targets, what_id, values, priorities, external)
@@ -88,7 +132,7 @@ class _Write(_OrgTaskValues):
             if link_target:
                 title = _note_title(call["Subject"], job.report.call_id)
                 note = {"Title": title, "Content": _note_content(job.overflow)}
-                items.append(_Item("note", "ContentNote", note, title))
+                items.append(_Item("note", "ContentNote", note, _call_tag(job.report.call_id)))
             else:
                 log.warning(
                     "Salesforce target %r: call %s matched no record; the text that did not fit "
@@ -102,8 +146,9 @@ class _Write(_OrgTaskValues):
 
     def describe_write(self, job: DeliveryJob) -> list[dict[str, Any]]:
         """The requests `write` would send for `job` on a first attempt, with their exact
-        bodies. Writes nothing; may read the org's Task values and, for ``what_rule:
-        open_opportunity``, the account's open Opportunity."""
+        bodies. Writes nothing; may read the org's Task values, the Task's field lengths (when
+        the mapping writes fields of unknown length) and, for ``what_rule: open_opportunity``,
+        the account's open Opportunity."""
         plan = self._plan(job, Journal())
         base = f"/services/data/v{self._version}/"
         ops: list[dict[str, Any]] = list(plan.lookups)
@@ -130,11 +175,18 @@ class _Write(_OrgTaskValues):
         return WriteResult(refs=_refs(plan, journal))
 
     def _send(self, request: _Request, journal: Journal) -> None:
-        """Send one collection request and record every created id; raise for failed records."""
+        """Send one collection request and record every created id; raise for failed records.
+
+        Before a create, the lookup marker of each record and ``task_pending`` are recorded.
+        """
         creating = request.method == "POST"
         if creating:
+            markers = {item.key: item.marker for item in request.items if item.marker}
+            if markers:
+                recorded = journal.get(_PENDING_MARKERS)
+                known = dict(recorded) if isinstance(recorded, Mapping) else {}
+                journal.record(_PENDING_MARKERS, {**known, **markers})
             journal.record(_PENDING, True)
-            journal.record(_PENDING_SINCE, datetime.now(UTC).isoformat())
         body = request.body()
         results = self._call(
             f"{request.method} {request.path}",
@@ -155,52 +207,47 @@ class _Write(_OrgTaskValues):
             raise _record_failures(failures, len(request.items))
 
     def _reconcile(self, plan: _Plan, job: DeliveryJob, journal: Journal) -> None:
-        """After a create whose answer was lost: record what it created (see the module
-        docstring)."""
+        """After a create whose answer was lost: record what it created, looked up by the
+        markers recorded before it was sent (see the module docstring).
+
+        The note and case lookups (``LIKE '%(sipgate call <id>)'``) are bounded by
+        ``CreatedDate`` (indexed): nothing of this call was created before the call started
+        (`_CREATED_SLACK` allows for clocks that disagree)."""
+        recorded = journal.get(_PENDING_MARKERS)
+        markers: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
+
+        def marker(item: _Item) -> str:
+            return str(markers.get(item.key) or item.marker)
+
         open_items = [item for item in plan.items if not journal.get(item.key)]
-        tasks = {item.marker.casefold(): item for item in open_items if item.sobject == "Task"}
+        tasks = {marker(item).casefold(): item for item in open_items if item.sobject == "Task"}
         if tasks:
-            markers = ", ".join(_soql_string(item.marker) for item in tasks.values())
+            quoted = ", ".join(_soql_string(marker(item)) for item in tasks.values())
             for row in self._query(
-                _select("Id, CallObject", "Task", f"CallObject IN ({markers})"),
+                _select("Id, CallObject", "Task", f"CallObject IN ({quoted})"),
                 "Task lookup after unknown outcome",
             ):
                 found = tasks.pop(str(row.get("CallObject") or "").casefold(), None)
                 if found is not None:
                     journal.record(found.key, str(row["Id"]))
+        since = (job.report.start_time - _CREATED_SLACK).astimezone(UTC)
+        created = f"CreatedDate >= {since.strftime('%Y-%m-%dT%H:%M:%SZ')}"
         for item in open_items:
             if item.key == "note":
-                rows = self._query(
-                    _select("Id", "ContentNote", f"Title = {_soql_string(item.marker)}", "LIMIT 1"),
-                    "note lookup after unknown outcome",
-                )
-                if rows:
-                    journal.record("note", str(rows[0]["Id"]))
+                where, what = f"Title LIKE {_soql_ends_with(marker(item))}", "note lookup"
             elif item.key == "case":
-                found_case = self._find_case(item, job, journal)
-                if found_case:
-                    journal.record("case", found_case)
+                where, what = f"Subject LIKE {_soql_ends_with(marker(item))}", "case lookup"
+            else:
+                continue
+            rows = self._query(
+                _select(
+                    "Id", item.sobject, f"{where} AND {created}", "ORDER BY CreatedDate LIMIT 1"
+                ),
+                f"{what} after unknown outcome",
+            )
+            if rows:
+                journal.record(item.key, str(rows[0]["Id"]))
         journal.record(_PENDING, False)
-
-    def _find_case(self, item: _Item, job: DeliveryJob, journal: Journal) -> str | None:
-        since_text = journal.get(_PENDING_SINCE)
-        try:
-            since = datetime.fromisoformat(str(since_text)) - _CLOCK_SLACK
-        except ValueError:
-            since = job.report.start_time
-        conditions = [
-            f"Subject = {_soql_string(item.marker)}",
-            f"CreatedDate >= {since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}",
-        ]
-        if item.values.get("ContactId"):
-            conditions.append(f"ContactId = {_soql_string(str(item.values['ContactId']))}")
-        elif item.values.get("SuppliedPhone"):
-            conditions.append(f"SuppliedPhone = {_soql_string(str(item.values['SuppliedPhone']))}")
-        rows = self._query(
-            _select("Id", "Case", " AND ".join(conditions), "ORDER BY CreatedDate LIMIT 1"),
-            "case lookup after unknown outcome",
-        )
-        return str(rows[0]["Id"]) if rows else None
 
     def _link_note(self, note_id: str, target: str, journal: Journal) -> None:
         if journal.get(_LINK_PENDING):
