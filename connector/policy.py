@@ -18,6 +18,7 @@ import jinja2
 import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from connector.fields import IdString
 from connector.problems import ConfigProblem, problems_from_messages
 from connector.render import LANGUAGES, check_templates, compile_templates
 
@@ -156,8 +157,8 @@ class FiltersSchema(_Strict):
 class OwnersSchema(_Strict):
     """``owners:`` of a target."""
 
-    users = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    fallback = fields.String(load_default=None, allow_none=True)
+    users = fields.Dict(keys=IdString(), values=IdString(), load_default=dict)
+    fallback = IdString(load_default=None, allow_none=True)
 
 
 class MatchingSchema(_Strict):

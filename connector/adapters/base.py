@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 from marshmallow import RAISE, Schema
 
 from connector.config import TargetConfig
+from connector.fields import IdString
 from connector.payload import CallReport
 from connector.phone import PhoneNumber
 
@@ -26,6 +27,7 @@ __all__ = [
     "CheckResult",
     "CrmRecord",
     "DeliveryJob",
+    "IdString",
     "Journal",
     "Memo",
     "MemoryMemo",

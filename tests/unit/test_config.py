@@ -153,3 +153,13 @@ def test_a_missing_mapping_in_a_folder_does_not_fall_back_to_a_shipped_one(tmp_p
     )
     with pytest.raises(ConfigError, match="not found"):
         load_config(path)
+
+
+def test_owner_ids_may_be_written_as_numbers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "targets:\n- name: w\n  type: database\n"
+        "  owners: {users: {w0: 12345678}, fallback: 87654321}\n",
+    )
+    owners = load_config(path).targets[0].policy.owners
+    assert owners.users == {"w0": "12345678"} and owners.fallback == "87654321"

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields, validate, validates
 
-from connector.adapters.base import OptionsSchema
+from connector.adapters.base import IdString, OptionsSchema
 
 #: The HubSpot-defined call property for "the call's id in the calling system": HubSpot's
 #: calling extensions set it to the provider's call id (recordings are looked up by it).
 CALL_ID_PROPERTY = "hs_call_external_id"
-
-
-class _IdString(fields.Field[str]):
-    """An id written as text or as a whole number (YAML reads ``12345`` as an int)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ValidationError("Must be text or a whole number.")
-        text = str(value).strip()
-        if not text:
-            raise ValidationError("Must not be empty.")
-        return text
 
 
 def _store_url(value: str) -> None:
@@ -40,9 +25,9 @@ class _RateLimitOptions(OptionsSchema):
 
 
 class _TicketOptions(OptionsSchema):
-    channels = fields.List(_IdString(), required=True, validate=validate.Length(min=1))
-    pipeline = _IdString(required=True)
-    stage = _IdString(required=True)
+    channels = fields.List(IdString(), required=True, validate=validate.Length(min=1))
+    pipeline = IdString(required=True)
+    stage = IdString(required=True)
 
 
 class HubSpotOptions(OptionsSchema):
@@ -70,7 +55,7 @@ class HubSpotOptions(OptionsSchema):
     )
     call_id_property = fields.String(load_default=CALL_ID_PROPERTY, validate=validate.Length(min=1))
     mapping = fields.String(load_default=None, allow_none=True)
-    owners = fields.Dict(keys=_IdString(), values=_IdString(), load_default=dict)
+    owners = fields.Dict(keys=IdString(), values=IdString(), load_default=dict)
     cache_seconds = fields.Float(load_default=300.0, validate=validate.Range(min=0))
     portal_time_zone = fields.String(load_default="UTC")
     required_properties = fields.List(

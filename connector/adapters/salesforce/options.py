@@ -13,26 +13,12 @@ from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields, post_load, validate
 
-from connector.adapters.base import OptionsSchema
+from connector.adapters.base import IdString, OptionsSchema
 
 SEARCH_OBJECTS: Final = ("contact", "lead", "account", "person_account")
 WHAT_RULES: Final = ("account", "open_opportunity", "none")
 
 _API_NAME_RE: Final = r"^[A-Za-z][A-Za-z0-9_]*$"
-
-
-class _IdString(fields.Field[str]):
-    """An id written as text or as a whole number (YAML reads ``12345`` as an int)."""
-
-    def _deserialize(
-        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
-    ) -> str:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ValidationError("Must be text or a whole number.")
-        text = str(value).strip()
-        if not text:
-            raise ValidationError("Must not be empty.")
-        return text
 
 
 def _https_url(value: str) -> None:
@@ -117,7 +103,7 @@ class _AuthField(fields.Field[dict[str, Any]]):
 
 
 class _CaseOptions(OptionsSchema):
-    channels = fields.List(_IdString(), required=True, validate=validate.Length(min=1))
+    channels = fields.List(IdString(), required=True, validate=validate.Length(min=1))
     record_type = fields.String(
         load_default=None,
         allow_none=True,
@@ -160,7 +146,7 @@ class SalesforceOptions(OptionsSchema):
     )
     mapping = fields.String(load_default=None, allow_none=True)
     owners = fields.Dict(
-        keys=_IdString(), values=fields.String(validate=validate.Length(min=1)), load_default=dict
+        keys=IdString(), values=fields.String(validate=validate.Length(min=1)), load_default=dict
     )
 
     @post_load
