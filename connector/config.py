@@ -350,7 +350,11 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         targets.append(target)
 
     if problems:
-        raise ConfigError(problems)
+        # A value whose ${VARIABLE} is unset fails its own checks too; report only the cause.
+        unset = {p.path for p in problems if p.message.startswith("Environment variable")}
+        raise ConfigError(
+            [p for p in problems if p.path not in unset or p.message.startswith("Environment")]
+        )
 
     server = sections["server"]
     storage = sections["storage"]

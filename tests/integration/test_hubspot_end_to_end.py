@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,9 @@ pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
-def test_a_call_is_logged_on_the_matching_contact_with_tasks(tmp_path: Path) -> None:
+def test_a_call_is_logged_on_the_matching_contact_with_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hubspot = HubSpotTestServer().start()
     try:
         hubspot.add_property("calls", "hs_call_external_id")
@@ -25,7 +26,7 @@ def test_a_call_is_logged_on_the_matching_contact_with_tasks(tmp_path: Path) -> 
         hubspot.add_contact(
             {"firstname": "Other", "lastname": "Country", "phone": "+43 211 63553400"}
         )
-        os.environ["HUBSPOT_TEST_TOKEN"] = DEFAULT_TOKEN
+        monkeypatch.setenv("HUBSPOT_TEST_TOKEN", DEFAULT_TOKEN)
         running = RunningService(
             tmp_path,
             targets=[

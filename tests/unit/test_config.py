@@ -163,3 +163,18 @@ def test_owner_ids_may_be_written_as_numbers(tmp_path: Path) -> None:
     )
     owners = load_config(path).targets[0].policy.owners
     assert owners.users == {"w0": "12345678"} and owners.fallback == "87654321"
+
+
+def test_an_unset_variable_is_reported_once_not_with_its_follow_on_errors(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "server": {"secret": "${SURELY_UNSET_SECRET}"},
+            "targets": [{"name": "w", "type": "database"}],
+        },
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [(p.path, p.message) for p in info.value.problems] == [
+        ("server.secret", "Environment variable SURELY_UNSET_SECRET is not set.")
+    ]

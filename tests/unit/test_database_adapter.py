@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, inspect, select
 
 from connector.adapters import Adapter, DeliveryJob, Journal, RetryableError
 from connector.adapters.database import DatabaseAdapter, DatabaseOptions
@@ -74,8 +74,10 @@ def test_transcript_can_be_left_out(tmp_path: Path) -> None:
 
 def test_table_prefix_names_the_tables(tmp_path: Path) -> None:
     adapter = make(tmp_path, table_prefix="bi_")
-    assert adapter.check()[0].ok
-    assert adapter.tables["calls"].name == "bi_calls"
+    adapter.write(DeliveryJob(example_report()), Journal())
+    names = set(inspect(adapter.engine).get_table_names())
+    assert {"bi_calls", "bi_participants", "bi_transcript_chunks"} <= names
+    assert not any(name.startswith("sipgate_") for name in names)
 
 
 def test_unreachable_database_is_a_retryable_error(tmp_path: Path) -> None:

@@ -51,3 +51,34 @@ def test_gunicorn_error_log_is_scrubbed() -> None:
         )
     finally:
         RedactingLogger.secret = None
+
+
+def test_the_access_log_masks_the_secret_in_the_path() -> None:
+    from types import SimpleNamespace
+
+    RedactingLogger.secret = SECRET
+    try:
+        logger = RedactingLogger(GunicornConfig())
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": f"/webhooks/sipgate/{SECRET}",
+            "QUERY_STRING": "",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "RAW_URI": f"/webhooks/sipgate/{SECRET}",
+        }
+        request = SimpleNamespace(
+            headers=[],
+            method="POST",
+            path=f"/webhooks/sipgate/{SECRET}",
+            query="",
+            version=(1, 1),
+            uri=f"/webhooks/sipgate/{SECRET}",
+        )
+        response = SimpleNamespace(status="200 OK", sent=10, headers=[], response_length=10)
+        from datetime import timedelta
+
+        atoms = logger.atoms(response, request, environ, timedelta(milliseconds=3))
+        assert SECRET not in " ".join(str(v) for v in atoms.values())
+        assert atoms["U"] == "/webhooks/sipgate/***"
+    finally:
+        RedactingLogger.secret = None

@@ -230,10 +230,21 @@ def test_dry_run_with_an_assumed_match(tmp_path: Path, example_v1: dict[str, Any
     [record] = target["match"]["records"]
     assert (record["type"], record["id"], record["name"]) == ("contact", "K9", "Erika Beispiel")
     assert target["search"]["number"] == "+4921163553400"
-    skipped = dry_run(
-        config, dataclasses.replace(report, duration=report.duration * 0), offline=True
+    inbound_only = parse_config(
+        {
+            "targets": [
+                {
+                    "name": "crm",
+                    "type": "tests.support.adapters:FakeCrm",
+                    "filters": {"directions": ["OUT"]},
+                }
+            ]
+        },
+        "config.yaml",
+        tmp_path,
     )
-    assert "match" in skipped["targets"]["crm"] or "operations" in skipped["targets"]["crm"]
+    skipped = dry_run(inbound_only, report, offline=True)
+    assert skipped["targets"]["crm"] == {"skipped": "direction IN is not taken by this target"}
 
 
 def test_schema_command_describes_config_and_mapping() -> None:
