@@ -68,6 +68,9 @@ from requests.adapters import HTTPAdapter
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+# The timeout adapter the Salesforce adapter mounts; tests mount the same one.
+from connector.adapters.salesforce.client import TimeoutHTTPAdapter
+
 __all__ = [
     "ENGLISH_TASK_PRIORITIES",
     "ENGLISH_TASK_STATUSES",
@@ -1525,38 +1528,6 @@ class RequestLogEntry:
     def is_api_call(self) -> bool:
         """True for ``/services/data/vNN.N/...`` requests (they count against limits)."""
         return self.api_version is not None
-
-
-class TimeoutHTTPAdapter(HTTPAdapter):
-    """``HTTPAdapter`` that applies a default timeout to every request sent through it.
-
-    simple-salesforce never passes a timeout for most calls (``SFType.create`` etc. take
-    no ``**kwargs``), so mounting this adapter on the ``requests.Session`` handed to
-    ``Salesforce(session=...)`` is the way to bound every call.
-    """
-
-    def __init__(self, timeout: float | tuple[float, float], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.timeout = timeout
-
-    def send(  # type: ignore[override]
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | None = None,
-        verify: bool | str = True,
-        cert: Any = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """Send ``request`` using this adapter's timeout unless the caller gave one."""
-        return super().send(
-            request,
-            stream=stream,
-            timeout=self.timeout if timeout is None else timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
 
 
 class RedirectToServerAdapter(HTTPAdapter):

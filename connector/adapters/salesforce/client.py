@@ -30,10 +30,10 @@ log = logging.getLogger(__package__)
 _T = TypeVar("_T")
 
 
-class _TimeoutHTTPAdapter(HTTPAdapter):
+class TimeoutHTTPAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` that gives every request a default timeout and never retries."""
 
-    def __init__(self, timeout: tuple[float, float]) -> None:
+    def __init__(self, timeout: float | tuple[float, float]) -> None:
         super().__init__(max_retries=0)
         self.timeout = timeout
 
@@ -72,7 +72,7 @@ class _SalesforceApi(Adapter):
     ) -> None:
         super().__init__(name, options)
         self.session = session or requests.Session()
-        timeouts = _TimeoutHTTPAdapter(
+        timeouts = TimeoutHTTPAdapter(
             (float(options["connect_timeout"]), float(options["read_timeout"]))
         )
         self.session.mount("https://", timeouts)
