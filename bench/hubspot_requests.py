@@ -42,9 +42,9 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/hubspot_request
 
 from connector.adapters import DeliveryJob, Journal, TaskSpec  # noqa: E402
 from connector.adapters.hubspot import HubSpotAdapter, HubSpotOptions  # noqa: E402
+from connector.adapters.kit.ratelimit import Budget, MemorySlotStore, RateLimiter  # noqa: E402
 from connector.phone import PhoneNumber, parse_sipgate  # noqa: E402
-from connector.ratelimit import Budget, MemorySlotStore, RateLimiter  # noqa: E402
-from connector.testing import example_report  # noqa: E402
+from connector.testing.contract import example_report  # noqa: E402
 from tests.fakes.hubspot_server import DEFAULT_TOKEN, HubSpotTestServer, ManualClock  # noqa: E402
 
 CUSTOMERS = 20

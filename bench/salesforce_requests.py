@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 from connector.adapters import DeliveryJob, Journal, TaskSpec  # noqa: E402
 from connector.adapters.salesforce import SalesforceAdapter, SalesforceOptions  # noqa: E402
 from connector.phone import PhoneNumber, parse_sipgate  # noqa: E402
-from connector.testing import example_report  # noqa: E402
+from connector.testing.contract import example_report  # noqa: E402
 from tests.fakes.salesforce_server import SalesforceTestServer  # noqa: E402
 
 KNOWN = "4921163553400"

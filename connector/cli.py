@@ -18,8 +18,10 @@ from typing import Any, TypeVar
 
 import click
 
-from connector.config import ENV_CONFIG, Config, ConfigError, load_config
+from connector.config.load import ENV_CONFIG, load_config
+from connector.config.sections import Config
 from connector.logs import configure_logging, mask_number
+from connector.problems import ConfigError
 
 __all__ = ["main"]
 
@@ -69,7 +71,7 @@ def serve(config_path: str, bind: str | None) -> None:
     """Run the web server and the delivery worker together (one command for small setups)."""
     config = _load(config_path)
     _setup(config)
-    from connector.ledger import Ledger
+    from connector.ledger.ledger import Ledger
 
     Ledger.from_url(config.storage.url).migrate()
     base = [sys.executable, "-m", "connector"]
@@ -116,11 +118,16 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     """Run only the web server (gunicorn) that receives webhooks."""
     config = _load(config_path)
     _setup(config)
-    from connector.ledger import Ledger
-    from connector.web import GunicornServer
+    from connector.delivery.queue import DeliveryQueue, make_huey
+    from connector.ledger.ledger import Ledger
+    from connector.web.server import GunicornServer
+
+    def probes() -> dict[str, Callable[[], object]]:
+        # Reported by /readyz, not required: webhooks are written to the ledger only.
+        return {"queue": DeliveryQueue(make_huey(config.queue.url)).ping}
 
     Ledger.from_url(config.storage.url).migrate()
-    GunicornServer(config, bind or config.server.bind, workers, threads).run()
+    GunicornServer(config, bind or config.server.bind, workers, threads, probes=probes).run()
 
 
 @main.command()
@@ -154,14 +161,14 @@ def check_config(config_path: str) -> None:
 def check(config_path: str, target: str | None) -> None:
     """Preflight the targets (or one TARGET, by name or type): credentials, permissions, fields."""
     config = _load(config_path)
-    from connector.adapters import adapter_class
+    from connector.adapters import build_adapter
 
     chosen = [t for t in config.targets if target in (None, t.name, t.type)]
     if not chosen:
         raise click.UsageError(f"No target named or of type {target!r}.")
     failed = False
     for t in chosen:
-        adapter = adapter_class(t.type).from_config(t)
+        adapter = build_adapter(t)
         try:
             for result in adapter.check():
                 failed |= not result.ok
@@ -260,7 +267,7 @@ def replay(config_path: str, call_id: str | None, dead: bool) -> None:
 
 def _public_refs(refs: dict[str, Any]) -> dict[str, Any]:
     """A delivery's refs for operators: the match without the records' names."""
-    from connector.matching import MatchOutcome
+    from connector.delivery.matching import MatchOutcome
 
     if isinstance(refs.get("match"), dict):
         return {**refs, "match": MatchOutcome.summary(refs["match"])}
@@ -292,7 +299,8 @@ def status(
 ) -> None:
     """Recent calls and where each target's delivery stands."""
     config = _load(config_path)
-    from connector.ledger import DEAD, RETRYING, Ledger
+    from connector.ledger.ledger import Ledger
+    from connector.ledger.tables import DEAD, RETRYING
 
     ledger = Ledger.from_url(config.storage.url)
     ledger.migrate()
@@ -416,7 +424,7 @@ def schema(kind: str) -> None:
 def migrate(config_path: str) -> None:
     """Create or upgrade the ledger schema (the service also does this when it starts)."""
     config = _load(config_path)
-    from connector.ledger import Ledger
+    from connector.ledger.ledger import Ledger
 
     Ledger.from_url(config.storage.url).migrate()
     click.echo("Ledger schema is up to date.")

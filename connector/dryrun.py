@@ -12,13 +12,13 @@ from connector.adapters import (
     DeliveryJob,
     Journal,
     WriteResult,
-    adapter_class,
+    build_adapter,
 )
-from connector.config import Config, TargetConfig
-from connector.filters import skip_reason
+from connector.config.sections import Config, TargetConfig
+from connector.delivery.filters import skip_reason
+from connector.delivery.planning import plan_delivery
 from connector.payload import CallReport
 from connector.phone import PhoneNumber, parse_sipgate
-from connector.planning import plan_delivery
 
 __all__ = ["dry_run", "parse_assumption"]
 
@@ -66,7 +66,7 @@ def _one(
     report: CallReport, target: TargetConfig, offline: bool, assumptions: Sequence[str]
 ) -> dict[str, Any]:
     policy = target.policy
-    real = adapter_class(target.type).from_config(target)
+    real = build_adapter(target)
     try:
         reason = skip_reason(report, policy.filters, policy.defaults.region)
         if reason is not None:

@@ -11,8 +11,8 @@ from typing import Any
 from marshmallow import Schema, fields, missing, validate
 
 from connector.adapters import adapter_class, available_adapters
-from connector.config import _DefaultsSchema, _QueueSchema, _ServerSchema, _StorageSchema
-from connector.policy import MappingSchema, TargetPolicySchema
+from connector.config.load import _DefaultsSchema, _QueueSchema, _ServerSchema, _StorageSchema
+from connector.config.policy import MappingSchema, TargetPolicySchema
 
 __all__ = ["config_schema", "field_schema", "mapping_file_schema", "object_schema"]
 

@@ -1,4 +1,4 @@
-"""Wire the pieces together from a `Config`: ledger, queue, adapters, pipeline, worker."""
+"""The composition root: wires ledger, queue, adapters, pipeline and relay from a `Config`."""
 
 from __future__ import annotations
 
@@ -6,26 +6,22 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from connector.adapters import Adapter, adapter_class
-from connector.config import Config
-from connector.ledger import Ledger
-from connector.memo import LedgerMemo
-from connector.pipeline import DeliveryPipeline
-from connector.queue import DeliveryQueue, Relay, make_huey
+from connector.adapters import Adapter, build_adapter
+from connector.config.sections import Config
+from connector.delivery.memo import LedgerMemo
+from connector.delivery.pipeline import DeliveryPipeline
+from connector.delivery.queue import DeliveryQueue, make_huey
+from connector.delivery.relay import Relay
+from connector.ledger.ledger import Ledger
 
-__all__ = ["Services", "build_adapters", "run_worker"]
+__all__ = ["Services", "run_worker"]
 
 log = logging.getLogger(__name__)
 
 
-def build_adapters(config: Config) -> dict[str, Adapter]:
-    """One adapter instance per configured target, by target name."""
-    return {t.name: adapter_class(t.type).from_config(t) for t in config.targets}
-
-
 @dataclass
 class Services:
-    """The long-lived objects a process of this service works with."""
+    """The long-lived objects a worker or an operator command works with."""
 
     config: Config
     ledger: Ledger
@@ -41,18 +37,19 @@ class Services:
         return cls(config=config, ledger=ledger, queue=DeliveryQueue(make_huey(config.queue.url)))
 
     def pipeline(self) -> DeliveryPipeline:
-        """A pipeline over every configured target (adapters are built on first use)."""
+        """A pipeline over every configured target; this process's queue messages now run it."""
         if not self.adapters:
-            self.adapters = build_adapters(self.config)
+            self.adapters = {t.name: build_adapter(t) for t in self.config.targets}
             for name, adapter in self.adapters.items():
                 adapter.bind_memo(LedgerMemo(self.ledger, name))
         pipeline = DeliveryPipeline(
             self.ledger,
             self.adapters,
             self.config.queue,
+            schedule=self.queue.enqueue,
             policies={t.name: t.policy for t in self.config.targets},
         )
-        self.queue.bind(pipeline)
+        self.queue.serve(pipeline.process)
         return pipeline
 
     def close(self) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from connector.config import Config, load_config
+from connector.config.load import load_config
+from connector.config.sections import Config
 from connector.services import Services
 
 FIXTURES = Path(__file__).parent / "fixtures"

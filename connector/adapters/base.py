@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 
 from marshmallow import RAISE, Schema
 
-from connector.config import TargetConfig
+from connector.config.sections import TargetConfig
 from connector.fields import IdString
 from connector.payload import CallReport
 from connector.phone import PhoneNumber

@@ -40,7 +40,8 @@ from connector.adapters.base import (
     RetryableError,
     WriteResult,
 )
-from connector.ledger import UTCDateTime, make_engine
+from connector.ledger.sql import make_engine
+from connector.ledger.tables import UTCDateTime
 from connector.payload import CallReport
 
 __all__ = ["DatabaseAdapter", "DatabaseOptions", "warehouse_tables"]

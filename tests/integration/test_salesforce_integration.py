@@ -33,10 +33,10 @@ from connector.adapters.salesforce import (
     SalesforceAdapter,
     SalesforceOptions,
 )
-from connector.config import TargetConfig
+from connector.config.policy import DeliveryPolicy, MatchingPolicy
+from connector.config.sections import TargetConfig
+from connector.delivery.planning import plan_delivery
 from connector.phone import PhoneNumber, parse_sipgate, same_number
-from connector.planning import plan_delivery
-from connector.policy import DeliveryPolicy, MatchingPolicy
 from connector.render import compile_templates
 from connector.testing import AdapterContract, example_report
 from tests.fakes.salesforce_server import (

@@ -19,9 +19,9 @@ from sqlalchemy.engine import make_url
 
 from connector.adapters import Adapter
 from connector.adapters.database import DatabaseAdapter, DatabaseOptions
-from connector.ledger import Ledger
+from connector.delivery.queue import DeliveryQueue, make_huey
+from connector.ledger.ledger import Ledger
 from connector.payload import parse_report
-from connector.queue import DeliveryQueue, make_huey
 from connector.testing import AdapterContract
 from tests.integration.harness import RunningService, raw_chunked_post
 

@@ -18,8 +18,8 @@ from connector.adapters.hubspot.records import _TEXT_LIMIT
 from connector.adapters.hubspot.sdk import _rate_limiter
 from connector.adapters.hubspot.search import _RecordCache
 from connector.adapters.hubspot.write import WriteMixin
-from connector.config import TargetConfig
-from connector.ratelimit import RateLimiter
+from connector.adapters.kit.ratelimit import RateLimiter
+from connector.config.sections import TargetConfig
 
 
 class HubSpotAdapter(ContactsMixin, CheckMixin, WriteMixin):

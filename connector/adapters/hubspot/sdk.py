@@ -30,7 +30,7 @@ from urllib3.util.retry import Retry
 
 from connector.adapters.base import Adapter, AdapterError, RetryableError, TargetParked
 from connector.adapters.hubspot.errors import _daily_limit_parked, _http_error, _OutcomeUnknown
-from connector.ratelimit import Budget, RateLimiter, open_store
+from connector.adapters.kit.ratelimit import Budget, RateLimiter, open_store
 
 
 def _never_sent(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from connector.adapters.salesforce.leads import _Leads
 from connector.adapters.salesforce.options import SalesforceOptions
 from connector.adapters.salesforce.records import DESCRIPTION_LIMIT, SUBJECT_LIMIT
 from connector.adapters.salesforce.write import _Write
-from connector.config import TargetConfig
+from connector.config.sections import TargetConfig
 
 #: The package's logger (named as before the package was split into modules).
 log = logging.getLogger(__package__)

@@ -1,0 +1,1 @@
+"""Helpers adapters compose: rate limiting, HTTP error classification, create-or-look-up."""

@@ -1,0 +1,1 @@
+"""Configuration: typed sections, the delivery policy, and loading YAML with ``${ENV}`` secrets."""

@@ -1,0 +1,335 @@
+"""Load the YAML configuration: ``${ENV}`` secrets, validation of every section, all errors at once.
+
+`load_config` either returns a complete, typed `Config` or raises `ConfigError` listing every
+problem with the file and the key path where it is, so ``sipgate-crm check-config`` can show them
+all in one go and the service refuses to start on any of them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
+
+from connector.adapters.registry import AdapterNotFound, adapter_class
+from connector.config.policy import POLICY_KEYS, Defaults, load_policy
+from connector.config.sections import (
+    Config,
+    QueueConfig,
+    ServerConfig,
+    StorageConfig,
+    TargetConfig,
+)
+from connector.problems import ConfigError, ConfigProblem, problems_from_messages
+
+__all__ = ["ENV_CONFIG", "load_config", "parse_config", "resolve_sqlite_url"]
+
+ENV_CONFIG = "SIPGATE_CRM_CONFIG"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+# --- schemas --------------------------------------------------------------------------------
+
+
+def _cidr(value: str) -> None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is not an IP address or CIDR network.") from exc
+
+
+class _ServerSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    webhook_path = fields.String(
+        load_default="/webhooks/sipgate",
+        validate=validate.Regexp(
+            r"^/[A-Za-z0-9._~/-]*[^/]$", error="Must start with / and not end with /."
+        ),
+    )
+    secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=16))
+    allowed_ips = fields.List(fields.String(validate=_cidr), load_default=list)
+    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    max_body_bytes = fields.Integer(
+        load_default=5 * 1024 * 1024, validate=validate.Range(min=1024, max=100 * 1024 * 1024)
+    )
+    bind = fields.String(load_default="127.0.0.1:8000")
+    workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    threads = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
+    timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(min=1))
+
+
+def _url(value: str) -> None:
+    if "://" not in value:
+        raise ValidationError("Must be a URL such as sqlite:///data/connector.db.")
+    if value.startswith("sqlite:") and not value.startswith("sqlite:///"):
+        raise ValidationError("SQLite URLs have three slashes: sqlite:///data/connector.db.")
+
+
+class _StorageSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = fields.String(load_default="sqlite:///data/connector.db", validate=_url)
+
+
+class _QueueSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = fields.String(load_default="sqlite:///data/queue.db", validate=_url)
+    workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
+    lease_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    poll_interval_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.05))
+    requeue_after_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    retry_base_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.01))
+    retry_max_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=0.01))
+    give_up_after_hours = fields.Float(load_default=72.0, validate=validate.Range(min=0.001))
+
+    @validates("url")
+    def _known_scheme(self, value: str, **_: Any) -> None:
+        if not value.startswith(("sqlite:///", "redis://", "rediss://", "memory://")):
+            raise ValidationError("Must be sqlite:///FILE, redis://HOST:PORT/DB or memory://.")
+
+
+class _TargetSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # the adapter's own schema validates the rest
+
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,62}$", error="Use a-z, 0-9, _ and -."),
+    )
+    type = fields.String(required=True)
+
+
+class _RootSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    server = fields.Dict(load_default=dict)
+    storage = fields.Dict(load_default=dict)
+    queue = fields.Dict(load_default=dict)
+    targets = fields.List(fields.Dict(), required=True)
+    log_level = fields.String(
+        load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
+    )
+    defaults = fields.Dict(load_default=dict)
+
+
+def _region(value: str) -> None:
+    import phonenumbers
+
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(f"{value!r} is not a region code such as DE, AT or CH.")
+
+
+def _timezone(value: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a time zone such as Europe/Berlin.") from exc
+
+
+class _DefaultsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    region = fields.String(load_default="DE", validate=_region)
+    timezone = fields.String(load_default="Europe/Berlin", validate=_timezone)
+    language = fields.String(load_default="en", validate=validate.OneOf(["en", "de"]))
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _substitute_env(node: Any, path: str, file: str, problems: list[ConfigProblem]) -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string, recording unset variables."""
+    if isinstance(node, dict):
+        return {
+            k: _substitute_env(v, f"{path}.{k}" if path else str(k), file, problems)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_substitute_env(v, f"{path}[{i}]", file, problems) for i, v in enumerate(node)]
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            value = os.environ.get(name)
+            if default is not None and not value:  # like the shell: unset or empty
+                return default
+            if value is None:
+                problems.append(
+                    ConfigProblem(file, path, f"Environment variable {name} is not set.")
+                )
+                return ""
+            return value
+
+        return _ENV_REF.sub(replace, node)
+    return node
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """Make a relative ``sqlite:///path`` absolute against `base` (the config file's folder)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    rest = url[len(prefix) :]
+    if not rest or rest == ":memory:" or rest.startswith("/"):
+        return url
+    path, sep, query = rest.partition("?")
+    return f"{prefix}{(base / path).resolve()}{sep}{query}"
+
+
+def _target_options(
+    raw: dict[str, Any],
+    index: int,
+    file: str,
+    base: Path,
+    defaults: Defaults,
+    problems: list[ConfigProblem],
+) -> TargetConfig | None:
+
+    where = f"targets[{index}]"
+    try:
+        head = _TargetSchema().load(raw)
+    except ValidationError as exc:
+        problems.extend(problems_from_messages(file, where, exc.messages))
+        return None
+    try:
+        cls = adapter_class(head["type"])
+    except AdapterNotFound as exc:
+        problems.append(ConfigProblem(file, f"{where}.type", str(exc)))
+        return None
+    options = {k: v for k, v in raw.items() if k not in ("name", "type") and k not in POLICY_KEYS}
+    policy = load_policy(raw, where, file, base, defaults, cls.searchable_objects, problems)
+    try:
+        loaded = cls.config_schema().load(options)
+    except ValidationError as exc:
+        problems.extend(problems_from_messages(file, where, exc.messages))
+        return None
+    if policy is None:
+        return None
+    for key, value in list(loaded.items()):
+        if isinstance(value, str) and value.startswith("sqlite:///"):
+            loaded[key] = resolve_sqlite_url(value, base)
+    return TargetConfig(name=head["name"], type=head["type"], options=loaded, policy=policy)
+
+
+def parse_config(document: Any, file: str = "<config>", base: Path | None = None) -> Config:
+    """Validate an already decoded YAML document; see `load_config`."""
+    base = base or Path.cwd()
+    problems: list[ConfigProblem] = []
+    if not isinstance(document, dict):
+        raise ConfigError([ConfigProblem(file, "", "The file must contain a YAML mapping.")])
+    document = _substitute_env(document, "", file, problems)
+    # Unknown top-level keys are reported, and the rest is still checked: all problems at once.
+    known = set(_RootSchema().fields)
+    for key in document:
+        if key not in known:
+            problems.append(ConfigProblem(file, str(key), "Unknown key (a typo?)."))
+    try:
+        root = _RootSchema().load({k: v for k, v in document.items() if k in known})
+    except ValidationError as exc:
+        problems.extend(problems_from_messages(file, "", exc.messages))
+        raise ConfigError(problems) from exc
+
+    sections: dict[str, dict[str, Any]] = {}
+    for key, schema in (
+        ("server", _ServerSchema),
+        ("storage", _StorageSchema),
+        ("queue", _QueueSchema),
+    ):
+        try:
+            sections[key] = schema().load(root[key])
+        except ValidationError as exc:
+            problems.extend(problems_from_messages(file, key, exc.messages))
+
+    try:
+        defaults = Defaults(**_DefaultsSchema().load(root["defaults"]))
+    except ValidationError as exc:
+        problems.extend(problems_from_messages(file, "defaults", exc.messages))
+        defaults = Defaults()
+    targets: list[TargetConfig] = []
+    seen: set[str] = set()
+    if not root["targets"]:
+        problems.append(ConfigProblem(file, "targets", "Configure at least one target."))
+    for index, raw in enumerate(root["targets"]):
+        target = _target_options(raw, index, file, base, defaults, problems)
+        if target is None:
+            continue
+        if target.name in seen:
+            problems.append(
+                ConfigProblem(
+                    file, f"targets[{index}].name", f"Duplicate target name {target.name!r}."
+                )
+            )
+        seen.add(target.name)
+        targets.append(target)
+
+    if problems:
+        # A value whose ${VARIABLE} is unset fails its own checks too; report only the cause.
+        unset = {p.path for p in problems if p.message.startswith("Environment variable")}
+        raise ConfigError(
+            [p for p in problems if p.path not in unset or p.message.startswith("Environment")]
+        )
+
+    server = sections["server"]
+    storage = sections["storage"]
+    queue = sections["queue"]
+    return Config(
+        server=ServerConfig(
+            **{
+                **server,
+                "allowed_ips": tuple(
+                    ipaddress.ip_network(ip, strict=False) for ip in server["allowed_ips"]
+                ),
+            }
+        ),
+        storage=StorageConfig(url=resolve_sqlite_url(storage["url"], base)),
+        queue=QueueConfig(**{**queue, "url": resolve_sqlite_url(queue["url"], base)}),
+        targets=tuple(targets),
+        log_level=root["log_level"],
+        source=Path(file) if file != "<config>" else None,
+        defaults=defaults,
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration file.
+
+    The file is `path`, else ``$SIPGATE_CRM_CONFIG``, else ``config.yaml`` in the current folder.
+    Relative SQLite paths resolve against the file's folder.
+    """
+    chosen = Path(path or os.environ.get(ENV_CONFIG) or "config.yaml")
+    name = str(chosen)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigProblem(name, "", f"Cannot read the file: {exc.strerror}.")]
+        ) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([ConfigProblem(name, where, f"Not valid YAML: {exc}")]) from exc
+    config = parse_config(document, name, chosen.resolve().parent)
+    return Config(
+        server=config.server,
+        storage=config.storage,
+        queue=config.queue,
+        targets=config.targets,
+        log_level=config.log_level,
+        source=chosen.resolve(),
+        defaults=config.defaults,
+    )

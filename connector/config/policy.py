@@ -1,0 +1,411 @@
+"""Per-target delivery policy: filters, matching, owners, tasks, transcript and field templates.
+
+Sales ops write it in two places: a mapping file (``mappings/hubspot.yaml`` and friends: field
+templates, limits, matching, tasks, transcript mode) and the target entry in the configuration
+(``filters``, ``owners``, and any mapping key to override for this target). `load_policy` merges
+them, validates everything, compiles and test-renders every template, and reports every problem
+with its file and key path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from connector.fields import IdString
+from connector.problems import ConfigProblem, problems_from_messages
+from connector.render import LANGUAGES, check_templates, compile_templates
+
+__all__ = [
+    "BUILTIN_MAPPINGS",
+    "Defaults",
+    "DeliveryPolicy",
+    "Filters",
+    "MatchingPolicy",
+    "OwnerPolicy",
+    "TaskPolicy",
+    "load_policy",
+    "mapping_schema",
+    "target_policy_schema",
+]
+
+#: The mapping files shipped with the package (the repository's ``mappings/`` folder).
+BUILTIN_MAPPINGS = Path(__file__).parent.parent / "mappings"
+
+TIE_BREAKS = ("most_recent", "owner", "all")
+NO_MATCH = ("skip", "create_contact", "create_lead", "log_unmatched")
+TRANSCRIPT_MODES = ("off", "summary", "full")
+PRIORITIES = ("low", "normal", "high")
+TASK_OWNERS = ("call_owner", "fallback", "none")
+
+#: Sample values of the ``record`` context variable, so templates using it pass the check.
+SAMPLE_RECORD = {"record": {"id": "sample-1", "type": "contact", "name": "Erika Beispiel"}}
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Service-wide defaults for numbers, times and language."""
+
+    region: str = "DE"
+    timezone: str = "Europe/Berlin"
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which calls a target takes; everything else is recorded as ``skipped`` with the reason."""
+
+    channels_allow: tuple[str, ...] = ()
+    channels_deny: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ("IN", "OUT")
+    min_duration_seconds: float = 0.0
+    skip_internal: bool = True
+    own_numbers: tuple[str, ...] = ()
+    skip_anonymous: bool = False
+    blocked_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MatchingPolicy:
+    """How the records to log a call on are chosen from the CRM's search hits."""
+
+    objects: tuple[str, ...] = ()
+    tie_break: str = "most_recent"
+    on_no_match: str = "log_unmatched"
+
+
+@dataclass(frozen=True)
+class OwnerPolicy:
+    """sipgate user (``fullUserId`` or ``userId``) → CRM owner id or e-mail address."""
+
+    users: Mapping[str, str] = field(default_factory=dict)
+    fallback: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskPolicy:
+    """Turning action items into CRM tasks."""
+
+    enabled: bool = True
+    due_in_business_days: int = 2
+    priority: str = "normal"
+    owner: str = "call_owner"
+    subject: jinja2.Template | None = None
+    body: jinja2.Template | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Everything the pipeline needs to turn a call into one target's `DeliveryJob`."""
+
+    mapping_file: str | None = None
+    language: str = "en"
+    defaults: Defaults = field(default_factory=Defaults)
+    transcript: str = "summary"
+    transcript_field: str | None = None
+    fields: Mapping[str, jinja2.Template] = field(default_factory=dict)
+    new_record: Mapping[str, jinja2.Template] = field(default_factory=dict)
+    limits: Mapping[str, int] = field(default_factory=dict)
+    filters: Filters = field(default_factory=Filters)
+    matching: MatchingPolicy = field(default_factory=MatchingPolicy)
+    owners: OwnerPolicy = field(default_factory=OwnerPolicy)
+    tasks: TaskPolicy = field(default_factory=TaskPolicy)
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+
+class _TranscriptMode(fields.String):
+    """``off | summary | full``; YAML reads an unquoted ``off`` as false, which means off too."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if value is False:
+            value = "off"
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class _ChannelsSchema(_Strict):
+    allow = fields.List(fields.String(), load_default=list)
+    deny = fields.List(fields.String(), load_default=list)
+
+
+class FiltersSchema(_Strict):
+    """``filters:`` of a target."""
+
+    channels = fields.Nested(_ChannelsSchema, load_default=lambda: _ChannelsSchema().load({}))
+    directions = fields.List(
+        fields.String(validate=validate.OneOf(["IN", "OUT"])), load_default=lambda: ["IN", "OUT"]
+    )
+    min_duration_seconds = fields.Float(load_default=0.0, validate=validate.Range(min=0))
+    skip_internal = fields.Boolean(load_default=True)
+    own_numbers = fields.List(fields.String(), load_default=list)
+    skip_anonymous = fields.Boolean(load_default=False)
+    blocked_numbers = fields.List(fields.String(), load_default=list)
+
+
+class OwnersSchema(_Strict):
+    """``owners:`` of a target."""
+
+    users = fields.Dict(keys=IdString(), values=IdString(), load_default=dict)
+    fallback = IdString(load_default=None, allow_none=True)
+
+
+class MatchingSchema(_Strict):
+    """``matching:`` of a mapping."""
+
+    objects = fields.List(fields.String(), load_default=None, allow_none=True)
+    tie_break = fields.String(load_default="most_recent", validate=validate.OneOf(TIE_BREAKS))
+    on_no_match = fields.String(load_default="log_unmatched", validate=validate.OneOf(NO_MATCH))
+
+
+class TasksSchema(_Strict):
+    """``tasks:`` of a mapping."""
+
+    enabled = fields.Boolean(load_default=True)
+    due_in_business_days = fields.Integer(load_default=2, validate=validate.Range(min=0, max=60))
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    owner = fields.String(load_default="call_owner", validate=validate.OneOf(TASK_OWNERS))
+    subject = fields.String(load_default="{{ item | truncate_to(200) }}")
+    body = fields.String(load_default="{{ item }}")
+
+
+class MappingSchema(_Strict):
+    """A mapping file (also the keys a target may override inline)."""
+
+    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
+    transcript = _TranscriptMode(load_default="summary", validate=validate.OneOf(TRANSCRIPT_MODES))
+    transcript_field = fields.String(load_default=None, allow_none=True)
+    matching = fields.Nested(MatchingSchema, load_default=lambda: MatchingSchema().load({}))
+    tasks = fields.Nested(TasksSchema, load_default=lambda: TasksSchema().load({}))
+    fields_ = fields.Dict(
+        data_key="fields", keys=fields.String(), values=fields.String(), load_default=dict
+    )
+    new_record = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    limits = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(validate=validate.Range(min=1)),
+        load_default=dict,
+    )
+
+
+class TargetPolicySchema(_Strict):
+    """The policy keys of a target entry (the adapter validates the rest)."""
+
+    mapping = fields.String(load_default=None, allow_none=True)
+    filters = fields.Nested(FiltersSchema, load_default=lambda: FiltersSchema().load({}))
+    owners = fields.Nested(OwnersSchema, load_default=lambda: OwnersSchema().load({}))
+    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
+    transcript = _TranscriptMode(
+        load_default=None, allow_none=True, validate=validate.OneOf(TRANSCRIPT_MODES)
+    )
+    matching = fields.Dict(load_default=None, allow_none=True)
+    tasks = fields.Dict(load_default=None, allow_none=True)
+    limits = fields.Dict(load_default=None, allow_none=True)
+
+
+#: Keys of a target entry that belong to the policy, not to the adapter.
+POLICY_KEYS = frozenset(TargetPolicySchema().fields)
+
+
+def mapping_schema() -> Schema:
+    """The schema of a mapping file."""
+    return MappingSchema()
+
+
+def target_policy_schema() -> Schema:
+    """The schema of a target entry's policy keys."""
+    return TargetPolicySchema()
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _find_mapping(name: str, base: Path) -> Path | None:
+    candidates = [base / name, base / "mappings" / name]
+    if Path(name).name == name:  # a bare name may also be one of the shipped mappings
+        candidates.append(BUILTIN_MAPPINGS / name)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _templates(
+    sources: Mapping[str, str],
+    language: str,
+    file: str,
+    path: str,
+    problems: list[ConfigProblem],
+    extra: Mapping[str, Any] = SAMPLE_RECORD,
+) -> dict[str, jinja2.Template]:
+    found = check_templates(sources, language, extra=extra)
+    for problem in found:
+        problems.append(ConfigProblem(file, f"{path}.{problem.field}", problem.message))
+    compiled, _ = compile_templates(sources)
+    return compiled
+
+
+def load_policy(
+    raw_target: Mapping[str, Any],
+    where: str,
+    config_file: str,
+    base: Path,
+    defaults: Defaults,
+    object_types: tuple[str, ...],
+    problems: list[ConfigProblem],
+) -> DeliveryPolicy | None:
+    """The delivery policy of one target entry; problems are appended, ``None`` if unusable.
+
+    `object_types` are the types the target's adapter can search (the matching default).
+    """
+    raw = {k: v for k, v in raw_target.items() if k in POLICY_KEYS}
+    try:
+        target = TargetPolicySchema().load(raw)
+    except ValidationError as exc:
+        problems.extend(problems_from_messages(config_file, where, exc.messages))
+        return None
+
+    mapping_doc: dict[str, Any] = {}
+    mapping_file = config_file
+    mapping_path = where
+    if target["mapping"]:
+        found = _find_mapping(target["mapping"], base)
+        if found is None:
+            problems.append(
+                ConfigProblem(
+                    config_file,
+                    f"{where}.mapping",
+                    f"Mapping file {target['mapping']!r} not found (looked next to the "
+                    "configuration, in its mappings/ folder and among the shipped mappings).",
+                )
+            )
+            return None
+        mapping_file, mapping_path = str(found), ""
+        try:
+            loaded = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            problems.append(ConfigProblem(mapping_file, "", f"Not valid YAML: {exc}"))
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(ConfigProblem(mapping_file, "", f"Cannot read the file: {exc}"))
+            return None
+        if not isinstance(loaded, dict):
+            problems.append(ConfigProblem(mapping_file, "", "A mapping file must be a mapping."))
+            return None
+        mapping_doc = loaded
+
+    overrides = {
+        key: target[key]
+        for key in ("language", "transcript", "matching", "tasks", "limits")
+        if target[key] is not None
+    }
+    try:
+        mapping = MappingSchema().load(_merge(mapping_doc, overrides))
+    except ValidationError as exc:
+        # Keys overridden in the target entry are reported there, the rest in the mapping file.
+        for problem in problems_from_messages(mapping_file, mapping_path, exc.messages):
+            top = problem.path.removeprefix(f"{mapping_path}.").split(".")[0].split("[")[0]
+            if top in overrides:
+                problems.append(
+                    ConfigProblem(
+                        config_file, f"{where}.{problem.path.lstrip('.')}", problem.message
+                    )
+                )
+            else:
+                problems.append(problem)
+        return None
+
+    language = mapping["language"] or defaults.language
+    prefix = f"{mapping_path}." if mapping_path else ""
+    call_fields = _templates(
+        mapping["fields_"], language, mapping_file, f"{prefix}fields", problems
+    )
+    new_record = _templates(
+        mapping["new_record"], language, mapping_file, f"{prefix}new_record", problems
+    )
+    tasks = mapping["tasks"]
+    task_templates = (
+        _templates(
+            {"subject": tasks["subject"], "body": tasks["body"]},
+            language,
+            mapping_file,
+            f"{prefix}tasks",
+            problems,
+            {**SAMPLE_RECORD, "item": "Send the offer to the customer."},
+        )
+        if tasks["enabled"]
+        else {}
+    )
+    if mapping["transcript_field"] and mapping["transcript_field"] not in mapping["fields_"]:
+        problems.append(
+            ConfigProblem(
+                mapping_file,
+                f"{prefix}transcript_field",
+                f"{mapping['transcript_field']!r} is not one of the mapped fields.",
+            )
+        )
+    matching = mapping["matching"]
+    # Not set: everything the target can search; an empty list: no matching at all.
+    objects = tuple(object_types if matching["objects"] is None else matching["objects"])
+    unknown = [o for o in objects if o not in object_types]
+    if unknown and object_types:
+        problems.append(
+            ConfigProblem(
+                mapping_file,
+                f"{prefix}matching.objects",
+                f"This target cannot search {', '.join(unknown)}; it searches "
+                f"{', '.join(object_types)}.",
+            )
+        )
+    filters = target["filters"]
+    owners = target["owners"]
+    return DeliveryPolicy(
+        mapping_file=mapping_file if target["mapping"] else None,
+        language=language,
+        defaults=defaults,
+        transcript=mapping["transcript"],
+        transcript_field=mapping["transcript_field"],
+        fields=call_fields,
+        new_record=new_record,
+        limits=mapping["limits"],
+        filters=Filters(
+            channels_allow=tuple(filters["channels"]["allow"]),
+            channels_deny=tuple(filters["channels"]["deny"]),
+            directions=tuple(filters["directions"]),
+            min_duration_seconds=filters["min_duration_seconds"],
+            skip_internal=filters["skip_internal"],
+            own_numbers=tuple(filters["own_numbers"]),
+            skip_anonymous=filters["skip_anonymous"],
+            blocked_numbers=tuple(filters["blocked_numbers"]),
+        ),
+        matching=MatchingPolicy(
+            objects=objects, tie_break=matching["tie_break"], on_no_match=matching["on_no_match"]
+        ),
+        owners=OwnerPolicy(users=dict(owners["users"]), fallback=owners["fallback"]),
+        tasks=TaskPolicy(
+            enabled=tasks["enabled"],
+            due_in_business_days=tasks["due_in_business_days"],
+            priority=tasks["priority"],
+            owner=tasks["owner"],
+            subject=task_templates.get("subject"),
+            body=task_templates.get("body"),
+        ),
+    )

@@ -1,0 +1,84 @@
+"""The configuration's sections as typed, frozen values (no loading, no adapter import).
+
+Adapters and the delivery side read these; `connector.config.load` builds them from YAML.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connector.config.policy import Defaults, DeliveryPolicy
+
+__all__ = ["Config", "IPNetwork", "QueueConfig", "ServerConfig", "StorageConfig", "TargetConfig"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the web side listens and whom it accepts webhooks from."""
+
+    webhook_path: str = "/webhooks/sipgate"
+    secret: str | None = None
+    allowed_ips: tuple[IPNetwork, ...] = ()
+    trusted_proxies: int = 0
+    max_body_bytes: int = 5 * 1024 * 1024
+    bind: str = "127.0.0.1:8000"
+    workers: int = 4
+    threads: int = 1
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where the ledger lives (the truth about every call and delivery)."""
+
+    url: str = "sqlite:///data/connector.db"
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """The delivery queue and its retry policy."""
+
+    url: str = "sqlite:///data/queue.db"
+    workers: int = 2
+    lease_seconds: int = 300
+    poll_interval_seconds: float = 1.0
+    requeue_after_seconds: int = 300
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    give_up_after_hours: float = 72.0
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One delivery target: its unique name, adapter type and the options its adapter validated."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration."""
+
+    server: ServerConfig
+    storage: StorageConfig
+    queue: QueueConfig
+    targets: tuple[TargetConfig, ...]
+    log_level: str = "INFO"
+    source: Path | None = None
+    defaults: Defaults = field(default_factory=Defaults)
+
+    def target(self, name: str) -> TargetConfig:
+        """The target called `name`; `KeyError` if there is none."""
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)

@@ -1,0 +1,572 @@
+"""The ledger: the durable truth about every accepted call and its delivery to each target.
+
+One row per call (dedupe key, raw body, a few parsed fields for listing) and one row per
+(call, target) with its delivery state. The ledger is a transactional outbox: the web side only
+commits rows here, and the worker's relay sends queue messages for due deliveries. Messages are
+hints ("look at delivery 42"); a delivery is claimed here with a lease before any work, so a
+crashed worker's delivery is found again and a delivery is never worked on by two workers at once.
+
+SQLite (the default) runs in WAL mode with ``synchronous=FULL``: a commit is on disk before the
+webhook is answered, so an answered call survives a process crash and a power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    and_,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from connector.ledger.sql import make_engine
+from connector.ledger.tables import (
+    DEAD,
+    DONE,
+    PENDING,
+    PROCESSING,
+    RETRYING,
+    SKIPPED,
+    calls,
+    deliveries,
+    target_memos,
+    target_states,
+)
+from connector.payload import CallReport
+
+__all__ = [
+    "CallSummary",
+    "Claim",
+    "DeliveryState",
+    "LeaseLost",
+    "Ledger",
+]
+
+# Built once: the request path only binds parameters to these.
+_INSERT_CALL = calls.insert().returning(calls.c.id)
+_INSERT_DELIVERY = deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True)
+
+
+class LeaseLost(Exception):
+    """This worker's lease on a delivery expired and another worker may hold it now."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker holds a lease on, with everything needed to work on it."""
+
+    delivery_id: int
+    token: str
+    target: str
+    attempts: int
+    call_id: str
+    raw_body: bytes
+    refs: dict[str, Any]
+    first_received_at: datetime
+    retry_since: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """Where one call's delivery to one target stands."""
+
+    delivery_id: int
+    target: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    refs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """A call as `sipgate-crm status` lists it."""
+
+    call_id: str
+    received_at: datetime
+    start_time: datetime | None
+    direction: str
+    from_number: str
+    to_number: str
+    duration_ms: int
+    channel_name: str | None
+    deliveries: tuple[DeliveryState, ...]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """The few operations the web side, the worker and the CLI need on the ledger tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Ledger:
+        """Open the ledger at a SQLAlchemy URL (tables are created by `migrate`)."""
+        return cls(make_engine(url))
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision; safe to call from several processes."""
+        from connector.ledger.migrations import upgrade
+
+        if self.engine.dialect.name == "postgresql":
+            # One process migrates at a time; the others then find the schema current.
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(7246873)"))
+                try:
+                    upgrade(self.engine)
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(7246873)"))
+                    conn.commit()
+            return
+        for attempt in range(10):
+            try:
+                upgrade(self.engine)
+                return
+            except OperationalError:
+                # Another process is migrating the same fresh database; its result is what we need.
+                if attempt == 9:
+                    raise
+                time.sleep(0.3)
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.execute(select(1))
+
+    # --- the web side -----------------------------------------------------------------------
+
+    def store_call(
+        self, report: CallReport, raw_body: bytes, targets: Sequence[str]
+    ) -> list[int] | None:
+        """Commit the call and one pending delivery per target in one transaction.
+
+        Returns the new delivery ids, or ``None`` when this call id was stored before (a duplicate:
+        nothing is written).
+        """
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                call_pk = conn.execute(
+                    _INSERT_CALL,
+                    {
+                        "dedupe_key": report.call_id,
+                        "call_id": report.call_id,
+                        "payload_version": report.payload_version,
+                        "received_at": now,
+                        "raw_body": raw_body,
+                        "start_time": report.start_time,
+                        "direction": report.direction,
+                        "from_number": report.from_number[:64],
+                        "to_number": report.to_number[:64],
+                        "duration_ms": report.duration // timedelta(milliseconds=1),
+                        "channel_name": report.channel.name[:255] if report.channel else None,
+                    },
+                ).scalar_one()
+                if not targets:
+                    return []
+                rows = conn.execute(
+                    _INSERT_DELIVERY,
+                    [
+                        {
+                            "call_pk": call_pk,
+                            "target": target,
+                            "status": PENDING,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "refs": {},
+                            "retry_since": now,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for target in targets
+                    ],
+                )
+                return [int(r[0]) for r in rows]
+        except IntegrityError:
+            if self._has_call(report.call_id):
+                return None
+            raise  # another constraint: a bug, not a duplicate
+
+    def _has_call(self, call_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(select(calls.c.id).where(calls.c.dedupe_key == call_id)).first()
+                is not None
+            )
+
+    # --- the worker -------------------------------------------------------------------------
+
+    def claim(self, delivery_id: int, lease: timedelta) -> Claim | None:
+        """Take a lease on a delivery that is due, or whose previous lease expired.
+
+        Returns ``None`` when the delivery is done, not yet due, or leased by someone else, so a
+        duplicate queue message is harmless.
+        """
+        now = _now()
+        token = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, self._due_condition(now))
+                .values(
+                    status=PROCESSING,
+                    lease_until=now + lease,
+                    lease_token=token,
+                    attempts=deliveries.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            row = conn.execute(
+                select(
+                    deliveries.c.target,
+                    deliveries.c.attempts,
+                    deliveries.c.refs,
+                    deliveries.c.retry_since,
+                    deliveries.c.created_at,
+                    calls.c.call_id,
+                    calls.c.raw_body,
+                    calls.c.received_at,
+                )
+                .join(calls, calls.c.id == deliveries.c.call_pk)
+                .where(deliveries.c.id == delivery_id)
+            ).one()
+        return Claim(
+            delivery_id=delivery_id,
+            token=token,
+            target=row.target,
+            attempts=row.attempts,
+            call_id=row.call_id,
+            raw_body=bytes(row.raw_body),
+            refs=dict(row.refs or {}),
+            first_received_at=row.received_at,
+            retry_since=row.retry_since or row.created_at,
+        )
+
+    def _finish(self, claim: Claim, **values: Any) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
+                )
+                .values(lease_until=None, lease_token=None, updated_at=_now(), **values)
+            )
+            return result.rowcount == 1
+
+    def record_ref(
+        self, claim: Claim, key: str, value: Any, renew: timedelta | None = None
+    ) -> None:
+        """Persist at once what a delivery has written so far (its journal), under our lease.
+
+        With `renew`, the lease is extended to now + `renew` (work in progress keeps it). Raises
+        `LeaseLost` when the lease is no longer ours: the writer must stop.
+        """
+        now = _now()
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                select(deliveries.c.refs).where(deliveries.c.id == claim.delivery_id)
+            ).scalar_one()
+            refs = {**(current or {}), key: value}
+            values: dict[str, Any] = {"refs": refs, "updated_at": now}
+            if renew is not None:
+                values["lease_until"] = now + renew
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
+                )
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise LeaseLost(f"delivery {claim.delivery_id}")
+
+    def complete(
+        self, claim: Claim, refs: dict[str, Any], *, skipped_reason: str | None = None
+    ) -> bool:
+        """Mark the delivery done (or skipped, with the reason) and store what was written."""
+        return self._finish(
+            claim,
+            status=SKIPPED if skipped_reason else DONE,
+            refs=refs,
+            last_error=skipped_reason,
+        )
+
+    def retry_later(
+        self,
+        claim: Claim,
+        error: str,
+        at: datetime,
+        *,
+        count_attempt: bool = True,
+        queued_until: datetime | None = None,
+    ) -> bool:
+        """Release the lease and schedule another attempt at `at`.
+
+        `queued_until`: a queue message for `at` was sent; the relay leaves the delivery alone
+        until then.
+        """
+        values: dict[str, Any] = {
+            "status": RETRYING,
+            "last_error": error,
+            "next_attempt_at": at,
+            "queued_until": queued_until,
+        }
+        if not count_attempt:
+            values["attempts"] = deliveries.c.attempts - 1
+        return self._finish(claim, **values)
+
+    def fail(self, claim: Claim, error: str) -> bool:
+        """Give the delivery up: status dead, with the reason."""
+        return self._finish(claim, status=DEAD, last_error=error)
+
+    def _due_condition(self, now: datetime) -> Any:
+        return or_(
+            and_(
+                deliveries.c.status.in_((PENDING, RETRYING)),
+                deliveries.c.next_attempt_at <= now,
+            ),
+            and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
+        )
+
+    def take_due(self, requeue_after: timedelta, limit: int = 200) -> list[int]:
+        """Deliveries the relay must send queue messages for, marked as queued for `requeue_after`.
+
+        Due deliveries and expired leases, minus those with a message sent less than
+        `requeue_after` ago; several relays (one per worker process) rarely pick the same rows,
+        and never on PostgreSQL (``SKIP LOCKED``). A lost message is re-sent after `requeue_after`.
+        """
+        now = _now()
+        with self.engine.begin() as conn:
+            ids = [
+                int(r.id)
+                for r in conn.execute(
+                    select(deliveries.c.id)
+                    .where(
+                        self._due_condition(now),
+                        or_(deliveries.c.queued_until.is_(None), deliveries.c.queued_until <= now),
+                    )
+                    .order_by(deliveries.c.next_attempt_at)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+            ]
+            if ids:
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(ids))
+                    .values(queued_until=now + requeue_after)
+                )
+        return ids
+
+    # --- parking a target (daily API limits) ---------------------------------------------------
+
+    def park_target(self, target: str, until: datetime, reason: str) -> None:
+        """Hold every delivery to `target` until `until` (for example a CRM's daily limit)."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                update(target_states)
+                .where(target_states.c.target == target)
+                .values(parked_until=until, reason=reason)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    target_states.insert().values(target=target, parked_until=until, reason=reason)
+                )
+
+    def parked(self, target: str) -> tuple[datetime, str] | None:
+        """``(until, reason)`` while `target` is parked, else ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(target_states.c.parked_until, target_states.c.reason).where(
+                    target_states.c.target == target
+                )
+            ).first()
+        if row is None or row.parked_until is None or row.parked_until <= _now():
+            return None
+        return row.parked_until, row.reason or ""
+
+    def parked_targets(self) -> dict[str, tuple[datetime, str]]:
+        """Every target parked right now."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(target_states).where(target_states.c.parked_until > _now())
+            ).all()
+        return {r.target: (r.parked_until, r.reason or "") for r in rows}
+
+    # --- per-target memos ----------------------------------------------------------------------
+
+    def memo_get(self, target: str, key: str) -> str | None:
+        """The memo `key` of `target`, or ``None``."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(target_memos.c.value).where(
+                    target_memos.c.target == target, target_memos.c.key == key
+                )
+            ).scalar()
+        return None if value is None else str(value)
+
+    def memo_reserve(self, target: str, key: str, value: str) -> bool:
+        """Insert the memo unless it exists; ``True`` if this call inserted it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    target_memos.insert().values(
+                        target=target, key=key, value=value, updated_at=_now()
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def memo_set(self, target: str, key: str, value: str) -> None:
+        """Insert or replace the memo."""
+        if not self.memo_reserve(target, key, value):
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(target_memos)
+                    .where(target_memos.c.target == target, target_memos.c.key == key)
+                    .values(value=value, updated_at=_now())
+                )
+
+    def memo_replace(self, target: str, key: str, expected: str | None, value: str) -> bool:
+        """Compare and set: replace the memo only if it still holds `expected` (None: absent)."""
+        if expected is None:
+            return self.memo_reserve(target, key, value)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(target_memos)
+                .where(
+                    target_memos.c.target == target,
+                    target_memos.c.key == key,
+                    target_memos.c.value == expected,
+                )
+                .values(value=value, updated_at=_now())
+            )
+            return result.rowcount == 1
+
+    def memo_delete(self, target: str, key: str) -> None:
+        """Forget the memo."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                target_memos.delete().where(
+                    target_memos.c.target == target, target_memos.c.key == key
+                )
+            )
+
+    # --- operators ----------------------------------------------------------------------------
+
+    def replay(self, call_id: str | None = None, *, dead: bool = False) -> list[int]:
+        """Make deliveries due again: every target of `call_id`, or every dead delivery."""
+        now = _now()
+        with self.engine.begin() as conn:
+            query = select(deliveries.c.id).join(calls, calls.c.id == deliveries.c.call_pk)
+            if call_id is not None:
+                query = query.where(calls.c.call_id == call_id, deliveries.c.status != PROCESSING)
+            if dead:
+                query = query.where(deliveries.c.status == DEAD)
+            ids = [int(r.id) for r in conn.execute(query)]
+            if not ids:
+                return []
+            replayed = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), deliveries.c.status != PROCESSING)
+                .values(
+                    status=PENDING,
+                    next_attempt_at=now,
+                    attempts=0,
+                    queued_until=None,
+                    retry_since=now,
+                    updated_at=now,
+                )
+                .returning(deliveries.c.id)
+            )
+            return sorted(int(r.id) for r in replayed)
+
+    def recent_calls(
+        self, limit: int = 20, call_id: str | None = None, statuses: Sequence[str] = ()
+    ) -> list[CallSummary]:
+        """The newest calls with every target's delivery state."""
+        with self.engine.connect() as conn:
+            query = select(calls).order_by(calls.c.id.desc()).limit(limit)
+            if call_id is not None:
+                query = query.where(calls.c.call_id == call_id)
+            if statuses:
+                query = query.where(
+                    calls.c.id.in_(
+                        select(deliveries.c.call_pk).where(deliveries.c.status.in_(statuses))
+                    )
+                )
+            call_rows = conn.execute(query).all()
+            by_call: dict[int, list[DeliveryState]] = {r.id: [] for r in call_rows}
+            if by_call:
+                for d in conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.call_pk.in_(by_call))
+                    .order_by(deliveries.c.target)
+                ):
+                    by_call[d.call_pk].append(_state(d))
+        return [
+            CallSummary(
+                call_id=r.call_id,
+                received_at=r.received_at,
+                start_time=r.start_time,
+                direction=r.direction,
+                from_number=r.from_number,
+                to_number=r.to_number,
+                duration_ms=r.duration_ms,
+                channel_name=r.channel_name,
+                deliveries=tuple(by_call[r.id]),
+            )
+            for r in call_rows
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """How many deliveries are in each status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+            ).all()
+        return {status: int(n) for status, n in rows}
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A connection for read-only reports."""
+        with self.engine.connect() as conn:
+            yield conn
+
+
+def _state(row: Any) -> DeliveryState:
+    refs = row.refs
+    if isinstance(refs, str):  # defensive: some drivers hand JSON back as text
+        refs = json.loads(refs)
+    return DeliveryState(
+        delivery_id=int(row.id),
+        target=row.target,
+        status=row.status,
+        attempts=int(row.attempts),
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        refs=dict(refs or {}),
+    )

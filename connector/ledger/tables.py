@@ -1,0 +1,129 @@
+"""The ledger's tables and delivery states: the schema migrations and queries share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "DEAD",
+    "DONE",
+    "PENDING",
+    "PROCESSING",
+    "RETRYING",
+    "SKIPPED",
+    "STATUSES",
+    "UTCDateTime",
+    "calls",
+    "deliveries",
+    "metadata",
+    "target_memos",
+    "target_states",
+]
+
+PENDING = "pending"
+PROCESSING = "processing"
+DONE = "done"
+SKIPPED = "skipped"
+RETRYING = "failed-retrying"
+DEAD = "dead"
+STATUSES = (PENDING, PROCESSING, DONE, SKIPPED, RETRYING, DEAD)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored without zone (SQLite has none) and always read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+metadata = MetaData()
+
+calls = Table(
+    "calls",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("dedupe_key", String(300), nullable=False, unique=True),
+    Column("call_id", String(255), nullable=False),
+    Column("payload_version", String(20), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("raw_body", LargeBinary(), nullable=False),
+    Column("start_time", UTCDateTime(), nullable=True),
+    Column("direction", String(3), nullable=False),
+    Column("from_number", String(64), nullable=False),
+    Column("to_number", String(64), nullable=False),
+    Column("duration_ms", BigInteger(), nullable=False),
+    Column("channel_name", String(255), nullable=True),
+    Index("ix_calls_call_id", "call_id"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("call_pk", ForeignKey("calls.id", ondelete="CASCADE"), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer(), nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=True),
+    Column("lease_token", String(36), nullable=True),
+    # Set when a queue message was sent; the relay sends another only once this has passed.
+    Column("queued_until", UTCDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("refs", JSON(), nullable=False, default=dict),
+    # Retries give up `give_up_after_hours` after this: creation, or the last replay.
+    Column("retry_since", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("call_pk", "target", name="uq_delivery_call_target"),
+    Index("ix_deliveries_call_pk", "call_pk"),
+    Index("ix_deliveries_status", "status", "next_attempt_at"),
+)
+
+target_states = Table(
+    "target_states",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("parked_until", UTCDateTime(), nullable=True),
+    Column("reason", Text(), nullable=True),
+)
+
+
+target_memos = Table(
+    "target_memos",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("value", Text(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

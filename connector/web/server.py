@@ -1,0 +1,86 @@
+"""Run the Flask app under gunicorn, programmatically (``sipgate-crm web``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
+
+from connector.config.sections import Config
+from connector.logs import SecretFilter
+
+__all__ = ["GunicornServer", "RedactingLogger"]
+
+
+class RedactingLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, masking the webhook secret in access-log lines (it may be in the path)."""
+
+    secret: str | None = None
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's own error log (e.g. "Error handling request POST /webhooks/…/<secret>")
+        gets the same scrubbing as ours."""
+        super().setup(cfg)
+        if self.secret:
+            scrub = SecretFilter([self.secret])
+            for handler in self.error_log.handlers:
+                handler.addFilter(scrub)
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        if self.secret:
+            for key, value in atoms.items():
+                if isinstance(value, str) and self.secret in value:
+                    atoms[key] = value.replace(self.secret, "***")
+        return atoms
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn with our app factory; every worker process opens its own ledger connections."""
+
+    def __init__(
+        self,
+        config: Config,
+        bind: str,
+        workers: int | None = None,
+        threads: int | None = None,
+        *,
+        probes: Callable[[], Mapping[str, Callable[[], object]]] | None = None,
+    ) -> None:
+        threads = threads or config.server.threads
+        self.service_config = config
+        self.probes = probes
+        self.options: dict[str, Any] = {
+            "bind": bind,
+            "workers": workers or config.server.workers,
+            # Threads overlap one request's fsync with another's parsing and validation.
+            "worker_class": "gthread" if threads > 1 else "sync",
+            "threads": threads,
+            "timeout": config.server.timeout_seconds,
+            "graceful_timeout": config.server.timeout_seconds,
+            "accesslog": "-",
+            # Full request lines would put a path secret into the access log.
+            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss',
+            "logger_class": RedactingLogger,
+            "errorlog": "-",
+            "loglevel": config.log_level.lower(),
+            "forwarded_allow_ips": "*" if config.server.trusted_proxies else "127.0.0.1,::1",
+        }
+        RedactingLogger.secret = config.server.secret
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        from connector.logs import configure_logging
+        from connector.web.app import create_app
+
+        secrets = [self.service_config.server.secret or ""]
+        configure_logging(self.service_config.log_level, secrets)
+        probes = self.probes() if self.probes else None
+        return create_app(self.service_config, probes=probes)

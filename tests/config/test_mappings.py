@@ -1,0 +1,277 @@
+"""The shipped mappings: they load, and render every kind of call within each field's limit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from connector.adapters import CrmRecord, Journal
+from connector.adapters.hubspot import HubSpotAdapter
+from connector.adapters.salesforce import SalesforceAdapter
+from connector.cli import main
+from connector.config.load import load_config
+from connector.config.policy import BUILTIN_MAPPINGS, Defaults, load_policy
+from connector.delivery.planning import plan_delivery
+from connector.payload import ActionItem, parse_report
+from connector.problems import ConfigError, ConfigProblem
+from tests.support.adapters import FakeCrm
+
+ROOT = Path(__file__).parents[2]
+#: The CRMs' own limits for the fields the shipped mappings fill.
+CRM_LIMITS = {
+    "hubspot.yaml": dict(HubSpotAdapter.field_limits),
+    "salesforce.yaml": dict(SalesforceAdapter.field_limits),
+    "database.yaml": {},
+}
+
+
+def variants(example: dict[str, Any]) -> dict[str, Any]:
+    base = parse_report(example)
+    return {
+        "example": base,
+        "umlauts": dataclasses.replace(
+            base,
+            headline="Rückfrage zur Kündigung - Größe Ä/Ö/Ü ß",
+            summary="Frau Müller möchte kündigen.",
+            key_points=("Überprüfung der Gebühren",),
+            topics=("Kündigung", "Gebühren"),
+        ),
+        "empty summary": dataclasses.replace(
+            base, summary="", key_points=(), topics=(), headline=""
+        ),
+        "no action items": dataclasses.replace(base, action_items=()),
+        "40 action items": dataclasses.replace(
+            base,
+            action_items=tuple(
+                ActionItem(f"Aufgabe Nummer {i}: Angebot schicken") for i in range(40)
+            ),
+        ),
+        "200,000-character transcript": dataclasses.replace(
+            base, transcript="Caller: " + ("Lorem ipsum dolor sit amet. " * 7200)[:199_992]
+        ),
+        "anonymous, no AI": dataclasses.replace(
+            base,
+            from_number="anonymous",
+            headline="",
+            summary="",
+            key_points=(),
+            topics=(),
+            action_items=(),
+            small_talk=(),
+            transcript="",
+            transcript_chunks=(),
+            users=(),
+            channel=None,
+        ),
+    }
+
+
+@pytest.mark.parametrize("mapping", sorted(CRM_LIMITS))
+@pytest.mark.parametrize("language", ["en", "de"])
+@pytest.mark.parametrize("transcript", ["off", "summary", "full"])
+def test_shipped_mapping_renders_every_variant_within_limits(
+    example_v1: dict[str, Any], mapping: str, language: str, transcript: str
+) -> None:
+    problems: list[ConfigProblem] = []
+    policy = load_policy(
+        {"mapping": mapping, "language": language, "transcript": transcript},
+        "targets[0]",
+        "config.yaml",
+        ROOT,
+        Defaults(),
+        ("contact", "lead", "company"),
+        problems,
+    )
+    assert policy is not None, problems
+    limits = CRM_LIMITS[mapping]
+    for name, report in variants(example_v1).items():
+        crm = FakeCrm([CrmRecord("contact", "K1", ("0211 63553400",))], limits=limits)
+        job = plan_delivery(report, policy, crm, Journal()).job
+        assert job is not None, name
+        assert set(job.fields) == set(policy.fields), name
+        for field, value in job.fields.items():
+            assert len(value) <= limits.get(field, 10**9), (name, field, len(value))
+        for task in job.tasks:
+            assert task.subject and len(task.subject) <= 200
+        if name == "umlauts":
+            assert "Rückfrage zur Kündigung" in " ".join(job.fields.values())
+        if language == "de" and mapping != "database.yaml" and name == "example":
+            assert "Zusammenfassung" in " ".join(job.fields.values())
+
+
+def test_every_shipped_mapping_is_in_the_repository() -> None:
+    assert sorted(p.name for p in BUILTIN_MAPPINGS.glob("*.yaml")) == sorted(CRM_LIMITS)
+
+
+def write(folder: Path, config: dict[str, Any], mapping: str | None = None) -> Path:
+    if mapping is not None:
+        (folder / "mappings").mkdir(exist_ok=True)
+        (folder / "mappings" / "mine.yaml").write_text(mapping)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_check_config_reports_several_errors_at_once_with_locations(tmp_path: Path) -> None:
+    mapping = (
+        "transcript: sometimes\n"
+        "matching: {tie_break: coin_flip}\n"
+        "fields:\n"
+        "  title: '{{ headlin }}'\n"
+        "  body: '{{ summary | no_such_filter }}'\n"
+        "  broken: '{% if %}'\n"
+    )
+    config = {
+        "defaults": {"region": "XX", "timezone": "Mars/Olympus"},
+        "targets": [
+            {"name": "a", "type": "database", "mapping": "mine.yaml"},
+            {"name": "b", "type": "database", "mapping": "absent.yaml"},
+            {"name": "c", "type": "database", "filters": {"directions": ["SIDEWAYS"]}},
+        ],
+    }
+    path = write(tmp_path, config, mapping)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    where = {(Path(p.file).name, p.path) for p in info.value.problems}
+    assert {
+        ("config.yaml", "defaults.region"),
+        ("config.yaml", "defaults.timezone"),
+        ("mine.yaml", "transcript"),
+        ("mine.yaml", "matching.tie_break"),
+        ("config.yaml", "targets[1].mapping"),
+        ("config.yaml", "targets[2].filters.directions[0]"),
+    } <= where
+    # Template errors are found once the mapping's other keys are valid.
+    path = write(
+        tmp_path,
+        {"targets": [{"name": "a", "type": "database", "mapping": "mine.yaml"}]},
+        mapping.split("fields:")[0].replace("sometimes", "full").replace("coin_flip", "all")
+        + "fields:"
+        + mapping.split("fields:")[1],
+    )
+    result = CliRunner().invoke(main, ["check-config", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "mine.yaml: fields.title: line 1: 'headlin' is undefined" in result.output
+    assert "mine.yaml: fields.body:" in result.output and "no_such_filter" in result.output
+    assert "mine.yaml: fields.broken:" in result.output
+
+
+def test_target_overrides_are_reported_in_the_configuration(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "targets": [
+                {
+                    "name": "a",
+                    "type": "database",
+                    "mapping": "database.yaml",
+                    "transcript": "everything",
+                }
+            ]
+        },
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [(Path(p.file).name, p.path) for p in info.value.problems] == [
+        ("config.yaml", "targets[0].transcript")
+    ]
+
+
+def test_dry_run_offline_prints_the_operations(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "storage": {"url": "sqlite:///l.db"},
+            "targets": [
+                {
+                    "name": "w",
+                    "type": "database",
+                    "mapping": "database.yaml",
+                    "url": "sqlite:///calls.db",
+                }
+            ],
+        },
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "dry-run",
+            "--config",
+            str(path),
+            "--offline",
+            str(ROOT / "tests/fixtures/example-v1.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    [operation] = out["targets"]["w"]["operations"]
+    assert operation["fields"]["title"] == "Invoice inquiry and plan change"
+    assert not (tmp_path / "calls.db").exists()  # nothing written
+
+
+def test_dry_run_with_an_assumed_match(tmp_path: Path, example_v1: dict[str, Any]) -> None:
+    from connector.config.load import parse_config
+    from connector.dryrun import dry_run
+
+    config = parse_config(
+        {"targets": [{"name": "crm", "type": "tests.support.adapters:FakeCrm"}]},
+        "config.yaml",
+        tmp_path,
+    )
+    report = parse_report(example_v1)
+    out = dry_run(config, report, offline=True, assumptions=["contact:K9:Erika Beispiel"])
+    target = out["targets"]["crm"]
+    [record] = target["match"]["records"]
+    assert (record["type"], record["id"], record["name"]) == ("contact", "K9", "Erika Beispiel")
+    assert target["search"]["number"] == "+4921163553400"
+    inbound_only = parse_config(
+        {
+            "targets": [
+                {
+                    "name": "crm",
+                    "type": "tests.support.adapters:FakeCrm",
+                    "filters": {"directions": ["OUT"]},
+                }
+            ]
+        },
+        "config.yaml",
+        tmp_path,
+    )
+    skipped = dry_run(inbound_only, report, offline=True)
+    assert skipped["targets"]["crm"] == {"skipped": "direction IN is not taken by this target"}
+
+
+def test_schema_command_describes_config_and_mapping() -> None:
+    runner = CliRunner()
+    config = json.loads(runner.invoke(main, ["schema", "config"]).output)
+    target = config["properties"]["targets"]["items"]["oneOf"][0]
+    assert target["properties"]["type"] == {"const": "database"}
+    assert "filters" in target["properties"] and "table_prefix" in target["properties"]
+    assert (
+        config["properties"]["server"]["properties"]["max_body_bytes"]["anyOf"][0]["default"]
+        == 5242880
+    )
+    mapping = json.loads(runner.invoke(main, ["schema", "mapping"]).output)
+    assert mapping["properties"]["transcript"]["enum"] == ["off", "summary", "full"]
+    assert mapping["properties"]["matching"]["properties"]["on_no_match"]["enum"][0] == "skip"
+
+
+def test_the_shipped_files_validate_against_the_published_schemas() -> None:
+    import jsonschema
+
+    runner = CliRunner()
+    config_schema = json.loads(runner.invoke(main, ["schema", "config"]).output)
+    mapping_schema = json.loads(runner.invoke(main, ["schema", "mapping"]).output)
+    jsonschema.validate(yaml.safe_load((ROOT / "config.example.yaml").read_text()), config_schema)
+    for path in BUILTIN_MAPPINGS.glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(path.read_text()), mapping_schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {"targets": [{"name": "x", "type": "database", "urll": "y"}]}, config_schema
+        )

@@ -1,0 +1,84 @@
+"""Redaction: numbers masked, secrets scrubbed — also from gunicorn's own logs and tracebacks."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from gunicorn.config import Config as GunicornConfig
+
+from connector.logs import SecretFilter, mask_number
+from connector.web.server import RedactingLogger
+
+SECRET = "webhook-secret-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [
+        ("4921163553400", "**********400"),
+        ("+49 211 635534-00", "+** *** *****4-00"),
+        ("anonymous", "anonymous"),
+        ("", ""),
+        ("12", "12"),
+    ],
+)
+def test_all_but_the_last_three_digits_are_masked(number: str, masked: str) -> None:
+    assert mask_number(number) == masked
+
+
+def test_the_secret_filter_scrubs_messages_and_tracebacks() -> None:
+    try:
+        raise RuntimeError(f"while handling /webhooks/sipgate/{SECRET}")
+    except RuntimeError:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "POST %s", (f"/x/{SECRET}",), None
+        )
+        import sys
+
+        record.exc_info = sys.exc_info()
+    SecretFilter([SECRET]).filter(record)
+    text = logging.Formatter().format(record)
+    assert SECRET not in text and "***" in text and "RuntimeError" in text
+
+
+def test_gunicorn_error_log_is_scrubbed() -> None:
+    RedactingLogger.secret = SECRET
+    try:
+        logger = RedactingLogger(GunicornConfig())
+        assert any(
+            isinstance(f, SecretFilter) for h in logger.error_log.handlers for f in h.filters
+        )
+    finally:
+        RedactingLogger.secret = None
+
+
+def test_the_access_log_masks_the_secret_in_the_path() -> None:
+    from types import SimpleNamespace
+
+    RedactingLogger.secret = SECRET
+    try:
+        logger = RedactingLogger(GunicornConfig())
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": f"/webhooks/sipgate/{SECRET}",
+            "QUERY_STRING": "",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "RAW_URI": f"/webhooks/sipgate/{SECRET}",
+        }
+        request = SimpleNamespace(
+            headers=[],
+            method="POST",
+            path=f"/webhooks/sipgate/{SECRET}",
+            query="",
+            version=(1, 1),
+            uri=f"/webhooks/sipgate/{SECRET}",
+        )
+        response = SimpleNamespace(status="200 OK", sent=10, headers=[], response_length=10)
+        from datetime import timedelta
+
+        atoms = logger.atoms(response, request, environ, timedelta(milliseconds=3))
+        assert SECRET not in " ".join(str(v) for v in atoms.values())
+        assert atoms["U"] == "/webhooks/sipgate/***"
+    finally:
+        RedactingLogger.secret = None
