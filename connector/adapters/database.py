@@ -40,9 +40,8 @@ from connector.adapters.base import (
     RetryableError,
     WriteResult,
 )
-from connector.ledger.sql import make_engine
-from connector.ledger.tables import UTCDateTime
 from connector.payload import CallReport
+from connector.sql import UTCDateTime, make_engine
 
 __all__ = ["DatabaseAdapter", "DatabaseOptions", "warehouse_tables"]
 

@@ -32,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from connector.ledger.sql import make_engine
 from connector.ledger.tables import (
     DEAD,
     DONE,
@@ -46,6 +45,7 @@ from connector.ledger.tables import (
     target_states,
 )
 from connector.payload import CallReport
+from connector.sql import make_engine
 
 __all__ = [
     "CallSummary",

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -20,7 +16,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
+
+from connector.sql import UTCDateTime
 
 __all__ = [
     "DEAD",
@@ -30,7 +27,6 @@ __all__ = [
     "RETRYING",
     "SKIPPED",
     "STATUSES",
-    "UTCDateTime",
     "calls",
     "deliveries",
     "metadata",
@@ -45,21 +41,6 @@ SKIPPED = "skipped"
 RETRYING = "failed-retrying"
 DEAD = "dead"
 STATUSES = (PENDING, PROCESSING, DONE, SKIPPED, RETRYING, DEAD)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored without zone (SQLite has none) and always read back as aware UTC."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None else None
 
 
 metadata = MetaData()

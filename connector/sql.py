@@ -1,17 +1,31 @@
-"""SQL engines for the ledger: SQLite with durable WAL pragmas, or PostgreSQL."""
+"""SQL plumbing shared by the ledger and SQL targets: durable SQLite engines, UTC timestamps."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    create_engine,
-    event,
-)
+from sqlalchemy import DateTime, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
 
-__all__ = ["make_engine"]
+__all__ = ["UTCDateTime", "make_engine"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored without zone (SQLite has none) and always read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
