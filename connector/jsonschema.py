@@ -53,6 +53,8 @@ def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
                 out["maximum"] = validator.max
         elif isinstance(validator, validate.Length) and validator.min is not None:
             out["minLength"] = validator.min
+    if field.metadata.get("description"):
+        out["description"] = field.metadata["description"]
     default = field.load_default
     if default is not None and not callable(default) and default is not missing:
         out["default"] = default
@@ -90,7 +92,7 @@ def _target_schema(type_name: str) -> dict[str, Any]:
         "properties": {
             "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
             "type": {"const": type_name},
-            # The policy keys are taken out before the adapter sees its options.
+            # The policy keys last: a target entry's policy keys are never the adapter's.
             **options["properties"],
             **policy["properties"],
         },

@@ -1,21 +1,32 @@
-"""The contract every delivery target implements, and the errors that steer retries.
+"""The contract every delivery target implements, and what the pipeline hands it.
 
-An adapter is a subclass of `Adapter` that declares its options as a marshmallow schema
-(`config_schema`) and implements a few small steps; the pipeline runs the flow, handles retries and
-records results, and never names a CRM. Adapters never see HTTP requests from sipgate or YAML files:
-they get validated options and `CallReport`-derived jobs.
+An adapter is a subclass of `Adapter` that declares its options as a frozen dataclass
+(`options_type`, from which `config_schema` follows) and implements a few small steps; the
+pipeline runs the flow, handles retries and records results, and never names a CRM. Adapters
+never see HTTP requests from sipgate or YAML files: they get validated options and
+`CallReport`-derived jobs.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from importlib.resources.abc import Traversable
 from typing import Any, ClassVar, Self
 
-from marshmallow import RAISE, Schema
+from marshmallow import Schema
 
+from connector.adapters.kit.errors import (
+    AdapterError,
+    PermanentError,
+    RetryableError,
+    TargetParked,
+)
+from connector.adapters.kit.journal import Journal
+from connector.adapters.kit.memo import Memo, MemoryMemo
+from connector.adapters.kit.options import OptionsSchema, options_schema
 from connector.config.sections import TargetConfig
 from connector.fields import IdString
 from connector.payload import CallReport
@@ -40,133 +51,12 @@ __all__ = [
 ]
 
 
-class AdapterError(Exception):
-    """Base of the errors an adapter raises; the message must not contain personal data."""
-
-
-class RetryableError(AdapterError):
-    """A temporary failure (outage, timeout, rate limit): the delivery is tried again later.
-
-    `retry_after` (seconds) is honoured when the target said how long to wait.
-    """
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class TargetParked(RetryableError):
-    """The whole target cannot take writes until `until` (for example a daily API limit).
-
-    Every delivery to the target waits until then without using up attempts; `sipgate-crm status`
-    shows the reason.
-    """
-
-    def __init__(self, message: str, *, until: datetime) -> None:
-        super().__init__(message)
-        self.until = until
-
-
-class PermanentError(AdapterError):
-    """A failure that retrying cannot fix (bad credentials, missing permission, rejected data).
-
-    The delivery goes to ``dead`` with this message; `sipgate-crm replay` retries it after a fix.
-    """
-
-
 @dataclass(frozen=True)
 class CheckResult:
     """One line of a preflight check."""
 
     ok: bool
     message: str
-
-
-class Memo(ABC):
-    """A small durable key-value store per target, shared by all workers (kept in the ledger).
-
-    Adapters use it for facts that outlive one delivery, e.g. "this new number already got a
-    contact" while the CRM's search index has not caught up yet.
-    """
-
-    @abstractmethod
-    def get(self, key: str) -> str | None:
-        """The value stored under `key`, or ``None``."""
-
-    @abstractmethod
-    def reserve(self, key: str, value: str) -> bool:
-        """Store `value` under `key` only if the key is free; ``True`` if this call stored it."""
-
-    @abstractmethod
-    def set(self, key: str, value: str) -> None:
-        """Store `value` under `key`, replacing what was there."""
-
-    @abstractmethod
-    def replace(self, key: str, expected: str | None, value: str) -> bool:
-        """Compare and set: store `value` only if `key` still holds `expected` (``None``: absent).
-
-        ``True`` if this call stored it; of several workers replacing the same value, one wins.
-        """
-
-    @abstractmethod
-    def delete(self, key: str) -> None:
-        """Forget `key`."""
-
-
-class MemoryMemo(Memo):
-    """A `Memo` in a dict: for tests and one-off tools."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def reserve(self, key: str, value: str) -> bool:
-        if key in self.values:
-            return False
-        self.values[key] = value
-        return True
-
-    def set(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-    def replace(self, key: str, expected: str | None, value: str) -> bool:
-        if self.values.get(key) != expected:
-            return False
-        self.values[key] = value
-        return True
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
-class Journal:
-    """What a delivery has already written, persisted at once, so a retry never writes it twice.
-
-    Adapters `record` the reference of every object they create right after creating it and `get`
-    it before creating; the ledger keeps the journal across crashes and retries.
-    """
-
-    def __init__(
-        self, refs: Mapping[str, Any] | None = None, save: Callable[[str, Any], None] | None = None
-    ) -> None:
-        self._refs = dict(refs or {})
-        self._save = save
-
-    def get(self, key: str) -> Any:
-        """The reference recorded under `key`, or ``None``."""
-        return self._refs.get(key)
-
-    def record(self, key: str, value: Any) -> None:
-        """Remember `value` under `key` and persist it before returning."""
-        self._refs[key] = value
-        if self._save is not None:
-            self._save(key, value)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Everything recorded so far."""
-        return dict(self._refs)
 
 
 @dataclass(frozen=True)
@@ -224,22 +114,21 @@ class WriteResult:
     refs: Mapping[str, Any]
 
 
-class OptionsSchema(Schema):
-    """Base for adapter option schemas: unknown keys are errors (they are usually typos)."""
-
-    class Meta:
-        unknown = RAISE
-
-
 class Adapter(ABC):
     """A delivery target.
 
-    Subclasses set `type_name` and `config_schema`, implement `check` and `write`, and are
-    registered in the ``sipgate_crm.adapters`` entry-point group under `type_name`.
+    Subclasses set `type_name` and `options_type` (a frozen dataclass; `config_schema` is
+    derived from it), implement `check` and `write`, and are registered in the
+    ``sipgate_crm.adapters`` entry-point group under `type_name`.
     """
 
     type_name: ClassVar[str] = ""
+    #: The adapter's options, a frozen dataclass (see `connector.adapters.option`).
+    options_type: ClassVar[type[Any] | None] = None
+    #: The schema a target entry is validated with: derived from `options_type` when set.
     config_schema: ClassVar[type[Schema]] = OptionsSchema
+    #: The mapping a target of this type uses when it names none (a file in the package).
+    default_mapping: ClassVar[Traversable | None] = None
     #: Object types `search_by_phone` can find, most specific first (empty: no matching step).
     searchable_objects: ClassVar[tuple[str, ...]] = ()
     #: Object types `create_record` can create for ``on_no_match``.
@@ -249,9 +138,15 @@ class Adapter(ABC):
     #: Whether `write` stores `DeliveryJob.overflow` (text that did not fit) in a record of its own.
     supports_overflow: ClassVar[bool] = False
 
-    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("options_type") is not None:
+            cls.config_schema = options_schema(cls.__dict__["options_type"])
+
+    def __init__(self, name: str, options: Any) -> None:
         self.name = name
-        self.options = options
+        #: The validated options: an `options_type` instance (a mapping for schema-only adapters).
+        self.options: Any = options
         self.memo: Memo = MemoryMemo()
 
     def bind_memo(self, memo: Memo) -> None:

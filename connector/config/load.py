@@ -7,6 +7,7 @@ all in one go and the service refuses to start on any of them.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -218,10 +219,28 @@ def _target_options(
         return None
     if policy is None:
         return None
-    for key, value in list(loaded.items()):
-        if isinstance(value, str) and value.startswith("sqlite:///"):
-            loaded[key] = resolve_sqlite_url(value, base)
-    return TargetConfig(name=head["name"], type=head["type"], options=loaded, policy=policy)
+    return TargetConfig(
+        name=head["name"], type=head["type"], options=_resolved(loaded, base), policy=policy
+    )
+
+
+def _resolved(options: Any, base: Path) -> Any:
+    """`options` with relative ``sqlite:///`` URLs resolved against the configuration's folder
+    (typed options are replaced, options of schema-only adapters updated)."""
+    values = (
+        {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+        if dataclasses.is_dataclass(options)
+        else options
+    )
+    urls = {
+        key: resolve_sqlite_url(value, base)
+        for key, value in values.items()
+        if isinstance(value, str) and value.startswith("sqlite:///")
+    }
+    if dataclasses.is_dataclass(options) and not isinstance(options, type):
+        return dataclasses.replace(options, **urls)
+    options.update(urls)
+    return options
 
 
 def parse_config(document: Any, file: str = "<config>", base: Path | None = None) -> Config:

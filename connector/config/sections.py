@@ -6,7 +6,6 @@ Adapters and the delivery side read these; `connector.config.load` builds them f
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ class TargetConfig:
 
     name: str
     type: str
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Any = field(default_factory=dict)
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
 

@@ -69,7 +69,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 # The timeout adapter the Salesforce adapter mounts; tests mount the same one.
-from connector.adapters.salesforce.client import TimeoutHTTPAdapter
+from connector.adapters.kit.http import TimeoutHTTPAdapter
 
 __all__ = [
     "ENGLISH_TASK_PRIORITIES",

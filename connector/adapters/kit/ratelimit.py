@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connector.adapters.base import RetryableError
+from connector.adapters.kit.errors import RetryableError
 
 __all__ = [
     "Budget",

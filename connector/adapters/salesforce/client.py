@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import requests
-from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from connector.adapters.base import Adapter, PermanentError, RetryableError
+from connector.adapters.kit.http import TimeoutHTTPAdapter
 from connector.adapters.salesforce.auth import _login
 from connector.adapters.salesforce.errors import _translate
 
@@ -28,33 +28,6 @@ from connector.adapters.salesforce.errors import _translate
 log = logging.getLogger(__package__)
 
 _T = TypeVar("_T")
-
-
-class TimeoutHTTPAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` that gives every request a default timeout and never retries."""
-
-    def __init__(self, timeout: float | tuple[float, float]) -> None:
-        super().__init__(max_retries=0)
-        self.timeout = timeout
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """Send `request` with this adapter's timeout unless the caller gave one."""
-        return super().send(
-            request,
-            stream=stream,
-            timeout=self.timeout if timeout is None else timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
 
 
 class _SalesforceApi(Adapter):
