@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from connector.cli import main
-from connector.render import context_reference
+from connector.render.context import VARIABLES
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
 def test_every_template_variable_is_documented() -> None:
-    missing = [name for name, _ in context_reference() if f"| `{name}` |" not in README]
+    missing = [v.name for v in VARIABLES if f"| `{v.name}` |" not in README]
     assert missing == []
 
 

@@ -20,7 +20,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from connector.fields import IdString
 from connector.problems import ConfigProblem, problems_from_messages
-from connector.render import LANGUAGES, check_templates, compile_templates
+from connector.render.check import check_templates
+from connector.render.locales import LANGUAGES
+from connector.render.sandbox import compile_templates
 
 __all__ = [
     "BUILTIN_MAPPINGS",

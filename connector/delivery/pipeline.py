@@ -30,7 +30,7 @@ from connector.delivery.planning import plan_delivery
 from connector.ledger.ledger import Claim, LeaseLost, Ledger
 from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, SKIPPED
 from connector.payload import PayloadError, report_from_json
-from connector.render import TemplateProblem
+from connector.render.sandbox import TemplateProblem
 
 __all__ = ["DeliveryPipeline", "Outcome", "backoff_delay"]
 

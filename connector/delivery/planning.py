@@ -18,7 +18,9 @@ from connector.config.policy import DeliveryPolicy
 from connector.delivery.matching import CREATED, UNMATCHED, MatchOutcome, choose_records
 from connector.payload import CallReport
 from connector.phone import PhoneNumber, parse_sipgate
-from connector.render import build_context, render_fields, truncate_to
+from connector.render.context import build_context
+from connector.render.sandbox import render_fields
+from connector.text import truncate_to
 
 __all__ = ["Plan", "add_business_days", "plan_delivery", "resolve_owner"]
 

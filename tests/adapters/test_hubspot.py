@@ -46,7 +46,7 @@ from connector.config.sections import TargetConfig
 from connector.delivery.planning import plan_delivery
 from connector.payload import CallReport, Channel
 from connector.phone import PhoneNumber, parse_sipgate, same_number
-from connector.render import make_environment
+from connector.render.sandbox import make_environment
 from connector.testing import AdapterContract, example_report, minimal_report
 from tests.fakes.hubspot_server import (
     DEFAULT_TOKEN,

@@ -37,7 +37,7 @@ from connector.config.policy import DeliveryPolicy, MatchingPolicy
 from connector.config.sections import TargetConfig
 from connector.delivery.planning import plan_delivery
 from connector.phone import PhoneNumber, parse_sipgate, same_number
-from connector.render import compile_templates
+from connector.render.sandbox import compile_templates
 from connector.testing import AdapterContract, example_report
 from tests.fakes.salesforce_server import (
     GERMAN_TASK_PRIORITIES,

@@ -13,7 +13,7 @@ from typing import Any
 from connector.adapters.base import Adapter, DeliveryJob, TaskSpec
 from connector.adapters.hubspot.values import _iso, _properties
 from connector.phone import parse_sipgate
-from connector.render import paragraphs_html, truncate_to
+from connector.text import paragraphs_html, truncate_to
 
 #: HubSpot-defined association type ids (category ``HUBSPOT_DEFINED``), as in the SDK's
 #: ``hubspot.crm.association_type.AssociationType``.

@@ -20,7 +20,7 @@ from simple_salesforce.exceptions import SalesforceError
 
 from connector.adapters.base import AdapterError, PermanentError, RetryableError, TargetParked
 from connector.adapters.salesforce.records import _Item
-from connector.render import truncate_to
+from connector.text import truncate_to
 
 #: How long the target is parked after Salesforce refused a request for the daily allocation.
 REQUEST_LIMIT_PARK: Final = timedelta(hours=1)

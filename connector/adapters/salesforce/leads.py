@@ -36,7 +36,7 @@ from connector.adapters.salesforce.search import _Search
 from connector.adapters.salesforce.soql import _select, _soql_string
 from connector.logs import mask_number
 from connector.phone import PhoneNumber
-from connector.render import truncate_to
+from connector.text import truncate_to
 
 #: The package's logger (named as before the package was split into modules).
 log = logging.getLogger(__package__)

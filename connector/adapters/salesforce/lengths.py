@@ -6,7 +6,7 @@ field with ``STRING_TOO_LONG``, a permanent error. Fields whose length the adapt
 `records.LEAD_FIELD_LIMITS`) and the fields it writes itself are cut without asking; as soon as
 the mapping writes any other field, ``sobjects/<Type>/describe`` is read once (one API request
 per type and adapter instance) and string values are cut to the field's ``length`` at write time
-(`connector.render.truncate_to`).
+(`connector.text.truncate_to`).
 """
 
 from __future__ import annotations

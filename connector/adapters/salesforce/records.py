@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from connector.adapters.base import CrmRecord, DeliveryJob, TaskSpec
 from connector.payload import CallReport
-from connector.render import truncate_to
+from connector.text import truncate_to
 
 #: Task.Subject, Task.CallObject, Task.CallDisposition and Case.Subject hold 255 characters.
 SUBJECT_LIMIT: Final = 255
