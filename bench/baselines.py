@@ -3,15 +3,23 @@
 * `bare_app`: reads the body and answers 204 — the cost of HTTP and gunicorn alone.
 * `durable_insert_app`: reads the body and commits it in one SQLite insert with the ledger's
   durability settings (WAL, ``synchronous=FULL``) — the floor for "answered only once on disk".
+* `same_stack_app`: the same stack as the service without its features — Flask, the product's
+  JSON decoding and marshmallow validation (`connector.payload.parse_report`), and one raw SQLite
+  insert with ``synchronous=FULL`` — the floor the service itself is measured against.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from flask import Flask, request
+
+from connector.payload import PayloadError, parse_report
 
 StartResponse = Callable[..., Any]
 _local = threading.local()
@@ -52,3 +60,21 @@ def durable_insert_app(environ: dict[str, Any], start_response: StartResponse) -
     conn.execute("COMMIT")
     start_response("200 OK", [("Content-Type", "application/json")])
     return [b'{"status":"accepted"}']
+
+
+same_stack_app = Flask("same-stack-floor")
+
+
+@same_stack_app.post("/webhooks/sipgate")
+def _same_stack_receive() -> tuple[dict[str, str], int]:
+    """Decode, validate with the product's schema, commit the body in one durable insert."""
+    body = request.get_data()
+    try:
+        report = parse_report(json.loads(body))
+    except (ValueError, PayloadError):
+        return {"error": "invalid_payload"}, 422
+    conn = _connection()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO bodies (body) VALUES (?)", (body,))
+    conn.execute("COMMIT")
+    return {"status": "accepted", "call_id": report.call_id}, 200

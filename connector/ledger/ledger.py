@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,8 +30,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from connector.ledger.prepared import PreparedInsert
 from connector.ledger.tables import (
     DEAD,
     DONE,
@@ -55,9 +56,33 @@ __all__ = [
     "Ledger",
 ]
 
-# Built once: the request path only binds parameters to these.
+# Compiled once per ledger (`PreparedInsert`): the request path only binds parameters to these.
 _INSERT_CALL = calls.insert().returning(calls.c.id)
-_INSERT_DELIVERY = deliveries.insert().returning(deliveries.c.id, sort_by_parameter_order=True)
+_INSERT_DELIVERY = deliveries.insert().returning(deliveries.c.id)
+_CALL_COLUMNS = (
+    "dedupe_key",
+    "call_id",
+    "payload_version",
+    "received_at",
+    "raw_body",
+    "start_time",
+    "direction",
+    "from_number",
+    "to_number",
+    "duration_ms",
+    "channel_name",
+)
+_DELIVERY_COLUMNS = (
+    "call_pk",
+    "target",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "refs",
+    "retry_since",
+    "created_at",
+    "updated_at",
+)
 
 
 class LeaseLost(Exception):
@@ -116,6 +141,7 @@ class Ledger:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._inserts: tuple[PreparedInsert, PreparedInsert] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Ledger:
@@ -161,13 +187,20 @@ class Ledger:
         """Commit the call and one pending delivery per target in one transaction.
 
         Returns the new delivery ids, or ``None`` when this call id was stored before (a duplicate:
-        nothing is written).
+        nothing is written). A database failure raises SQLAlchemy's `DBAPIError` subclass for it.
+        The inserts are compiled once and run on the DBAPI connection: this is the webhook's hot
+        path, and the commit is as durable as any other (WAL, ``synchronous=FULL`` on SQLite).
         """
         now = _now()
+        dbapi = self.engine.dialect.loaded_dbapi
+        raw = self.engine.raw_connection()
+        call_insert, delivery_insert = self._store_inserts()
+        statement = call_insert.sql
+        cursor = raw.cursor()
         try:
-            with self.engine.begin() as conn:
-                call_pk = conn.execute(
-                    _INSERT_CALL,
+            cursor.execute(
+                statement,
+                call_insert.parameters(
                     {
                         "dedupe_key": report.call_id,
                         "call_id": report.call_id,
@@ -180,13 +213,16 @@ class Ledger:
                         "to_number": report.to_number[:64],
                         "duration_ms": report.duration // timedelta(milliseconds=1),
                         "channel_name": report.channel.name[:255] if report.channel else None,
-                    },
-                ).scalar_one()
-                if not targets:
-                    return []
-                rows = conn.execute(
-                    _INSERT_DELIVERY,
-                    [
+                    }
+                ),
+            )
+            call_pk = cursor.fetchall()[0][0]
+            statement = delivery_insert.sql
+            delivery_ids: list[int] = []
+            for target in targets:
+                cursor.execute(
+                    statement,
+                    delivery_insert.parameters(
                         {
                             "call_pk": call_pk,
                             "target": target,
@@ -198,14 +234,38 @@ class Ledger:
                             "created_at": now,
                             "updated_at": now,
                         }
-                        for target in targets
-                    ],
+                    ),
                 )
-                return [int(r[0]) for r in rows]
-        except IntegrityError:
-            if self._has_call(report.call_id):
-                return None
-            raise  # another constraint: a bug, not a duplicate
+                delivery_ids.append(int(cursor.fetchall()[0][0]))
+            raw.commit()
+            return delivery_ids
+        except dbapi.Error as exc:
+            with suppress(dbapi.Error):  # a connection that is gone cannot roll back
+                raw.rollback()
+            if not isinstance(exc, dbapi.IntegrityError):
+                if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
+                    raw.invalidate(exc)
+                raise DBAPIError.instance(
+                    statement, None, exc, dbapi.Error, hide_parameters=True
+                ) from exc
+            conflict = exc
+        finally:
+            cursor.close()
+            raw.close()
+        if self._has_call(report.call_id):
+            return None
+        raise IntegrityError(statement, None, conflict, hide_parameters=True)  # a bug
+
+    def _store_inserts(self) -> tuple[PreparedInsert, PreparedInsert]:
+        """The two inserts of `store_call`, compiled on first use (the dialect knows its server
+        version only after the first connection)."""
+        if self._inserts is None:
+            dialect = self.engine.dialect
+            self._inserts = (
+                PreparedInsert(_INSERT_CALL, dialect, _CALL_COLUMNS),
+                PreparedInsert(_INSERT_DELIVERY, dialect, _DELIVERY_COLUMNS),
+            )
+        return self._inserts
 
     def _has_call(self, call_id: str) -> bool:
         with self.engine.connect() as conn:
