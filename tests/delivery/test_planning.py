@@ -203,3 +203,12 @@ def test_anonymous_caller_is_logged_unmatched_without_a_search(report: Any) -> N
     assert (
         plan.job is not None and plan.job.matches == () and crm.searches == 0 and crm.created == []
     )
+
+
+@pytest.mark.parametrize("number", ["anonymous", "", "unknown"])
+def test_skip_also_holds_for_a_withheld_or_empty_number(report: Any, number: str) -> None:
+    crm = FakeCrm([contact()])
+    withheld = dataclasses.replace(report, from_number=number)
+    plan = plan_delivery(withheld, policy(matching={"on_no_match": "skip"}), crm, Journal())
+    assert plan.job is None and plan.skip_reason == "no caller number to match"
+    assert crm.searches == 0 and crm.created == []
