@@ -108,7 +108,6 @@ class DeliveryPolicy:
     language: str = "en"
     defaults: Defaults = field(default_factory=Defaults)
     transcript: str = "summary"
-    transcript_field: str | None = None
     fields: Mapping[str, jinja2.Template] = field(default_factory=dict)
     new_record: Mapping[str, jinja2.Template] = field(default_factory=dict)
     limits: Mapping[str, int] = field(default_factory=dict)
@@ -185,7 +184,6 @@ class MappingSchema(_Strict):
 
     language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
     transcript = _TranscriptMode(load_default="summary", validate=validate.OneOf(TRANSCRIPT_MODES))
-    transcript_field = fields.String(load_default=None, allow_none=True)
     matching = fields.Nested(MatchingSchema, load_default=lambda: MatchingSchema().load({}))
     tasks = fields.Nested(TasksSchema, load_default=lambda: TasksSchema().load({}))
     fields_ = fields.Dict(
@@ -354,14 +352,6 @@ def load_policy(
         if tasks["enabled"]
         else {}
     )
-    if mapping["transcript_field"] and mapping["transcript_field"] not in mapping["fields_"]:
-        problems.append(
-            ConfigProblem(
-                mapping_file,
-                f"{prefix}transcript_field",
-                f"{mapping['transcript_field']!r} is not one of the mapped fields.",
-            )
-        )
     matching = mapping["matching"]
     # Not set: everything the target can search; an empty list: no matching at all.
     objects = tuple(object_types if matching["objects"] is None else matching["objects"])
@@ -382,7 +372,6 @@ def load_policy(
         language=language,
         defaults=defaults,
         transcript=mapping["transcript"],
-        transcript_field=mapping["transcript_field"],
         fields=call_fields,
         new_record=new_record,
         limits=mapping["limits"],

@@ -181,11 +181,15 @@ def _render_call_fields(
         overflow = transcript if mode == "summary" and adapter.supports_overflow else ""
         return _cut(fields, limits), overflow
     fields = render_fields(policy.fields, context)
-    too_long = [f for f, v in fields.items() if f in limits and len(v) > limits[f]]
+    plain = render_fields(policy.fields, without)
+    # Only a field the transcript made too long moves it; the templates say which fields hold it.
+    too_long = [
+        f for f, v in fields.items() if f in limits and len(v) > limits[f] and v != plain[f]
+    ]
     if too_long and adapter.supports_overflow:
         # The transcript does not fit the record: the record keeps everything else, the
         # overflow record (a note) takes the whole transcript.
-        return _cut(render_fields(policy.fields, without), limits), transcript
+        return _cut(plain, limits), transcript
     return _cut(fields, limits), ""
 
 

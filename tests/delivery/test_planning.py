@@ -212,3 +212,26 @@ def test_skip_also_holds_for_a_withheld_or_empty_number(report: Any, number: str
     plan = plan_delivery(withheld, policy(matching={"on_no_match": "skip"}), crm, Journal())
     assert plan.job is None and plan.skip_reason == "no caller number to match"
     assert crm.searches == 0 and crm.created == []
+
+
+def test_a_field_too_long_without_the_transcript_leaves_the_transcript_in_place(
+    report: Any,
+) -> None:
+    long_headline = dataclasses.replace(report, headline="Invoice " * 100)
+    crm = FakeCrm([contact()], limits={"hs_call_title": 255, "hs_call_body": 65536})
+    job = plan_delivery(long_headline, policy(transcript="full"), crm, Journal()).job
+    assert job is not None and job.overflow == ""
+    assert len(job.fields["hs_call_title"]) == 255 and job.fields["hs_call_title"].endswith(" […]")
+    assert "customer number" in job.fields["hs_call_body"]
+
+
+def test_transcript_field_is_no_key_of_a_mapping(tmp_path: Path) -> None:
+    problems: list[ConfigProblem] = []
+    (tmp_path / "m.yaml").write_text("transcript: full\ntranscript_field: hs_call_body\n")
+    loaded = load_policy(
+        {"mapping": "m.yaml"}, "targets[0]", "c.yaml", tmp_path, Defaults(), ("contact",), problems
+    )
+    assert loaded is None
+    assert [(p.path, p.message) for p in problems] == [
+        ("transcript_field", "Unknown key (a typo?).")
+    ]
