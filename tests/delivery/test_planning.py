@@ -11,7 +11,7 @@ import pytest
 
 from connector.adapters import CrmRecord, Journal
 from connector.config.load import Defaults
-from connector.config.policy import DeliveryPolicy, load_policy
+from connector.config.policy import DeliveryPolicy, TargetAbilities, load_policy
 from connector.delivery.planning import add_business_days, plan_delivery
 from connector.payload import ActionItem, parse_report
 from connector.problems import ConfigProblem
@@ -27,7 +27,7 @@ def policy(**mapping: Any) -> DeliveryPolicy:
         "config.yaml",
         Path("/nonexistent"),
         Defaults(),
-        ("contact", "lead", "company"),
+        TargetAbilities(("contact", "lead", "company"), ("contact", "lead")),
         problems,
     )
     assert loaded is not None, problems
@@ -229,7 +229,13 @@ def test_transcript_field_is_no_key_of_a_mapping(tmp_path: Path) -> None:
     problems: list[ConfigProblem] = []
     (tmp_path / "m.yaml").write_text("transcript: full\ntranscript_field: hs_call_body\n")
     loaded = load_policy(
-        {"mapping": "m.yaml"}, "targets[0]", "c.yaml", tmp_path, Defaults(), ("contact",), problems
+        {"mapping": "m.yaml"},
+        "targets[0]",
+        "c.yaml",
+        tmp_path,
+        Defaults(),
+        TargetAbilities(("contact",)),
+        problems,
     )
     assert loaded is None
     assert [(p.path, p.message) for p in problems] == [
