@@ -183,11 +183,16 @@ def check(config_path: str, target: str | None) -> None:
 
 @main.command()
 def adapters() -> None:
-    """List the installed adapter types (entry-point group sipgate_crm.adapters)."""
-    from connector.adapters import available_adapters
+    """List the usable adapter types (entry-point group sipgate_crm.adapters).
+
+    Types whose dependencies do not import (an extra not installed) are named on stderr.
+    """
+    from connector.adapters.registry import available_adapters, unusable_adapters
 
     for name, where in sorted(available_adapters().items()):
         click.echo(f"{name:<12} {where}")
+    for reason in unusable_adapters().values():
+        click.echo(reason, err=True)
 
 
 # --- operating ------------------------------------------------------------------------------------

@@ -133,6 +133,9 @@ class Adapter(ABC):
     searchable_objects: ClassVar[tuple[str, ...]] = ()
     #: Object types `create_record` can create for ``on_no_match``.
     creatable_objects: ClassVar[tuple[str, ...]] = ()
+    #: The call record's fields a mapping may write (``fields`` keys); ``check-config`` reports
+    #: any other. Empty: not declared, any name is taken (``check`` should verify them).
+    writable_fields: ClassVar[frozenset[str]] = frozenset()
     #: Hard length limits of the call record's fields (the mapping may set lower ones).
     field_limits: ClassVar[Mapping[str, int]] = {}
     #: Whether `write` stores `DeliveryJob.overflow` (text that did not fit) in a record of its own.

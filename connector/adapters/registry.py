@@ -7,7 +7,7 @@ the core uses exactly the API it offers others.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 from connector.adapters.base import Adapter
 from connector.config.sections import TargetConfig
@@ -18,18 +18,54 @@ __all__ = [
     "adapter_class",
     "available_adapters",
     "build_adapter",
+    "unusable_adapters",
 ]
 
 ENTRY_POINT_GROUP = "sipgate_crm.adapters"
+#: How a shipped adapter's extra is installed (the package is not on an index; README: Install).
+_EXTRA_HINT = "pip install -e '.[{extra}]' in the clone (README, Install)"
 
 
 class AdapterNotFound(LookupError):
     """No adapter is installed under that type name."""
 
 
+def _load(ep: EntryPoint) -> type[Adapter]:
+    try:
+        loaded = ep.load()
+    except ImportError as exc:
+        dist = ep.dist.name if ep.dist else None
+        fix = (
+            f"install the extra: {_EXTRA_HINT.format(extra=ep.name)}"
+            if dist == "sipgate-crm-connector"
+            else f"reinstall {dist or 'its package'} with its dependencies"
+        )
+        raise AdapterNotFound(
+            f"Adapter type {ep.name!r} cannot be used, its dependencies are missing ({exc}): {fix}."
+        ) from exc
+    return _checked(loaded, f"Entry point {ep.name!r}")
+
+
+def _survey() -> tuple[dict[str, str], dict[str, str]]:
+    usable: dict[str, str] = {}
+    unusable: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            _load(ep)
+            usable[ep.name] = ep.value
+        except AdapterNotFound as exc:
+            unusable[ep.name] = str(exc)
+    return usable, unusable
+
+
 def available_adapters() -> dict[str, str]:
-    """Installed adapter types and where each comes from (``module:Class``)."""
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """Adapter types whose code and dependencies import, and where each comes from."""
+    return _survey()[0]
+
+
+def unusable_adapters() -> dict[str, str]:
+    """Registered adapter types that cannot be loaded, with the reason (a missing extra)."""
+    return _survey()[1]
 
 
 def _checked(obj: object, where: str) -> type[Adapter]:
@@ -41,7 +77,7 @@ def _checked(obj: object, where: str) -> type[Adapter]:
 def adapter_class(type_name: str) -> type[Adapter]:
     """The adapter class for a target `type`: an entry-point name or ``package.module:Class``."""
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=type_name):
-        return _checked(ep.load(), f"Entry point {type_name!r}")
+        return _load(ep)
     if ":" in type_name:
         module_name, _, attr = type_name.partition(":")
         try:
@@ -52,7 +88,7 @@ def adapter_class(type_name: str) -> type[Adapter]:
     known = ", ".join(sorted(available_adapters())) or "none"
     raise AdapterNotFound(
         f"Unknown target type {type_name!r}. Installed: {known}. "
-        "CRM adapters need their extra, e.g. pip install 'sipgate-crm-connector[hubspot]'."
+        f"CRM adapters need their extra: {_EXTRA_HINT.format(extra='hubspot')}."
     )
 
 

@@ -18,7 +18,7 @@ import yaml
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
 
 from connector.adapters.registry import AdapterNotFound, adapter_class
-from connector.config.policy import POLICY_KEYS, Defaults, load_policy
+from connector.config.policy import POLICY_KEYS, Defaults, TargetAbilities, load_policy
 from connector.config.sections import (
     Config,
     QueueConfig,
@@ -211,7 +211,10 @@ def _target_options(
         problems.append(ConfigProblem(file, f"{where}.type", str(exc)))
         return None
     options = {k: v for k, v in raw.items() if k not in ("name", "type") and k not in POLICY_KEYS}
-    policy = load_policy(raw, where, file, base, defaults, cls.searchable_objects, problems)
+    abilities = TargetAbilities(
+        cls.searchable_objects, cls.creatable_objects, cls.writable_fields
+    )
+    policy = load_policy(raw, where, file, base, defaults, abilities, problems)
     try:
         loaded = cls.config_schema().load(options)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ with its file and key path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import yaml
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from connector.fields import IdString
+from connector.phone import is_internal
 from connector.problems import ConfigProblem, problems_from_messages
 from connector.render.check import check_templates
 from connector.render.locales import LANGUAGES
@@ -31,6 +32,7 @@ __all__ = [
     "Filters",
     "MatchingPolicy",
     "OwnerPolicy",
+    "TargetAbilities",
     "TaskPolicy",
     "load_policy",
     "mapping_schema",
@@ -103,6 +105,16 @@ class TaskPolicy:
 
 
 @dataclass(frozen=True)
+class TargetAbilities:
+    """What a target's adapter can do, as far as its policy is concerned (see `Adapter`)."""
+
+    searchable_objects: tuple[str, ...] = ()
+    creatable_objects: tuple[str, ...] = ()
+    #: The call record fields it writes; empty: not declared, any name is taken.
+    writable_fields: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class DeliveryPolicy:
     """Everything the pipeline needs to turn a call into one target's `DeliveryJob`."""
 
@@ -110,7 +122,6 @@ class DeliveryPolicy:
     language: str = "en"
     defaults: Defaults = field(default_factory=Defaults)
     transcript: str = "summary"
-    transcript_field: str | None = None
     fields: Mapping[str, jinja2.Template] = field(default_factory=dict)
     new_record: Mapping[str, jinja2.Template] = field(default_factory=dict)
     limits: Mapping[str, int] = field(default_factory=dict)
@@ -187,7 +198,6 @@ class MappingSchema(_Strict):
 
     language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
     transcript = _TranscriptMode(load_default="summary", validate=validate.OneOf(TRANSCRIPT_MODES))
-    transcript_field = fields.String(load_default=None, allow_none=True)
     matching = fields.Nested(MatchingSchema, load_default=lambda: MatchingSchema().load({}))
     tasks = fields.Nested(TasksSchema, load_default=lambda: TasksSchema().load({}))
     fields_ = fields.Dict(
@@ -265,25 +275,65 @@ def _templates(
     return compiled
 
 
+def _load_leniently(
+    schema: Schema, data: Mapping[str, Any], report: Callable[[Any], None]
+) -> dict[str, Any]:
+    """`schema` loads `data`; keys with errors are `report`-ed and replaced by their defaults.
+
+    So one wrong key never hides the problems of the others (all problems in one run).
+    """
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+        return loaded
+    except ValidationError as exc:
+        report(exc.messages)
+        failed = set(exc.messages) if isinstance(exc.messages, dict) else set(data)
+        return _load_leniently(
+            schema, {k: v for k, v in data.items() if k not in failed}, lambda _: None
+        )
+
+
+def _number_problems(
+    filters: Mapping[str, Any], region: str, file: str, where: str
+) -> list[ConfigProblem]:
+    """Entries of ``own_numbers`` and ``blocked_numbers`` that are no phone numbers."""
+    found: list[ConfigProblem] = []
+    for key in ("own_numbers", "blocked_numbers"):
+        for index, value in enumerate(filters[key]):
+            # A number is recognised as itself exactly when the filters can compare it.
+            if not is_internal(value, (value,), max_internal_digits=0, default_region=region):
+                found.append(
+                    ConfigProblem(
+                        file,
+                        f"{where}.filters.{key}[{index}]",
+                        f"{value!r} is not a phone number (read with defaults.region {region}).",
+                    )
+                )
+    return found
+
+
 def load_policy(
     raw_target: Mapping[str, Any],
     where: str,
     config_file: str,
     base: Path,
     defaults: Defaults,
-    object_types: tuple[str, ...],
+    abilities: TargetAbilities,
     problems: list[ConfigProblem],
 ) -> DeliveryPolicy | None:
     """The delivery policy of one target entry; problems are appended, ``None`` if unusable.
 
-    `object_types` are the types the target's adapter can search (the matching default).
+    `abilities` are what the target's adapter can do (search, create, write). Every problem of
+    the entry and its mapping is reported, also when some key is wrong.
     """
+    before = len(problems)
     raw = {k: v for k, v in raw_target.items() if k in POLICY_KEYS}
-    try:
-        target = TargetPolicySchema().load(raw)
-    except ValidationError as exc:
-        problems.extend(problems_from_messages(config_file, where, exc.messages))
-        return None
+    target = _load_leniently(
+        TargetPolicySchema(),
+        raw,
+        lambda messages: problems.extend(problems_from_messages(config_file, where, messages)),
+    )
+    problems.extend(_number_problems(target["filters"], defaults.region, config_file, where))
 
     mapping_doc: dict[str, Any] = {}
     mapping_file = config_file
@@ -319,24 +369,26 @@ def load_policy(
         for key in ("language", "transcript", "matching", "tasks", "limits")
         if target[key] is not None
     }
-    try:
-        mapping = MappingSchema().load(_merge(mapping_doc, overrides))
-    except ValidationError as exc:
-        # Keys overridden in the target entry are reported there, the rest in the mapping file.
-        for problem in problems_from_messages(mapping_file, mapping_path, exc.messages):
-            top = problem.path.removeprefix(f"{mapping_path}.").split(".")[0].split("[")[0]
-            if top in overrides:
-                problems.append(
-                    ConfigProblem(
-                        config_file, f"{where}.{problem.path.lstrip('.')}", problem.message
-                    )
-                )
-            else:
-                problems.append(problem)
-        return None
+    prefix = f"{mapping_path}." if mapping_path else ""
+
+    def locate(path: str) -> tuple[str, str]:
+        """The file and key path of `path` (``matching.on_no_match``) in the merged mapping:
+        the target entry when it overrides that key, else the mapping file."""
+        top, _, rest = path.partition(".")
+        overridden = overrides.get(top)
+        if overridden is not None and (
+            not rest or not isinstance(overridden, Mapping) or rest.split(".")[0] in overridden
+        ):
+            return config_file, f"{where}.{path}"
+        return mapping_file, f"{prefix}{path}"
+
+    def report_mapping(messages: Any) -> None:
+        for problem in problems_from_messages(mapping_file, "", messages):
+            problems.append(ConfigProblem(*locate(problem.path.lstrip(".")), problem.message))
+
+    mapping = _load_leniently(MappingSchema(), _merge(mapping_doc, overrides), report_mapping)
 
     language = mapping["language"] or defaults.language
-    prefix = f"{mapping_path}." if mapping_path else ""
     call_fields = _templates(
         mapping["fields_"], language, mapping_file, f"{prefix}fields", problems
     )
@@ -356,27 +408,31 @@ def load_policy(
         if tasks["enabled"]
         else {}
     )
-    if mapping["transcript_field"] and mapping["transcript_field"] not in mapping["fields_"]:
-        problems.append(
-            ConfigProblem(
-                mapping_file,
-                f"{prefix}transcript_field",
-                f"{mapping['transcript_field']!r} is not one of the mapped fields.",
-            )
-        )
+    problems.extend(_field_problems(mapping, abilities, locate))
     matching = mapping["matching"]
     # Not set: everything the target can search; an empty list: no matching at all.
+    object_types = abilities.searchable_objects
     objects = tuple(object_types if matching["objects"] is None else matching["objects"])
     unknown = [o for o in objects if o not in object_types]
     if unknown and object_types:
         problems.append(
             ConfigProblem(
-                mapping_file,
-                f"{prefix}matching.objects",
+                *locate("matching.objects"),
                 f"This target cannot search {', '.join(unknown)}; it searches "
                 f"{', '.join(object_types)}.",
             )
         )
+    creates = matching["on_no_match"].removeprefix("create_")
+    if matching["on_no_match"].startswith("create_") and creates not in abilities.creatable_objects:
+        can = ", ".join(abilities.creatable_objects) or "no records"
+        problems.append(
+            ConfigProblem(
+                *locate("matching.on_no_match"),
+                f"This target cannot create {creates} records (it creates {can}).",
+            )
+        )
+    if len(problems) > before:
+        return None
     filters = target["filters"]
     owners = target["owners"]
     return DeliveryPolicy(
@@ -384,7 +440,6 @@ def load_policy(
         language=language,
         defaults=defaults,
         transcript=mapping["transcript"],
-        transcript_field=mapping["transcript_field"],
         fields=call_fields,
         new_record=new_record,
         limits=mapping["limits"],
@@ -411,3 +466,35 @@ def load_policy(
             body=task_templates.get("body"),
         ),
     )
+
+
+def _field_problems(
+    mapping: Mapping[str, Any],
+    abilities: TargetAbilities,
+    locate: Callable[[str], tuple[str, str]],
+) -> list[ConfigProblem]:
+    """``fields`` the adapter does not write, and ``limits`` of fields the mapping does not write.
+
+    A limit applies to a mapped field only, so any other key is a typo, whatever the adapter.
+    """
+    found: list[ConfigProblem] = []
+    writable = abilities.writable_fields
+    for name in mapping["fields_"]:
+        if writable and name not in writable:
+            found.append(
+                ConfigProblem(
+                    *locate(f"fields.{name}"),
+                    f"This target does not write a field {name!r}; it writes "
+                    f"{', '.join(sorted(writable))}.",
+                )
+            )
+    for name in mapping["limits"]:
+        if name not in mapping["fields_"]:
+            found.append(
+                ConfigProblem(
+                    *locate(f"limits.{name}"),
+                    f"{name!r} is not one of the mapping's fields "
+                    f"({', '.join(mapping['fields_']) or 'none'}); a limit applies to those.",
+                )
+            )
+    return found

@@ -129,20 +129,22 @@ def plan_delivery(
     outcome = MatchOutcome((), UNMATCHED)
     if adapter.searchable_objects:
         outcome = _match(caller, policy, adapter, journal, owner_id, assumed_hits)
-        if outcome.status == UNMATCHED and caller is not None:
-            rule = policy.matching.on_no_match
-            if rule == "skip":
-                return Plan(None, outcome, "no matching record")
-            if rule in ("create_contact", "create_lead"):
-                object_type = rule.removeprefix("create_")
-                if object_type not in adapter.creatable_objects:
-                    return Plan(None, outcome, f"this target cannot create {object_type} records")
-                fields = render_fields(policy.new_record, _context(report, policy, None))
-                if create:
-                    record = adapter.create_record(object_type, caller, fields, journal)
-                else:
-                    record = CrmRecord(object_type, "(new)", (caller.e164,))
-                outcome = MatchOutcome((record,), CREATED)
+        rule = policy.matching.on_no_match
+        if outcome.status == UNMATCHED and rule == "skip":
+            # A withheld or empty number matches no record either: skip means skip.
+            reason = "no matching record" if caller is not None else "no caller number to match"
+            return Plan(None, outcome, reason)
+        # Without a number there is nothing to create a record for: the call is logged unmatched.
+        if outcome.status == UNMATCHED and caller is not None and rule.startswith("create_"):
+            object_type = rule.removeprefix("create_")
+            if object_type not in adapter.creatable_objects:
+                return Plan(None, outcome, f"this target cannot create {object_type} records")
+            fields = render_fields(policy.new_record, _context(report, policy, None))
+            if create:
+                record = adapter.create_record(object_type, caller, fields, journal)
+            else:
+                record = CrmRecord(object_type, "(new)", (caller.e164,))
+            outcome = MatchOutcome((record,), CREATED)
         journal.record("match", outcome.as_ref())
 
     context = _context(report, policy, outcome.records[0] if outcome.records else None)
@@ -181,11 +183,15 @@ def _render_call_fields(
         overflow = transcript if mode == "summary" and adapter.supports_overflow else ""
         return _cut(fields, limits), overflow
     fields = render_fields(policy.fields, context)
-    too_long = [f for f, v in fields.items() if f in limits and len(v) > limits[f]]
+    plain = render_fields(policy.fields, without)
+    # Only a field the transcript made too long moves it; the templates say which fields hold it.
+    too_long = [
+        f for f, v in fields.items() if f in limits and len(v) > limits[f] and v != plain[f]
+    ]
     if too_long and adapter.supports_overflow:
         # The transcript does not fit the record: the record keeps everything else, the
         # overflow record (a note) takes the whole transcript.
-        return _cut(render_fields(policy.fields, without), limits), transcript
+        return _cut(plain, limits), transcript
     return _cut(fields, limits), ""
 
 

@@ -16,7 +16,7 @@ from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.salesforce import SalesforceAdapter
 from connector.cli import main
 from connector.config.load import load_config
-from connector.config.policy import BUILTIN_MAPPINGS, Defaults, load_policy
+from connector.config.policy import BUILTIN_MAPPINGS, Defaults, TargetAbilities, load_policy
 from connector.delivery.planning import plan_delivery
 from connector.payload import ActionItem, parse_report
 from connector.problems import ConfigError, ConfigProblem
@@ -85,7 +85,7 @@ def test_shipped_mapping_renders_every_variant_within_limits(
         "config.yaml",
         ROOT,
         Defaults(),
-        ("contact", "lead", "company"),
+        TargetAbilities(("contact", "lead", "company"), ("contact", "lead")),
         problems,
     )
     assert policy is not None, problems

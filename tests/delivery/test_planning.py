@@ -11,7 +11,7 @@ import pytest
 
 from connector.adapters import CrmRecord, Journal
 from connector.config.load import Defaults
-from connector.config.policy import DeliveryPolicy, load_policy
+from connector.config.policy import DeliveryPolicy, TargetAbilities, load_policy
 from connector.delivery.planning import add_business_days, plan_delivery
 from connector.payload import ActionItem, parse_report
 from connector.problems import ConfigProblem
@@ -27,7 +27,7 @@ def policy(**mapping: Any) -> DeliveryPolicy:
         "config.yaml",
         Path("/nonexistent"),
         Defaults(),
-        ("contact", "lead", "company"),
+        TargetAbilities(("contact", "lead", "company"), ("contact", "lead")),
         problems,
     )
     assert loaded is not None, problems
@@ -203,3 +203,41 @@ def test_anonymous_caller_is_logged_unmatched_without_a_search(report: Any) -> N
     assert (
         plan.job is not None and plan.job.matches == () and crm.searches == 0 and crm.created == []
     )
+
+
+@pytest.mark.parametrize("number", ["anonymous", "", "unknown"])
+def test_skip_also_holds_for_a_withheld_or_empty_number(report: Any, number: str) -> None:
+    crm = FakeCrm([contact()])
+    withheld = dataclasses.replace(report, from_number=number)
+    plan = plan_delivery(withheld, policy(matching={"on_no_match": "skip"}), crm, Journal())
+    assert plan.job is None and plan.skip_reason == "no caller number to match"
+    assert crm.searches == 0 and crm.created == []
+
+
+def test_a_field_too_long_without_the_transcript_leaves_the_transcript_in_place(
+    report: Any,
+) -> None:
+    long_headline = dataclasses.replace(report, headline="Invoice " * 100)
+    crm = FakeCrm([contact()], limits={"hs_call_title": 255, "hs_call_body": 65536})
+    job = plan_delivery(long_headline, policy(transcript="full"), crm, Journal()).job
+    assert job is not None and job.overflow == ""
+    assert len(job.fields["hs_call_title"]) == 255 and job.fields["hs_call_title"].endswith(" […]")
+    assert "customer number" in job.fields["hs_call_body"]
+
+
+def test_transcript_field_is_no_key_of_a_mapping(tmp_path: Path) -> None:
+    problems: list[ConfigProblem] = []
+    (tmp_path / "m.yaml").write_text("transcript: full\ntranscript_field: hs_call_body\n")
+    loaded = load_policy(
+        {"mapping": "m.yaml"},
+        "targets[0]",
+        "c.yaml",
+        tmp_path,
+        Defaults(),
+        TargetAbilities(("contact",)),
+        problems,
+    )
+    assert loaded is None
+    assert [(p.path, p.message) for p in problems] == [
+        ("transcript_field", "Unknown key (a typo?).")
+    ]
