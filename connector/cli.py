@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -433,3 +434,62 @@ def migrate(config_path: str) -> None:
 
     Ledger.from_url(config.storage.url).migrate()
     click.echo("Ledger schema is up to date.")
+
+
+_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: str) -> timedelta:
+    """``90m``, ``12h``, ``30d`` or ``8w`` as a `timedelta`; `click.BadParameter` otherwise."""
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise click.BadParameter(f"{value!r} is not a duration such as 90m, 12h, 30d or 8w.")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@main.command()
+@config_option
+@click.option("--older-than", "older_than", default=None, metavar="DURATION", help="e.g. 30d.")
+@click.option("--call", "call_id", default=None, help="Erase this call (the right to erasure).")
+def purge(config_path: str, older_than: str | None, call_id: str | None) -> None:
+    """Remove calls from the ledger and database targets: all older than DURATION, or one call.
+
+    CRM records are not touched; for --call the command lists the ones that hold the call.
+    """
+    if (older_than is None) == (call_id is None):
+        raise click.UsageError("Give --older-than DURATION or --call ID (not both).")
+    config = _load(config_path)
+    from connector.adapters import build_adapter
+    from connector.delivery.retention import purge_before, purge_call, retaining_targets
+    from connector.ledger.ledger import Ledger
+
+    ledger = Ledger.from_url(config.storage.url)
+    ledger.migrate()
+    adapters = {t.name: build_adapter(t) for t in config.targets}
+    try:
+        targets = retaining_targets(adapters)
+        if older_than is not None:
+            before = datetime.now(UTC) - parse_duration(older_than)
+            purged = purge_before(ledger, targets, before)
+        else:
+            purged = purge_call(ledger, targets, call_id or "")
+    finally:
+        for adapter in adapters.values():
+            adapter.close()
+    click.echo(f"Ledger: {purged.calls} call(s) removed.")
+    for name, count in purged.targets.items():
+        click.echo(f"Target {name}: {count} call(s) removed.")
+    if call_id is not None and purged.erased is None and not any(purged.targets.values()):
+        raise click.ClickException(f"No call {call_id!r} in the ledger or any database target.")
+    held = {
+        name: refs
+        for name, refs in (purged.erased.refs if purged.erased else {}).items()
+        if name not in targets and refs
+    }
+    types = {t.name: t.type for t in config.targets}
+    if held:
+        click.echo("These CRM records hold the call; erase them in the CRM:")
+        for name, refs in held.items():
+            shown = {k: v for k, v in _public_refs(refs).items() if not k.endswith("_pending")}
+            click.echo(f"  {name} ({types.get(name, 'not configured')}): {json.dumps(shown)}")

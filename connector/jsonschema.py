@@ -11,7 +11,13 @@ from typing import Any
 from marshmallow import Schema, fields, missing, validate
 
 from connector.adapters import adapter_class, available_adapters
-from connector.config.load import _DefaultsSchema, _QueueSchema, _ServerSchema, _StorageSchema
+from connector.config.load import (
+    _DefaultsSchema,
+    _QueueSchema,
+    _RetentionSchema,
+    _ServerSchema,
+    _StorageSchema,
+)
 from connector.config.policy import MappingSchema, TargetPolicySchema
 
 __all__ = ["config_schema", "field_schema", "mapping_file_schema", "object_schema"]
@@ -111,6 +117,7 @@ def config_schema() -> dict[str, Any]:
             "server": object_schema(_ServerSchema()),
             "storage": object_schema(_StorageSchema()),
             "queue": object_schema(_QueueSchema()),
+            "retention": object_schema(_RetentionSchema()),
             "defaults": object_schema(_DefaultsSchema()),
             "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
             "targets": {

@@ -12,6 +12,7 @@ from connector.delivery.memo import LedgerMemo
 from connector.delivery.pipeline import DeliveryPipeline
 from connector.delivery.queue import DeliveryQueue, make_huey
 from connector.delivery.relay import Relay
+from connector.delivery.retention import RetentionWorker, retaining_targets
 from connector.ledger.ledger import Ledger
 
 __all__ = ["Services", "run_worker"]
@@ -80,9 +81,14 @@ def run_worker(config: Config) -> None:
         config.queue.workers,
         ", ".join(services.adapters),
     )
+    retention = RetentionWorker(
+        services.ledger, config.retention, retaining_targets(services.adapters)
+    )
     relay.start()
+    retention.start()
     try:
         consumer.run()
     finally:
         relay.stop()
+        retention.stop()
         services.close()

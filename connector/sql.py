@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "make_engine"]
+__all__ = ["UTCDateTime", "make_engine", "scrub_freed_pages"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -33,6 +33,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows are overwritten with zeros, so erased personal data leaves the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
 
@@ -48,3 +50,19 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def scrub_freed_pages(engine: Engine) -> bool:
+    """Make what was deleted unreadable on disk; ``False`` if SQLite could not finish now.
+
+    SQLite (``secure_delete`` on) has zeroed the deleted bytes in the newest page versions, but
+    older versions of those pages may still sit in the write-ahead log: a ``TRUNCATE``
+    checkpoint copies the newest versions into the database file and empties the log. It waits
+    for readers (busy timeout) and reports ``False`` when one kept it from finishing. Other
+    databases keep no such copies in files we control: ``True``.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with engine.connect() as conn:
+        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").scalar()
+    return not busy

@@ -5,7 +5,8 @@ Tables (names prefixed with ``table_prefix``, default ``sipgate_``): ``calls`` (
 ``transcript_chunks`` and ``rendered_fields`` (the mapping's templates, rendered), each keyed by
 ``call_id``. A call is written in one transaction that first
 removes what an earlier attempt wrote, so a delivery can be repeated any number of times and the
-tables hold each call exactly once.
+tables hold each call exactly once. With ``retention_days`` the worker deletes calls that started
+longer ago than that; ``sipgate-crm purge`` erases calls on demand.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from connector.adapters.base import (
     WriteResult,
 )
 from connector.payload import CallReport
-from connector.sql import UTCDateTime, make_engine
+from connector.sql import UTCDateTime, make_engine, scrub_freed_pages
 
 __all__ = ["DatabaseAdapter", "DatabaseOptions", "warehouse_tables"]
 
@@ -54,6 +55,9 @@ class DatabaseOptions(OptionsSchema):
         load_default="sipgate_", validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,30}$|^$")
     )
     store_transcript = fields.Boolean(load_default=True)
+    retention_days = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1)
+    )
 
 
 def warehouse_tables(prefix: str) -> tuple[MetaData, dict[str, Table]]:
@@ -252,6 +256,32 @@ class DatabaseAdapter(Adapter):
                 raise RetryableError("Database connection lost") from exc
             raise PermanentError(f"Database rejected the call: {type(exc.orig).__name__}") from exc
         return WriteResult(refs={"table": self.tables["calls"].name, "call_id": report.call_id})
+
+    def erase_call(self, call_id: str) -> int:
+        """Delete every row of `call_id` from every table; returns how many calls rows went."""
+        return self._erase(self.tables["calls"].c.call_id == call_id)
+
+    def erase_before(self, before: datetime) -> int:
+        """Delete the calls that started before `before`; returns how many."""
+        return self._erase(self.tables["calls"].c.start_time < before)
+
+    def remove_expired(self, now: datetime) -> int:
+        """Delete the calls older than ``retention_days`` (none without it); returns how many."""
+        days = self.options.get("retention_days")
+        return self.erase_before(now - timedelta(days=days)) if days else 0
+
+    def _erase(self, condition: Any) -> int:
+        self._ensure_tables()
+        calls = self.tables["calls"]
+        with self.engine.begin() as conn:
+            ids = select(calls.c.call_id).where(condition).scalar_subquery()
+            for name, table in self.tables.items():
+                if name != "calls":
+                    conn.execute(delete(table).where(table.c.call_id.in_(ids)))
+            removed = int(conn.execute(delete(calls).where(condition)).rowcount)
+        if removed:
+            scrub_freed_pages(self.engine)
+        return removed
 
     def count_calls(self, call_id: str) -> int:
         """How many rows the calls table holds for `call_id` (0 or 1 if all is well)."""

@@ -15,13 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates,
+    validates_schema,
+)
 
 from connector.adapters.registry import AdapterNotFound, adapter_class
 from connector.config.policy import POLICY_KEYS, Defaults, TargetAbilities, load_policy
 from connector.config.sections import (
     Config,
     QueueConfig,
+    RetentionConfig,
     ServerConfig,
     StorageConfig,
     TargetConfig,
@@ -98,6 +108,28 @@ class _QueueSchema(Schema):
             raise ValidationError("Must be sqlite:///FILE, redis://HOST:PORT/DB or memory://.")
 
 
+class _RetentionSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    content_days = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1)
+    )
+    metadata_days = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=1)
+    )
+    interval_seconds = fields.Integer(load_default=3600, validate=validate.Range(min=1))
+
+    @validates_schema
+    def _content_goes_first(self, data: dict[str, Any], **_: Any) -> None:
+        content, meta = data.get("content_days"), data.get("metadata_days")
+        if meta is not None and (content is None or content > meta):
+            raise ValidationError(
+                "Must be at least content_days (content goes no later than the call).",
+                "metadata_days",
+            )
+
+
 class _TargetSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # the adapter's own schema validates the rest
@@ -116,6 +148,7 @@ class _RootSchema(Schema):
     server = fields.Dict(load_default=dict)
     storage = fields.Dict(load_default=dict)
     queue = fields.Dict(load_default=dict)
+    retention = fields.Dict(load_default=dict)
     targets = fields.List(fields.Dict(), required=True)
     log_level = fields.String(
         load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -269,6 +302,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         ("server", _ServerSchema),
         ("storage", _StorageSchema),
         ("queue", _QueueSchema),
+        ("retention", _RetentionSchema),
     ):
         try:
             sections[key] = schema().load(root[key])
@@ -322,6 +356,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         log_level=root["log_level"],
         source=Path(file) if file != "<config>" else None,
         defaults=defaults,
+        retention=RetentionConfig(**sections["retention"]),
     )
 
 
@@ -354,4 +389,5 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         log_level=config.log_level,
         source=chosen.resolve(),
         defaults=config.defaults,
+        retention=config.retention,
     )

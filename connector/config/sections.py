@@ -12,7 +12,15 @@ from typing import Any
 
 from connector.config.policy import Defaults, DeliveryPolicy
 
-__all__ = ["Config", "IPNetwork", "QueueConfig", "ServerConfig", "StorageConfig", "TargetConfig"]
+__all__ = [
+    "Config",
+    "IPNetwork",
+    "QueueConfig",
+    "RetentionConfig",
+    "ServerConfig",
+    "StorageConfig",
+    "TargetConfig",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -54,6 +62,20 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long the ledger keeps what it stored about a call (``None``: forever).
+
+    After `content_days` a call's content (its raw body: transcript, summary, key points, action
+    items, headline) is removed once no delivery still needs it; after `metadata_days` the whole
+    call row goes, delivery states included. The worker checks every `interval_seconds`.
+    """
+
+    content_days: int | None = None
+    metadata_days: int | None = None
+    interval_seconds: int = 3600
+
+
+@dataclass(frozen=True)
 class TargetConfig:
     """One delivery target: its unique name, adapter type and the options its adapter validated."""
 
@@ -74,6 +96,7 @@ class Config:
     log_level: str = "INFO"
     source: Path | None = None
     defaults: Defaults = field(default_factory=Defaults)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def target(self, name: str) -> TargetConfig:
         """The target called `name`; `KeyError` if there is none."""

@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from connector.ledger.prepared import PreparedInsert
 from connector.ledger.tables import (
+    CONTENT_REMOVED,
     DEAD,
     DONE,
     PENDING,
@@ -538,10 +539,17 @@ class Ledger:
     # --- operators ----------------------------------------------------------------------------
 
     def replay(self, call_id: str | None = None, *, dead: bool = False) -> list[int]:
-        """Make deliveries due again: every target of `call_id`, or every dead delivery."""
+        """Make deliveries due again: every target of `call_id`, or every dead delivery.
+
+        Calls whose content retention removed have nothing left to deliver and are left alone.
+        """
         now = _now()
         with self.engine.begin() as conn:
-            query = select(deliveries.c.id).join(calls, calls.c.id == deliveries.c.call_pk)
+            query = (
+                select(deliveries.c.id)
+                .join(calls, calls.c.id == deliveries.c.call_pk)
+                .where(calls.c.raw_body != CONTENT_REMOVED)
+            )
             if call_id is not None:
                 query = query.where(calls.c.call_id == call_id, deliveries.c.status != PROCESSING)
             if dead:

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from connector.sql import UTCDateTime
 
 __all__ = [
+    "CONTENT_REMOVED",
     "DEAD",
     "DONE",
     "PENDING",
@@ -41,6 +42,9 @@ SKIPPED = "skipped"
 RETRYING = "failed-retrying"
 DEAD = "dead"
 STATUSES = (PENDING, PROCESSING, DONE, SKIPPED, RETRYING, DEAD)
+
+#: A call's raw body once retention removed its content.
+CONTENT_REMOVED = b""
 
 
 metadata = MetaData()
