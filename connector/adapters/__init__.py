@@ -66,7 +66,7 @@ from connector.payload import (
     User,
 )
 from connector.phone import PhoneNumber, parse_stored, same_number
-from connector.render import bullets, html, truncate_to
+from connector.text import bullets, html, truncate_to
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from connector.render import truncate_to
+from connector.text import truncate_to
 
 __all__ = ["WITHHELD", "scrub"]
 
