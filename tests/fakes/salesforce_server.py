@@ -49,27 +49,21 @@ import itertools
 import json
 import re
 import secrets
-import ssl
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import jwt
 import requests
-import trustme
 from requests.adapters import HTTPAdapter
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 # The timeout adapter the Salesforce adapter mounts; tests mount the same one.
 from connector.adapters.salesforce.client import TimeoutHTTPAdapter
+from tests.fakes.base import FakeServer, Fault, LoggedRequest, RequestKind
 
 __all__ = [
     "ENGLISH_TASK_PRIORITIES",
@@ -81,8 +75,8 @@ __all__ = [
     "FieldDef",
     "PicklistValue",
     "RedirectToServerAdapter",
-    "RequestLogEntry",
     "SObjectDef",
+    "SalesforceRequest",
     "SalesforceTestServer",
     "TaskPriorityValue",
     "TaskStatusValue",
@@ -1511,23 +1505,14 @@ def _text_expression_matches(expression: Any, texts: Sequence[str]) -> bool:
 # --------------------------------------------------------------------------- public helpers
 
 
-@dataclass(frozen=True)
-class RequestLogEntry:
-    """One request received by the server (successful or not)."""
+@dataclass(frozen=True, kw_only=True)
+class SalesforceRequest(LoggedRequest):
+    """One request as the server saw it, with the API version of a data call (``kind`` "api",
+    ``/services/data/vNN.N/...``, counted against the limits) and the form of a token request
+    (``kind`` "auth", secrets shown as ``***``)."""
 
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any
-    status: int
-    time: float
-    api_version: str | None
+    api_version: str | None = None
     form: dict[str, str] | None = None
-
-    @property
-    def is_api_call(self) -> bool:
-        """True for ``/services/data/vNN.N/...`` requests (they count against limits)."""
-        return self.api_version is not None
 
 
 class RedirectToServerAdapter(HTTPAdapter):
@@ -1569,17 +1554,6 @@ class RedirectToServerAdapter(HTTPAdapter):
 
 
 @dataclass
-class _Fault:
-    pattern: re.Pattern[str]
-    method: str | None
-    remaining: int | None
-    status: int = 0
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-@dataclass
 class _RecordFault:
     sobject: str | None
     error: _RecordError
@@ -1599,17 +1573,16 @@ class _Session:
     issued_at: float
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Request handler that doesn't write access logs to stderr."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        return None
+def _kind(path: str, api_version: str | None) -> RequestKind:
+    if api_version is not None:
+        return "api"
+    return "auth" if path.rstrip("/") == "/services/oauth2/token" else "other"
 
 
 # --------------------------------------------------------------------------- server
 
 
-class SalesforceTestServer:
+class SalesforceTestServer(FakeServer[SalesforceRequest]):
     """In-memory Salesforce org served over HTTPS on ``127.0.0.1`` (see module docstring).
 
     Use as a context manager (or call ``start()``/``stop()``).  Important attributes:
@@ -1620,7 +1593,13 @@ class SalesforceTestServer:
     * ``integration_username`` -- username of the user tokens are issued for
     * ``search_lag_seconds`` -- SOSL index lag for records created through the API
     * ``api_limit`` / ``api_used`` -- daily API request limit and usage
+
+    Injected failures (:meth:`fail_next`) are checked before authentication and don't count
+    against the API limit; a ``str`` body is sent as ``text/html`` (like a load balancer error
+    page), ``None`` gives a Salesforce-style error list.
     """
+
+    name = "salesforce-test-server"
 
     def __init__(
         self,
@@ -1639,7 +1618,10 @@ class SalesforceTestServer:
             "https://test.salesforce.com",
         ),
         phone_match: str = "suffix",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Configure the org; ``clock`` drives the search index lag (pass a ``ManualClock``)."""
+        super().__init__(clock=clock, tls=True)
         if phone_match not in ("suffix", "exact"):
             raise ValueError("phone_match must be 'suffix' or 'exact'")
         self.consumer_key = consumer_key
@@ -1655,8 +1637,6 @@ class SalesforceTestServer:
         self.org_id = to_18_char_id("00D5g00000FaKeO")
         self.api_versions_used: set[str] = set()
 
-        self._lock = threading.RLock()
-        self._stop_event = threading.Event()
         self._counter = itertools.count(1)
         self._last_ms = 0
         self._schema = _build_standard_schema()
@@ -1665,12 +1645,9 @@ class SalesforceTestServer:
         self._search_visible_at: dict[str, float] = {}
         self._sessions: dict[str, _Session] = {}
         self._refuse_logins: tuple[str, str] | None = None
-        self._faults: list[_Fault] = []
-        self._delays: list[_Fault] = []
         self._record_faults: list[_RecordFault] = []
         self._validation_rules: dict[str, list[_ValidationRule]] = {}
         self._cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
-        self._log: list[RequestLogEntry] = []
         self._case_numbers = itertools.count(1001)
         self._task_statuses: tuple[TaskStatusValue, ...] = ()
         self._task_priorities: tuple[TaskPriorityValue, ...] = ()
@@ -1686,71 +1663,10 @@ class SalesforceTestServer:
         self.set_task_statuses(task_statuses)
         self.set_task_priorities(task_priorities)
 
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self.ca_bundle_path = ""
-        self.instance_url = ""
-        self.port = 0
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> SalesforceTestServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Create the TLS certificate and start serving in a background thread."""
-        if self._server is not None:
-            return
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="sf-test-server-")
-        authority = trustme.CA()
-        leaf = authority.issue_cert("127.0.0.1", "localhost")
-        ca_path = Path(self._tmpdir.name) / "ca.pem"
-        authority.cert_pem.write_to_path(str(ca_path))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        leaf.configure_cert(context)
-        self._stop_event.clear()
-        self._server = make_server(
-            "127.0.0.1",
-            0,
-            self._wsgi,
-            threaded=True,
-            request_handler=_QuietHandler,
-            ssl_context=context,
-        )
-        self.port = self._server.port
-        self.instance_url = f"https://127.0.0.1:{self.port}"
-        self.ca_bundle_path = str(ca_path)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="salesforce-test-server",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving, interrupt pending response delays and remove the CA file."""
-        self._stop_event.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
+    @property
+    def instance_url(self) -> str:
+        """``https://127.0.0.1:PORT`` (pass to ``Salesforce(instance_url=)``; while running)."""
+        return self.url
 
     def client_session(
         self,
@@ -1818,41 +1734,6 @@ class SalesforceTestServer:
 
     # ------------------------------------------------------------------ fault injection
 
-    def fail_next(
-        self,
-        path_regex: str,
-        status: int,
-        body: Any = None,
-        count: int = 1,
-        *,
-        method: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests whose path matches ``path_regex`` with ``status``.
-
-        ``path_regex`` is searched in the request path (``/services/data/v59.0/query``).
-        ``body`` may be JSON-serialisable data or a ``str`` (sent as ``text/html``, like a
-        load balancer error page); ``None`` gives a Salesforce-style error list.  Faults
-        are checked before authentication and don't count against the API limit.
-        """
-        if body is None:
-            body = [{"message": f"Injected failure (HTTP {status})", "errorCode": "UNKNOWN"}]
-        with self._lock:
-            self._faults.append(
-                _Fault(re.compile(path_regex), method, count, status, body, dict(headers or {}))
-            )
-
-    def delay_after_commit(
-        self, path_regex: str, seconds: float, count: int | None = 1, *, method: str | None = None
-    ) -> None:
-        """Process matching requests normally, then wait ``seconds`` before responding.
-
-        The write is committed before the delay, so a client with a shorter timeout sees
-        a timeout although the record exists.  ``count=None`` delays every match.
-        """
-        with self._lock:
-            self._delays.append(_Fault(re.compile(path_regex), method, count, seconds=seconds))
-
     def fail_next_record(
         self,
         error_code: str = "UNABLE_TO_LOCK_ROW",
@@ -1873,11 +1754,13 @@ class SalesforceTestServer:
             )
 
     def clear_faults(self) -> None:
-        """Remove all pending injected faults and delays."""
+        """Remove all pending injected faults, delays and record faults."""
         with self._lock:
-            self._faults.clear()
-            self._delays.clear()
+            super().clear_faults()
             self._record_faults.clear()
+
+    def _default_fault_body(self, status: int) -> list[dict[str, str]]:
+        return [{"message": f"Injected failure (HTTP {status})", "errorCode": "UNKNOWN"}]
 
     # ------------------------------------------------------------------ schema customisation
 
@@ -2062,37 +1945,6 @@ class SalesforceTestServer:
         with self._lock:
             self._search_visible_at.clear()
 
-    # ------------------------------------------------------------------ request log
-
-    @property
-    def request_log(self) -> list[RequestLogEntry]:
-        """All requests received so far (oldest first)."""
-        with self._lock:
-            return list(self._log)
-
-    def api_requests(
-        self, path_regex: str | None = None, method: str | None = None
-    ) -> list[RequestLogEntry]:
-        """Data API requests (``/services/data/vNN.N/...``), optionally filtered."""
-        pattern = re.compile(path_regex) if path_regex else None
-        return [
-            entry
-            for entry in self.request_log
-            if entry.is_api_call
-            and (pattern is None or pattern.search(entry.path))
-            and (method is None or entry.method == method.upper())
-        ]
-
-    @property
-    def token_requests(self) -> list[RequestLogEntry]:
-        """Requests to ``/services/oauth2/token``."""
-        return [entry for entry in self.request_log if entry.path == "/services/oauth2/token"]
-
-    def clear_request_log(self) -> None:
-        """Forget all logged requests."""
-        with self._lock:
-            self._log.clear()
-
     # ================================================================== internals: storage
 
     def _sobject_def(self, name: str) -> SObjectDef:
@@ -2177,7 +2029,7 @@ class SalesforceTestServer:
         self._compute(sobject, record)
         self._records[sobject][record_id] = record
         if via_api and self.search_lag_seconds > 0:
-            self._search_visible_at[record_id] = time.monotonic() + self.search_lag_seconds
+            self._search_visible_at[record_id] = self._clock() + self.search_lag_seconds
         return record_id
 
     def _compute(self, sobject: str, record: dict[str, Any]) -> None:
@@ -2473,26 +2325,32 @@ class SalesforceTestServer:
         version: str | None = None
         parsed_json: Any = None
         form: dict[str, str] | None = None
+        injected = False
         try:
             with self._lock:
                 self._current_user_id = None
                 try:
-                    version, response, parsed_json, form = self._dispatch(request, raw_path)
+                    version, response, parsed_json, form, injected = self._dispatch(
+                        request, raw_path
+                    )
                 except _ApiError as error:
                     response = self._json(error.status, error.body)
                 if version is not None:
                     response.headers["Sforce-Limit-Info"] = (
                         f"api-usage={self.api_used}/{self.api_limit}"
                     )
-                delay = self._take_delay(path, request.method)
-                self._log.append(
-                    RequestLogEntry(
+                delay = self._take_delay(request.method, path)
+                self._log_request(
+                    SalesforceRequest(
                         method=request.method,
                         path=path,
-                        query={key: request.args[key] for key in request.args},
+                        query={key: request.args.getlist(key) for key in request.args},
                         json=parsed_json,
                         status=response.status_code,
                         time=time.time(),
+                        kind=_kind(path, version),
+                        injected=injected,
+                        delayed_seconds=delay,
                         api_version=version,
                         form=form,
                     )
@@ -2502,33 +2360,8 @@ class SalesforceTestServer:
             response = self._json(
                 500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": f"test server bug: {exc!r}"}]
             )
-        if delay > 0:
-            self._stop_event.wait(delay)
+        self._hold(delay)
         return response(environ, start_response)
-
-    def _take_delay(self, path: str, method: str) -> float:
-        for delay in self._delays:
-            if delay.remaining == 0:
-                continue
-            if delay.method and delay.method.upper() != method:
-                continue
-            if delay.pattern.search(path):
-                if delay.remaining is not None:
-                    delay.remaining -= 1
-                return delay.seconds
-        return 0.0
-
-    def _take_fault(self, path: str, method: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.remaining == 0:
-                continue
-            if fault.method and fault.method.upper() != method:
-                continue
-            if fault.pattern.search(path):
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                return fault
-        return None
 
     @staticmethod
     def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -2544,18 +2377,19 @@ class SalesforceTestServer:
 
     def _dispatch(
         self, request: Request, raw_path: str
-    ) -> tuple[str | None, Response, Any, dict[str, str] | None]:
+    ) -> tuple[str | None, Response, Any, dict[str, str] | None, bool]:
+        """(API version, answer, decoded JSON body, logged form, injected) of one request."""
         path = unquote(raw_path)
         if path.rstrip("/") == "/services/oauth2/token":
             form = {key: request.form[key] for key in request.form}
-            fault = self._take_fault(path, request.method)
+            fault = self._take_fault(request.method, path)
             if fault is not None:
-                return None, self._fault_response(fault), None, form
+                return None, self._fault_response(fault), None, form, True
             redacted = {
                 key: ("***" if key in ("client_secret", "password") else value)
                 for key, value in form.items()
             }
-            return None, self._oauth_token(request, form), None, redacted
+            return None, self._oauth_token(request, form), None, redacted, False
         if path.rstrip("/") == "/services/data":
             versions = [
                 {"label": label, "url": f"/services/data/v{number}", "version": number}
@@ -2566,7 +2400,7 @@ class SalesforceTestServer:
                     ("Winter '25", "62.0"),
                 )
             ]
-            return None, self._json(200, versions), None, None
+            return None, self._json(200, versions), None, None, False
         match = re.match(r"^/services/data/v(\d+\.\d+)(/.*)?$", raw_path)
         if not match:
             return (
@@ -2574,6 +2408,7 @@ class SalesforceTestServer:
                 self._json(404, [{"errorCode": "NOT_FOUND", "message": _NOT_FOUND}]),
                 None,
                 None,
+                False,
             )
         version = match.group(1)
         self.api_versions_used.add(version)
@@ -2584,22 +2419,22 @@ class SalesforceTestServer:
             try:
                 body = json.loads(raw_body)
             except ValueError as error:
-                fault = self._take_fault(path, request.method)
+                fault = self._take_fault(request.method, path)
                 if fault is not None:
-                    return version, self._fault_response(fault), None, None
+                    return version, self._fault_response(fault), None, None, True
                 raise _ApiError(
                     400, "JSON_PARSER_ERROR", f"Unexpected character: {error}"
                 ) from None
-        fault = self._take_fault(path, request.method)
+        fault = self._take_fault(request.method, path)
         if fault is not None:
-            return version, self._fault_response(fault), body, None
+            return version, self._fault_response(fault), body, None, True
         self._authenticate(request)
         if self.api_used >= self.api_limit:
             raise _ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         self.api_used += 1
-        return version, self._route(request, version, segments, body), body, None
+        return version, self._route(request, version, segments, body), body, None, False
 
-    def _fault_response(self, fault: _Fault) -> Response:
+    def _fault_response(self, fault: Fault) -> Response:
         if isinstance(fault.body, str):
             response = Response(fault.body, status=fault.status, content_type="text/html")
             for key, value in fault.headers.items():
@@ -3522,7 +3357,7 @@ class SalesforceTestServer:
             for definition in self._schema.values()
             if definition.searchable
         ]
-        now = time.monotonic()
+        now = self._clock()
         results: list[dict[str, Any]] = []
         for spec in specs:
             definition = self._lookup_sobject(spec.sobject)
