@@ -25,9 +25,8 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from .salesforce_schema import GERMAN_TASK_PRIORITIES, GERMAN_TASK_STATUSES
 from .salesforce_server import (
-    GERMAN_TASK_PRIORITIES,
-    GERMAN_TASK_STATUSES,
     SalesforceTestServer,
     TimeoutHTTPAdapter,
     to_18_char_id,

@@ -39,11 +39,8 @@ from connector.delivery.planning import plan_delivery
 from connector.phone import PhoneNumber, parse_sipgate, same_number
 from connector.render.sandbox import compile_templates
 from connector.testing import AdapterContract, example_report
-from tests.fakes.salesforce_server import (
-    GERMAN_TASK_PRIORITIES,
-    GERMAN_TASK_STATUSES,
-    SalesforceTestServer,
-)
+from tests.fakes.salesforce_schema import GERMAN_TASK_PRIORITIES, GERMAN_TASK_STATUSES
+from tests.fakes.salesforce_server import SalesforceTestServer
 
 pytestmark = pytest.mark.integration
 
