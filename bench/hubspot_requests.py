@@ -45,7 +45,8 @@ from connector.adapters.hubspot import HubSpotAdapter, HubSpotOptions  # noqa: E
 from connector.adapters.kit.ratelimit import Budget, MemorySlotStore, RateLimiter  # noqa: E402
 from connector.phone import PhoneNumber, parse_sipgate  # noqa: E402
 from connector.testing.contract import example_report  # noqa: E402
-from tests.fakes.hubspot_server import DEFAULT_TOKEN, HubSpotTestServer, ManualClock  # noqa: E402
+from tests.fakes.base import ManualClock  # noqa: E402
+from tests.fakes.hubspot_server import DEFAULT_TOKEN, HubSpotTestServer  # noqa: E402
 
 CUSTOMERS = 20
 ACTION_ITEMS = (

@@ -116,13 +116,13 @@ def run(scenario: Scenario, calls: int) -> tuple[int, float, int]:
         adapter = SalesforceAdapter("bench", options, session=server.client_session())
         try:
             scenario.log_call(adapter, "bench-0", 0)
-            first = len(server.api_requests())
-            tokens = len(server.token_requests)
+            first = len(server.requests(kind="api"))
+            tokens = len(server.requests(kind="auth"))
             server.clear_request_log()
             for index in range(1, calls + 1):
                 scenario.log_call(adapter, f"bench-{index}", index)
-            later = len(server.api_requests()) / calls
-            return first, later, tokens + len(server.token_requests)
+            later = len(server.requests(kind="api")) / calls
+            return first, later, tokens + len(server.requests(kind="auth"))
         finally:
             adapter.close()
 

@@ -1,6 +1,7 @@
 """The template context built from a `CallReport`, and the one description of its variables.
 
-`VARIABLES` is the reference of every name a template can use; a test keeps it equal to what
+`VARIABLES` is the reference of every name a template can use; the README's table is generated
+from it (`reference_table`) and a test keeps the two equal, another that it matches what
 `build_context` returns.
 """
 
@@ -15,7 +16,7 @@ from connector.payload import CallReport, Channel, TranscriptChunk, User
 from connector.phone import is_anonymous, parse_sipgate
 from connector.render.locales import LABELS, duration_text, language_code, whole_seconds, zone
 
-__all__ = ["VARIABLES", "Variable", "build_context"]
+__all__ = ["PIPELINE_VARIABLES", "VARIABLES", "Variable", "build_context", "reference_table"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,26 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         for key in LABELS["en"]
     ),
 )
+
+#: The names the delivery pipeline adds through `build_context`'s ``extra`` when it renders.
+PIPELINE_VARIABLES: Final[tuple[Variable, ...]] = (
+    Variable("record", "The first matched CRM record `{id, type, name}`, or None."),
+    Variable("item", "In task templates: the action item's text."),
+)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference_table() -> str:
+    """The Markdown table of `VARIABLES` and `PIPELINE_VARIABLES` (the README shows it)."""
+    rows = [
+        f"| `{variable.name}` | {_cell(variable.meaning)} |"
+        for variable in (*VARIABLES, *PIPELINE_VARIABLES)
+    ]
+    return "\n".join(["| name | meaning |", "| --- | --- |", *rows]) + "\n"
+
 
 def _party(raw: str, default_region: str, labels: Mapping[str, str]) -> dict[str, Any]:
     number = parse_sipgate(raw)

@@ -49,12 +49,8 @@ from connector.payload import CallReport, Channel
 from connector.phone import PhoneNumber, parse_sipgate, same_number
 from connector.render.sandbox import make_environment
 from connector.testing import AdapterContract, example_report, minimal_report
-from tests.fakes.hubspot_server import (
-    DEFAULT_TOKEN,
-    Association,
-    HubSpotTestServer,
-    ManualClock,
-)
+from tests.fakes.base import ManualClock
+from tests.fakes.hubspot_server import DEFAULT_TOKEN, Association, HubSpotTestServer
 
 CALLER_DIGITS = "493023125012"  # as sipgate sends it
 CALLER = parse_sipgate(CALLER_DIGITS)
@@ -67,21 +63,23 @@ MARCH_28_2230Z = datetime(2026, 3, 28, 22, 30, tzinfo=UTC).timestamp()
 
 
 def start_server(**settings: Any) -> HubSpotTestServer:
-    """A started server whose calls know HubSpot's ``hs_call_external_id`` and two owners."""
+    """A started server whose calls know HubSpot's ``hs_call_external_id`` and two owners.
+
+    Seeded before it starts, so a failing seed leaves no server running.
+    """
     settings.setdefault("ten_second_limit", 100_000)
     settings.setdefault("search_per_second_limit", 100_000)
-    server = HubSpotTestServer(**settings).start()
+    server = HubSpotTestServer(**settings)
     server.add_property("calls", "hs_call_external_id")
     server.add_owner(ERIKA_OWNER, "erika.mustermann@example.com", "Erika", "Mustermann")
     server.add_owner(MAX_OWNER, "max.mustermann@example.com", "Max", "Mustermann")
-    return server
+    return server.start()
 
 
 @pytest.fixture
 def server() -> Iterator[HubSpotTestServer]:
-    running = start_server()
-    yield running
-    running.stop()
+    with start_server() as running:
+        yield running
 
 
 def options(server: HubSpotTestServer, **extra: Any) -> dict[str, Any]:
@@ -657,9 +655,8 @@ def test_an_unknown_outcome_waits_for_the_search_index_instead_of_duplicating(
 @pytest.fixture
 def customer_free_lagging() -> Iterator[tuple[HubSpotTestServer, ManualClock]]:
     clock = ManualClock(MARCH_28_2230Z)
-    running = start_server(search_lag_seconds=30.0, clock=clock)
-    yield running, clock
-    running.stop()
+    with start_server(search_lag_seconds=30.0, clock=clock) as running:
+        yield running, clock
 
 
 def test_timeout_of_the_task_batch_finds_the_tasks_on_retry(

@@ -8,24 +8,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from connector.adapters import CrmRecord, Journal
 from connector.config.load import Defaults
-from connector.config.policy import DeliveryPolicy, TargetAbilities, load_policy
+from connector.config.policy import BUILTIN_MAPPINGS, DeliveryPolicy, TargetAbilities, load_policy
 from connector.delivery.planning import add_business_days, plan_delivery
 from connector.payload import ActionItem, parse_report
 from connector.problems import ConfigProblem
 from tests.support.adapters import FakeCrm
 
 
-def policy(**mapping: Any) -> DeliveryPolicy:
+def policy(base: Path = Path("/nonexistent"), **mapping: Any) -> DeliveryPolicy:
     raw = {"mapping": "hubspot.yaml", **mapping}
     problems: list[ConfigProblem] = []
     loaded = load_policy(
         raw,
         "targets[0]",
         "config.yaml",
-        Path("/nonexistent"),
+        base,
         Defaults(),
         TargetAbilities(("contact", "lead", "company"), ("contact", "lead")),
         problems,
@@ -241,3 +242,18 @@ def test_transcript_field_is_no_key_of_a_mapping(tmp_path: Path) -> None:
     assert [(p.path, p.message) for p in problems] == [
         ("transcript_field", "Unknown key (a typo?).")
     ]
+
+
+def test_the_pipeline_variables_reach_the_templates(report: Any, tmp_path: Path) -> None:
+    # connector.render.context.PIPELINE_VARIABLES documents these two names for the README.
+    shipped = BUILTIN_MAPPINGS / "hubspot.yaml"
+    mapping = yaml.safe_load(shipped.read_text())
+    mapping["fields"]["hs_call_title"] = "{{ record.type if record }} {{ record.id if record }}"
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mapping))
+    rules = policy(tmp_path, mapping="mine.yaml", tasks={"subject": "Task: {{ item }}"})
+    job = plan_delivery(report, rules, FakeCrm([contact()]), Journal()).job
+    assert job is not None
+    assert job.fields["hs_call_title"] == "contact K1"
+    assert [t.subject for t in job.tasks] == [f"Task: {a.content}" for a in report.action_items]
+    unmatched = plan_delivery(report, rules, FakeCrm([]), Journal()).job
+    assert unmatched is not None and unmatched.fields["hs_call_title"] == ""

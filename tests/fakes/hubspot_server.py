@@ -57,21 +57,20 @@ import fnmatch
 import json
 import math
 import re
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import phonenumbers
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.base import FakeServer, LoggedRequest
 
 __all__ = [
     "ALL_SCOPES",
@@ -79,9 +78,8 @@ __all__ = [
     "DEFAULT_TOKEN",
     "Association",
     "AssociationTypeDef",
+    "HubSpotRequest",
     "HubSpotTestServer",
-    "LoggedRequest",
-    "ManualClock",
     "TokenInfo",
     "calculated_phone_properties",
 ]
@@ -664,25 +662,6 @@ def calculated_phone_properties(
     }
 
 
-class ManualClock:
-    """A monotonic clock for tests: time only moves when :meth:`advance` is called."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        """Start the clock at ``start`` seconds."""
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        """Return the current time in seconds."""
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward by ``seconds``."""
-        with self._lock:
-            self._now += seconds
-
-
 @dataclass(frozen=True)
 class TokenInfo:
     """An access token the server accepts, with the metadata introspection returns."""
@@ -696,25 +675,14 @@ class TokenInfo:
     user_email: str = "integration.user@example.com"
 
 
-@dataclass(frozen=True)
-class LoggedRequest:
-    """One request as the server saw it.
+@dataclass(frozen=True, kw_only=True)
+class HubSpotRequest(LoggedRequest):
+    """One request as the server saw it, with the token, the endpoint and the rate budget
+    (``general``, ``search``) it was counted against."""
 
-    ``json`` is the request body exactly as decoded from the wire, so the JSON types the
-    client used (``int`` vs ``str`` property values) stay visible.
-    """
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    json: Any
-    timestamp: float
-    status: int
     token: str | None = None
     endpoint: str | None = None
     budget: str | None = None
-    injected: bool = False
-    delayed_seconds: float = 0.0
 
     def property_values(self) -> list[tuple[str, Any]]:
         """Return every ``(property name, raw JSON value)`` written by this request's body."""
@@ -786,26 +754,6 @@ class _ApiError(Exception):
         super().__init__(body.get("message", ""))
         self.status = status
         self.body = body
-
-
-@dataclass
-class _Fault:
-    pattern: re.Pattern[str]
-    method: str | None
-    remaining: int | None
-    status: int = 0
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method and self.method.upper() != method:
-            return False
-        return self.remaining != 0 and bool(self.pattern.search(path))
-
-    def consume(self) -> None:
-        if self.remaining is not None:
-            self.remaining -= 1
 
 
 class _SlidingWindow:
@@ -905,13 +853,6 @@ def _default_fault_body(status: int) -> JSONDict:
     return _error("injected failure", "VALIDATION_ERROR")
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """Werkzeug request handler without per-request access logging."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        """Drop werkzeug's access and error log lines (the request log replaces them)."""
-
-
 # --------------------------------------------------------------------------------------------
 # The server
 # --------------------------------------------------------------------------------------------
@@ -971,13 +912,17 @@ _UNAUTHENTICATED_ENDPOINTS = frozenset({"oauth_token_info", "private_app_token_i
 _WRITE_ENDPOINTS = frozenset({"create", "update", "archive", "v4_create", "v4_create_default"})
 
 
-class HubSpotTestServer:
+class HubSpotTestServer(FakeServer[HubSpotRequest]):
     """A local, stateful stand-in for HubSpot's CRM API (see the module docstring).
 
     Use it as a context manager (``with HubSpotTestServer() as server:``) or call
     :meth:`start` / :meth:`stop` yourself.  All seeding and inspection helpers are
-    thread-safe and bypass authentication, rate limits and the request log.
+    thread-safe and bypass authentication, rate limits and the request log.  Injected
+    failures (:meth:`fail_next`) happen after authentication and do not consume rate budget;
+    a ``None`` body gives a HubSpot-style error body for the status.
     """
+
+    name = "hubspot-test-server"
 
     def __init__(
         self,
@@ -1020,11 +965,7 @@ class HubSpotTestServer:
         self.search_policy_name = search_policy_name
         self.retry_after_seconds = retry_after_seconds
         self.strict_properties = strict_properties
-        self._clock = clock
-        self._host = host
-
-        self._lock = threading.RLock()
-        self._stopping = threading.Event()
+        super().__init__(clock=clock, host=host)
         self._tokens: dict[str, TokenInfo] = {}
         for token, scopes in (tokens or {DEFAULT_TOKEN: ALL_SCOPES}).items():
             self.add_token(token, scopes)
@@ -1040,69 +981,6 @@ class HubSpotTestServer:
         self._ten_second = _SlidingWindow(ten_second_limit, 10.0)
         self._search = _SlidingWindow(search_per_second_limit, 1.0)
         self._daily_used = 0
-        self._faults: list[_Fault] = []
-        self._delays: list[_Fault] = []
-        self._log: list[LoggedRequest] = []
-
-        self._httpd: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> HubSpotTestServer:
-        """Bind an ephemeral port on the loopback interface and serve in a daemon thread."""
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        self._httpd = make_server(
-            self._host, 0, self._wsgi_app, threaded=True, request_handler=_QuietRequestHandler
-        )
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"hubspot-test-server-{self._httpd.server_port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wake up delayed responses and release the port."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> HubSpotTestServer:
-        """Start the server."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Stop the server."""
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """Return the bound port (the server must be started)."""
-        if self._httpd is None:
-            raise RuntimeError("HubSpotTestServer is not running; call start() first")
-        return int(self._httpd.server_port)
-
-    @property
-    def url(self) -> str:
-        """Return the base URL, e.g. ``http://127.0.0.1:54321`` (pass it as the SDK's host)."""
-        return f"http://{self._host}:{self.port}"
 
     # ---------------------------------------------------------------- configuration helpers
 
@@ -1118,57 +996,6 @@ class HubSpotTestServer:
         """Stop accepting ``token`` (subsequent requests get 401)."""
         with self._lock:
             self._tokens.pop(token, None)
-
-    def fail_next(
-        self,
-        path_regex: str,
-        status: int,
-        body: Any = None,
-        count: int | None = 1,
-        *,
-        method: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer the next ``count`` matching requests with ``status`` without touching state.
-
-        ``path_regex`` is searched in the request path.  ``body`` may be a dict (sent as
-        JSON), ``str``/``bytes`` (sent as is) or ``None`` for a HubSpot-style default body.
-        ``count=None`` fails every matching request until :meth:`clear_faults`.  Injected
-        failures happen after authentication and do not consume rate budget.
-        """
-        with self._lock:
-            self._faults.append(
-                _Fault(
-                    re.compile(path_regex),
-                    method,
-                    count,
-                    status,
-                    _default_fault_body(status) if body is None else body,
-                    dict(headers or {}),
-                )
-            )
-
-    def delay_after_commit(
-        self,
-        path_regex: str,
-        seconds: float,
-        count: int | None = 1,
-        *,
-        method: str | None = None,
-    ) -> None:
-        """Apply the next ``count`` matching requests, then hold the response ``seconds``.
-
-        A client with a shorter read timeout times out although the write happened: the
-        "unknown outcome" case.  :meth:`stop` cuts pending delays short.
-        """
-        with self._lock:
-            self._delays.append(_Fault(re.compile(path_regex), method, count, seconds=seconds))
-
-    def clear_faults(self) -> None:
-        """Forget all pending :meth:`fail_next` and :meth:`delay_after_commit` rules."""
-        with self._lock:
-            self._faults.clear()
-            self._delays.clear()
 
     def exhaust_daily(self) -> None:
         """Use up the daily budget: every counted request now gets 429 ``DAILY``."""
@@ -1330,53 +1157,29 @@ class HubSpotTestServer:
         with self._lock:
             return [a for a in self._associations if a.from_type == src and a.from_id == from_id]
 
-    @property
-    def request_log(self) -> list[LoggedRequest]:
-        """Return a copy of the request log, oldest first."""
-        with self._lock:
-            return list(self._log)
-
-    def requests(
-        self, method: str | None = None, path_regex: str | None = None
-    ) -> list[LoggedRequest]:
-        """Return logged requests filtered by method and a regex searched in the path."""
-        pattern = re.compile(path_regex) if path_regex else None
-        return [
-            entry
-            for entry in self.request_log
-            if (method is None or entry.method == method.upper())
-            and (pattern is None or pattern.search(entry.path))
-        ]
-
-    def rate_limited_requests(self) -> list[LoggedRequest]:
+    def rate_limited_requests(self) -> list[HubSpotRequest]:
         """Return requests the server rejected for being over budget (not injected 429s)."""
         return [e for e in self.request_log if e.status == 429 and not e.injected]
 
-    def non_string_property_values(self) -> list[tuple[LoggedRequest, str, str]]:
+    def non_string_property_values(self) -> list[tuple[HubSpotRequest, str, str]]:
         """Return ``(request, property, JSON type)`` for every property value sent as non-string."""
-        found: list[tuple[LoggedRequest, str, str]] = []
+        found: list[tuple[HubSpotRequest, str, str]] = []
         for entry in self.request_log:
             for name, value in entry.property_values():
                 if not isinstance(value, str):
                     found.append((entry, name, type(value).__name__))
         return found
 
-    def clear_request_log(self) -> None:
-        """Forget all logged requests."""
-        with self._lock:
-            self._log.clear()
-
     # ---------------------------------------------------------------- WSGI plumbing
 
-    def _wsgi_app(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
+    def _default_fault_body(self, status: int) -> JSONDict:
+        return _default_fault_body(status)
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         reply, entry = self._handle(request)
-        with self._lock:
-            self._log.append(entry)
-        if entry.delayed_seconds:
-            self._stopping.wait(entry.delayed_seconds)
+        self._log_request(entry)
+        self._hold(entry.delayed_seconds)
         if reply.body is None or isinstance(reply.body, bytes | str):
             data, content_type = reply.body or b"", "text/plain;charset=utf-8"
         else:
@@ -1387,7 +1190,7 @@ class HubSpotTestServer:
         result: Iterable[bytes] = response(environ, start_response)
         return result
 
-    def _handle(self, request: Request) -> tuple[_Reply, LoggedRequest]:
+    def _handle(self, request: Request) -> tuple[_Reply, HubSpotRequest]:
         method, path = request.method.upper(), request.path
         query = {key: request.args.getlist(key) for key in request.args}
         raw = request.get_data()
@@ -1399,7 +1202,16 @@ class HubSpotTestServer:
             except ValueError:
                 body_error = True
         token = self._bearer_token(request)
-        entry = LoggedRequest(method, path, query, body, time.time(), 0, token)
+        entry = HubSpotRequest(
+            method=method,
+            path=path,
+            query=query,
+            json=body,
+            status=0,
+            time=time.time(),
+            kind="api",
+            token=token,
+        )
 
         try:
             endpoint, args = _URL_MAP.bind("localhost").match(path, method=method)
@@ -1416,12 +1228,12 @@ class HubSpotTestServer:
         with self._lock:
             if endpoint in _UNAUTHENTICATED_ENDPOINTS:
                 reply = self._safe_dispatch(endpoint, args, request, body, body_error, raw)
-                return reply, replace(entry, status=reply.status)
+                return reply, replace(entry, status=reply.status, kind="auth")
             info = self._tokens.get(token or "")
             if info is None:
                 reply = _Reply(401, _auth_error())
                 return reply, replace(entry, status=401)
-            fault = self._take(self._faults, method, path)
+            fault = self._take_fault(method, path)
             if fault is not None:
                 reply = _Reply(fault.status, fault.body, dict(fault.headers))
                 return reply, replace(entry, status=fault.status, injected=True)
@@ -1439,8 +1251,7 @@ class HubSpotTestServer:
                 reply = self._safe_dispatch(endpoint, args, request, body, body_error, raw)
             if budget == "general":
                 reply.headers.update(self._rate_headers(info))
-            delay = self._take(self._delays, method, path)
-            seconds = delay.seconds if delay else 0.0
+            seconds = self._take_delay(method, path)
             return reply, replace(entry, status=reply.status, delayed_seconds=seconds)
 
     @staticmethod
@@ -1448,14 +1259,6 @@ class HubSpotTestServer:
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         return value.strip() if scheme.lower() == "bearer" and value.strip() else None
-
-    @staticmethod
-    def _take(rules: list[_Fault], method: str, path: str) -> _Fault | None:
-        for rule in rules:
-            if rule.matches(method, path):
-                rule.consume()
-                return rule
-        return None
 
     # ---------------------------------------------------------------- rate limits and scopes
 

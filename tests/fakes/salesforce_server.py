@@ -38,6 +38,10 @@ Known approximations (each one documented where it is implemented):
   is word based; relevance ordering is replaced by insertion order.
 * The search index lag (``search_lag_seconds``) applies to records *created* through
   the API; updates are visible to SOSL immediately.
+
+The org's schema and describe data are in ``salesforce_schema``, the SOQL and SOSL parsers in
+``salesforce_soql`` and ``salesforce_sosl``, the error bodies in ``salesforce_errors``; lifecycle,
+request log and fault rules come from ``base``.
 """
 
 from __future__ import annotations
@@ -49,93 +53,77 @@ import itertools
 import json
 import re
 import secrets
-import ssl
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import jwt
 import requests
-import trustme
 from requests.adapters import HTTPAdapter
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 # The timeout adapter the Salesforce adapter mounts; tests mount the same one.
 from connector.adapters.kit.http import TimeoutHTTPAdapter
+from tests.fakes.base import FakeServer, Fault, LoggedRequest, RequestKind
+from tests.fakes.salesforce_errors import UNSUPPORTED, ApiError, RecordError, malformed_query
+from tests.fakes.salesforce_schema import (
+    DATE_RE,
+    ENGLISH_TASK_PRIORITIES,
+    ENGLISH_TASK_STATUSES,
+    KEY_PREFIXES,
+    FieldDef,
+    PicklistValue,
+    SObjectDef,
+    TaskPriorityValue,
+    TaskStatusValue,
+    build_standard_schema,
+    format_datetime,
+    parse_datetime,
+)
+from tests.fakes.salesforce_soql import (
+    BoolOp,
+    Not,
+    OrderItem,
+    SoqlLiteral,
+    SoqlParser,
+    SoqlQuery,
+    like_to_regex,
+)
+from tests.fakes.salesforce_sosl import (
+    ReturningSpec,
+    SoslQuery,
+    parse_sosl,
+    phone_alternatives,
+    returning_query,
+    text_expression_matches,
+)
 
 __all__ = [
-    "ENGLISH_TASK_PRIORITIES",
-    "ENGLISH_TASK_STATUSES",
-    "GERMAN_TASK_PRIORITIES",
-    "GERMAN_TASK_STATUSES",
     "JWT_BEARER_GRANT",
-    "KEY_PREFIXES",
-    "FieldDef",
-    "PicklistValue",
     "RedirectToServerAdapter",
-    "RequestLogEntry",
-    "SObjectDef",
+    "SalesforceRequest",
     "SalesforceTestServer",
-    "TaskPriorityValue",
-    "TaskStatusValue",
     "TimeoutHTTPAdapter",
     "to_18_char_id",
 ]
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
-#: Key prefixes (first three characters of record ids) of the supported sObjects.
-KEY_PREFIXES: dict[str, str] = {
-    "Account": "001",
-    "Contact": "003",
-    "User": "005",
-    "Opportunity": "006",
-    "Lead": "00Q",
-    "Task": "00T",
-    "TaskStatus": "01J",
-    "TaskPriority": "01J",
-    "ContentNote": "069",
-    "ContentDocument": "069",
-    "ContentDocumentLink": "06A",
-    "Case": "500",
-}
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME_RE = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:?\d{2})?$"
-)
 _TEXT_TYPES = frozenset(
     {"string", "textarea", "email", "phone", "url", "picklist", "multipicklist", "combobox"}
 )
 _ID_TYPES = frozenset({"id", "reference"})
 _NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
-_SOAP_TYPES = {
-    "id": "tns:ID",
-    "reference": "tns:ID",
-    "boolean": "xsd:boolean",
-    "int": "xsd:int",
-    "double": "xsd:double",
-    "currency": "xsd:double",
-    "percent": "xsd:double",
-    "date": "xsd:date",
-    "datetime": "xsd:dateTime",
-    "base64": "xsd:base64Binary",
-}
 _NOT_FOUND = "The requested resource does not exist"
 _SESSION_INVALID = "Session expired or invalid"
-_UNSUPPORTED = "SalesforceTestServer does not support"
 
 
 def to_18_char_id(record_id: str) -> str:
@@ -174,1360 +162,17 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, str) and bool(_ID_RE.match(value))
 
 
-def _format_datetime(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
-
-
-def _parse_datetime(value: str) -> datetime | None:
-    """Parse Salesforce date/dateTime strings (``2024-05-01``, ``...T10:00:00.000+0000``)."""
-    if _DATE_RE.match(value):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    match = _DATETIME_RE.match(value)
-    if not match:
-        return None
-    day, hour, minute, second, fraction, zone = match.groups()
-    micro = int((fraction or "0").ljust(6, "0")[:6])
-    moment = datetime.fromisoformat(f"{day}T{hour}:{minute}:{second}").replace(microsecond=micro)
-    if zone in (None, "Z"):
-        return moment.replace(tzinfo=UTC)
-    zone = zone.replace(":", "")
-    offset = datetime.strptime(zone, "%z").tzinfo
-    return moment.replace(tzinfo=offset).astimezone(UTC)
-
-
-# --------------------------------------------------------------------------- schema
-
-
-@dataclass(frozen=True)
-class PicklistValue:
-    """One entry of a picklist as reported by describe (``picklistValues``)."""
-
-    value: str
-    label: str | None = None
-    active: bool = True
-    default: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        """Return the describe representation (``active``, ``defaultValue``, ...)."""
-        return {
-            "active": self.active,
-            "defaultValue": self.default,
-            "label": self.label or self.value,
-            "validFor": None,
-            "value": self.value,
-        }
-
-
-@dataclass
-class FieldDef:
-    """Metadata of one sObject field, used for validation, SOQL and describe."""
-
-    name: str
-    type: str
-    label: str = ""
-    length: int = 0
-    createable: bool = True
-    updateable: bool = True
-    filterable: bool = True
-    nillable: bool = True
-    defaulted_on_create: bool = False
-    required: bool = False
-    picklist_values: list[PicklistValue] = field(default_factory=list)
-    restricted_picklist: bool = False
-    reference_to: tuple[str, ...] = ()
-    relationship_name: str | None = None
-    external_id: bool = False
-    unique: bool = False
-    custom: bool = False
-    calculated: bool = False
-
-    def describe(self) -> dict[str, Any]:
-        """Return the field as Salesforce's ``sobjects/{Type}/describe`` lists it."""
-        return {
-            "name": self.name,
-            "label": self.label or self.name,
-            "type": self.type,
-            "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
-            "length": self.length,
-            "byteLength": self.length * 3,
-            "precision": 18 if self.type in {"double", "currency", "percent"} else 0,
-            "scale": 2 if self.type in {"currency", "percent"} else 0,
-            "digits": 9 if self.type == "int" else 0,
-            "createable": self.createable,
-            "updateable": self.updateable,
-            "filterable": self.filterable,
-            "sortable": self.filterable,
-            "groupable": self.filterable and self.type not in {"double", "currency"},
-            "nillable": self.nillable,
-            "defaultedOnCreate": self.defaulted_on_create,
-            "calculated": self.calculated,
-            "custom": self.custom,
-            "externalId": self.external_id,
-            "unique": self.unique,
-            "idLookup": self.type == "id" or self.external_id,
-            "caseSensitive": False,
-            "htmlFormatted": False,
-            "nameField": self.name == "Name",
-            "picklistValues": [value.describe() for value in self.picklist_values],
-            "restrictedPicklist": self.restricted_picklist,
-            "referenceTo": list(self.reference_to),
-            "relationshipName": self.relationship_name,
-            "polymorphicForeignKey": len(self.reference_to) > 1,
-            "defaultValue": None,
-        }
-
-
-@dataclass
-class SObjectDef:
-    """Metadata of one sObject type: name, key prefix and fields."""
-
-    name: str
-    label: str
-    key_prefix: str
-    fields: dict[str, FieldDef] = field(default_factory=dict)
-    createable: bool = True
-    updateable: bool = True
-    deletable: bool = True
-    queryable: bool = True
-    searchable: bool = True
-
-    def field(self, name: str) -> FieldDef | None:
-        """Return the field called ``name`` (case-insensitive) or ``None``."""
-        return self.fields.get(name.lower())
-
-    def add(self, definition: FieldDef) -> None:
-        """Add or replace a field."""
-        self.fields[definition.name.lower()] = definition
-
-    def relationship(self, name: str) -> FieldDef | None:
-        """Return the reference field whose relationship name is ``name``."""
-        lowered = name.lower()
-        for definition in self.fields.values():
-            if definition.relationship_name and definition.relationship_name.lower() == lowered:
-                return definition
-        return None
-
-    def describe(self, version: str) -> dict[str, Any]:
-        """Return the ``sobjects/{Type}/describe`` body."""
-        base = f"/services/data/v{version}/sobjects/{self.name}"
-        return {
-            **self.summary(version),
-            "fields": [definition.describe() for definition in self.fields.values()],
-            "childRelationships": [],
-            "recordTypeInfos": [],
-            "urls": {
-                "sobject": base,
-                "describe": f"{base}/describe",
-                "rowTemplate": f"{base}/{{ID}}",
-            },
-        }
-
-    def summary(self, version: str) -> dict[str, Any]:
-        """Return the entry of this type in the global describe (``GET sobjects``)."""
-        base = f"/services/data/v{version}/sobjects/{self.name}"
-        return {
-            "name": self.name,
-            "label": self.label,
-            "labelPlural": f"{self.label}s",
-            "keyPrefix": self.key_prefix,
-            "custom": False,
-            "createable": self.createable,
-            "updateable": self.updateable,
-            "deletable": self.deletable,
-            "queryable": self.queryable,
-            "searchable": self.searchable,
-            "urls": {"sobject": base, "describe": f"{base}/describe"},
-        }
-
-
-@dataclass(frozen=True)
-class TaskStatusValue:
-    """A ``TaskStatus`` row / value of the Task ``Status`` picklist.
-
-    ``api_name`` is the value stored in ``Task.Status``; ``master_label`` (defaults to the
-    API name) is what ``SELECT MasterLabel FROM TaskStatus`` returns; ``label`` is the
-    (translated) label reported by describe.
-    """
-
-    api_name: str
-    label: str | None = None
-    master_label: str | None = None
-    is_closed: bool = False
-    is_default: bool = False
-
-
-@dataclass(frozen=True)
-class TaskPriorityValue:
-    """A ``TaskPriority`` row / value of the Task ``Priority`` picklist."""
-
-    api_name: str
-    label: str | None = None
-    master_label: str | None = None
-    is_high_priority: bool = False
-    is_default: bool = False
-
-
-ENGLISH_TASK_STATUSES: tuple[TaskStatusValue, ...] = (
-    TaskStatusValue("Not Started", is_default=True),
-    TaskStatusValue("In Progress"),
-    TaskStatusValue("Completed", is_closed=True),
-    TaskStatusValue("Waiting on someone else"),
-    TaskStatusValue("Deferred"),
-)
-GERMAN_TASK_STATUSES: tuple[TaskStatusValue, ...] = (
-    TaskStatusValue("Offen", is_default=True),
-    TaskStatusValue("In Bearbeitung"),
-    TaskStatusValue("Erledigt", is_closed=True),
-)
-ENGLISH_TASK_PRIORITIES: tuple[TaskPriorityValue, ...] = (
-    TaskPriorityValue("High", is_high_priority=True),
-    TaskPriorityValue("Normal", is_default=True),
-    TaskPriorityValue("Low"),
-)
-GERMAN_TASK_PRIORITIES: tuple[TaskPriorityValue, ...] = (
-    TaskPriorityValue("Hoch", is_high_priority=True),
-    TaskPriorityValue("Normal", is_default=True),
-    TaskPriorityValue("Niedrig"),
-)
-
-
-def _picklist(*values: str, default: str | None = None) -> list[PicklistValue]:
-    return [PicklistValue(value, default=value == default) for value in values]
-
-
-def _string(name: str, length: int, label: str = "", **kwargs: Any) -> FieldDef:
-    return FieldDef(name, "string", label or name, length, **kwargs)
-
-
-def _phone(name: str, label: str = "") -> FieldDef:
-    return FieldDef(name, "phone", label or name, 40)
-
-
-def _description(label: str) -> FieldDef:
-    # Long text areas can't be filtered in SOQL.
-    return FieldDef("Description", "textarea", label, 32000, filterable=False)
-
-
-def _readonly(definition: FieldDef) -> FieldDef:
-    definition.createable = False
-    definition.updateable = False
-    return definition
-
-
-def _reference(
-    name: str, targets: tuple[str, ...], relationship: str, label: str = "", **kwargs: Any
-) -> FieldDef:
-    return FieldDef(
-        name,
-        "reference",
-        label or name,
-        18,
-        reference_to=targets,
-        relationship_name=relationship,
-        **kwargs,
-    )
-
-
-def _system_fields(owned: bool) -> list[FieldDef]:
-    fields = [
-        _readonly(FieldDef("Id", "id", "Record ID", 18, nillable=False, defaulted_on_create=True)),
-        _readonly(FieldDef("IsDeleted", "boolean", "Deleted", nillable=False)),
-        _readonly(FieldDef("CreatedDate", "datetime", "Created Date", nillable=False)),
-        _readonly(_reference("CreatedById", ("User",), "CreatedBy", "Created By ID")),
-        _readonly(FieldDef("LastModifiedDate", "datetime", "Last Modified Date", nillable=False)),
-        _readonly(
-            _reference("LastModifiedById", ("User",), "LastModifiedBy", "Last Modified By ID")
-        ),
-        _readonly(FieldDef("SystemModstamp", "datetime", "System Modstamp", nillable=False)),
-    ]
-    if owned:
-        fields.append(
-            _reference(
-                "OwnerId", ("User",), "Owner", "Owner ID", nillable=False, defaulted_on_create=True
-            )
-        )
-    return fields
-
-
-def _person_name_fields() -> list[FieldDef]:
-    return [
-        _string("FirstName", 40, "First Name"),
-        _string("LastName", 80, "Last Name", nillable=False, required=True),
-        _readonly(_string("Name", 121, "Full Name", calculated=True)),
-    ]
-
-
-def _make(name: str, label: str, fields: Iterable[FieldDef], **kwargs: Any) -> SObjectDef:
-    definition = SObjectDef(name, label, KEY_PREFIXES[name], **kwargs)
-    for item in fields:
-        definition.add(item)
-    return definition
-
-
-def _build_standard_schema() -> dict[str, SObjectDef]:
-    who = ("Contact", "Lead")
-    what = ("Account", "Opportunity", "Case")
-    schema = [
-        _make(
-            "Account",
-            "Account",
-            [
-                *_system_fields(owned=True),
-                _string("Name", 255, "Account Name", nillable=False, required=True),
-                _phone("Phone", "Account Phone"),
-                _phone("Fax", "Account Fax"),
-                FieldDef("Website", "url", "Website", 255),
-                FieldDef(
-                    "Type",
-                    "picklist",
-                    "Account Type",
-                    255,
-                    picklist_values=_picklist("Prospect", "Customer - Direct", "Other"),
-                ),
-                _string("BillingCity", 40, "Billing City"),
-                _description("Account Description"),
-            ],
-        ),
-        _make(
-            "Contact",
-            "Contact",
-            [
-                *_system_fields(owned=True),
-                *_person_name_fields(),
-                _string("Title", 128),
-                _string("Department", 80),
-                FieldDef("Email", "email", "Email", 80),
-                _phone("Phone", "Business Phone"),
-                _phone("MobilePhone", "Mobile Phone"),
-                _phone("HomePhone", "Home Phone"),
-                _phone("OtherPhone", "Other Phone"),
-                _phone("AssistantPhone", "Asst. Phone"),
-                _phone("Fax", "Business Fax"),
-                _reference("AccountId", ("Account",), "Account", "Account ID"),
-                _string("MailingCity", 40, "Mailing City"),
-                _description("Contact Description"),
-            ],
-        ),
-        _make(
-            "Lead",
-            "Lead",
-            [
-                *_system_fields(owned=True),
-                *_person_name_fields(),
-                _string("Company", 255, "Company", nillable=False, required=True),
-                _string("Title", 128),
-                FieldDef("Email", "email", "Email", 80),
-                _phone("Phone"),
-                _phone("MobilePhone", "Mobile Phone"),
-                _phone("Fax"),
-                FieldDef(
-                    "Status",
-                    "picklist",
-                    "Status",
-                    255,
-                    nillable=False,
-                    defaulted_on_create=True,
-                    picklist_values=_picklist(
-                        "Open - Not Contacted",
-                        "Working - Contacted",
-                        "Closed - Converted",
-                        "Closed - Not Converted",
-                        default="Open - Not Contacted",
-                    ),
-                ),
-                FieldDef(
-                    "IsConverted",
-                    "boolean",
-                    "Converted",
-                    updateable=False,
-                    nillable=False,
-                    defaulted_on_create=True,
-                ),
-                _readonly(
-                    _reference(
-                        "ConvertedContactId", ("Contact",), "ConvertedContact", "Converted Contact"
-                    )
-                ),
-                _readonly(
-                    _reference(
-                        "ConvertedAccountId", ("Account",), "ConvertedAccount", "Converted Account"
-                    )
-                ),
-                _readonly(FieldDef("ConvertedDate", "date", "Converted Date")),
-                _description("Description"),
-            ],
-        ),
-        _make(
-            "Opportunity",
-            "Opportunity",
-            [
-                *_system_fields(owned=True),
-                _string("Name", 120, "Opportunity Name", nillable=False, required=True),
-                _reference("AccountId", ("Account",), "Account", "Account ID"),
-                FieldDef(
-                    "StageName",
-                    "picklist",
-                    "Stage",
-                    255,
-                    nillable=False,
-                    required=True,
-                    picklist_values=_picklist(
-                        "Prospecting",
-                        "Qualification",
-                        "Negotiation/Review",
-                        "Closed Won",
-                        "Closed Lost",
-                    ),
-                ),
-                FieldDef("CloseDate", "date", "Close Date", nillable=False, required=True),
-                FieldDef("Amount", "currency", "Amount"),
-                _readonly(FieldDef("IsClosed", "boolean", "Closed", nillable=False)),
-                _readonly(FieldDef("IsWon", "boolean", "Won", nillable=False)),
-                _description("Description"),
-            ],
-        ),
-        _make(
-            "Task",
-            "Task",
-            [
-                *_system_fields(owned=True),
-                FieldDef(
-                    "Subject",
-                    "combobox",
-                    "Subject",
-                    255,
-                    picklist_values=_picklist("Call", "Send Letter", "Send Quote", "Other"),
-                ),
-                _description("Comments"),
-                FieldDef(
-                    "Status",
-                    "picklist",
-                    "Status",
-                    40,
-                    nillable=False,
-                    defaulted_on_create=True,
-                    restricted_picklist=True,
-                ),
-                FieldDef(
-                    "Priority",
-                    "picklist",
-                    "Priority",
-                    40,
-                    nillable=False,
-                    defaulted_on_create=True,
-                    restricted_picklist=True,
-                ),
-                _readonly(FieldDef("IsClosed", "boolean", "Closed", nillable=False)),
-                _readonly(FieldDef("IsHighPriority", "boolean", "High Priority", nillable=False)),
-                _reference("WhoId", who, "Who", "Name ID"),
-                _reference("WhatId", what, "What", "Related To ID"),
-                _readonly(_reference("AccountId", ("Account",), "Account", "Account ID")),
-                FieldDef("ActivityDate", "date", "Due Date Only"),
-                _string("CallObject", 255, "Call Object Identifier"),
-                FieldDef(
-                    "CallType",
-                    "picklist",
-                    "Call Type",
-                    40,
-                    restricted_picklist=True,
-                    picklist_values=_picklist("Internal", "Inbound", "Outbound"),
-                ),
-                FieldDef("CallDurationInSeconds", "int", "Call Duration"),
-                _string("CallDisposition", 255, "Call Result"),
-                FieldDef(
-                    "TaskSubtype",
-                    "picklist",
-                    "Task Subtype",
-                    40,
-                    updateable=False,
-                    defaulted_on_create=True,
-                    restricted_picklist=True,
-                    picklist_values=_picklist(
-                        "Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn"
-                    ),
-                ),
-                FieldDef(
-                    "Type",
-                    "picklist",
-                    "Type",
-                    40,
-                    picklist_values=_picklist("Call", "Email", "Meeting", "Other"),
-                ),
-            ],
-        ),
-        _make(
-            "Case",
-            "Case",
-            [
-                *_system_fields(owned=True),
-                _readonly(_string("CaseNumber", 30, "Case Number", calculated=True)),
-                _string("Subject", 255, "Subject"),
-                _description("Description"),
-                FieldDef(
-                    "Status",
-                    "picklist",
-                    "Status",
-                    40,
-                    defaulted_on_create=True,
-                    picklist_values=_picklist(
-                        "New", "Working", "Escalated", "Closed", default="New"
-                    ),
-                ),
-                FieldDef(
-                    "Priority",
-                    "picklist",
-                    "Priority",
-                    40,
-                    defaulted_on_create=True,
-                    picklist_values=_picklist("High", "Medium", "Low", default="Medium"),
-                ),
-                FieldDef(
-                    "Origin",
-                    "picklist",
-                    "Case Origin",
-                    40,
-                    picklist_values=_picklist("Phone", "Email", "Web"),
-                ),
-                _reference("ContactId", ("Contact",), "Contact", "Contact ID"),
-                _reference("AccountId", ("Account",), "Account", "Account ID"),
-                _phone("SuppliedPhone", "Web Phone"),
-                _readonly(FieldDef("IsClosed", "boolean", "Closed", nillable=False)),
-            ],
-        ),
-        _make(
-            "ContentNote",
-            "Note",
-            [
-                *_system_fields(owned=True),
-                _string("Title", 255, "Title", nillable=False, required=True),
-                FieldDef("Content", "base64", "Content", 0),
-                _readonly(_string("TextPreview", 255, "Text Preview", calculated=True)),
-                _readonly(_string("FileType", 20, "File Type")),
-            ],
-            searchable=False,
-        ),
-        _make(
-            "ContentDocumentLink",
-            "Content Document Link",
-            [
-                _readonly(
-                    FieldDef("Id", "id", "Record ID", 18, nillable=False, defaulted_on_create=True)
-                ),
-                _readonly(FieldDef("IsDeleted", "boolean", "Deleted", nillable=False)),
-                _readonly(FieldDef("SystemModstamp", "datetime", "System Modstamp")),
-                _reference(
-                    "ContentDocumentId",
-                    ("ContentDocument",),
-                    "ContentDocument",
-                    "ContentDocument ID",
-                    updateable=False,
-                    nillable=False,
-                    required=True,
-                ),
-                _reference(
-                    "LinkedEntityId",
-                    ("Account", "Contact", "Lead", "Opportunity", "Case", "User"),
-                    "LinkedEntity",
-                    "Linked Entity ID",
-                    updateable=False,
-                    nillable=False,
-                    required=True,
-                ),
-                FieldDef(
-                    "ShareType",
-                    "picklist",
-                    "Share Type",
-                    40,
-                    defaulted_on_create=True,
-                    restricted_picklist=True,
-                    picklist_values=_picklist("V", "C", "I", default="V"),
-                ),
-                FieldDef(
-                    "Visibility",
-                    "picklist",
-                    "Visibility",
-                    40,
-                    defaulted_on_create=True,
-                    restricted_picklist=True,
-                    picklist_values=_picklist(
-                        "AllUsers", "InternalUsers", "SharedUsers", default="AllUsers"
-                    ),
-                ),
-            ],
-            searchable=False,
-        ),
-        _make(
-            "User",
-            "User",
-            [
-                *_system_fields(owned=False),
-                _string("Username", 80, "Username", nillable=False, required=True, unique=True),
-                *_person_name_fields(),
-                FieldDef("Email", "email", "Email", 128, nillable=False, required=True),
-                _string("Alias", 8, "Alias"),
-                FieldDef("IsActive", "boolean", "Active", nillable=False, defaulted_on_create=True),
-                _phone("Phone"),
-                _phone("MobilePhone", "Mobile"),
-                _string("Title", 80),
-                _string("Department", 80),
-            ],
-        ),
-    ]
-    for virtual, extra in (
-        ("TaskStatus", [FieldDef("IsClosed", "boolean", "Is Closed")]),
-        ("TaskPriority", [FieldDef("IsHighPriority", "boolean", "Is High Priority")]),
-    ):
-        fields = [
-            *_system_fields(owned=False),
-            _string("MasterLabel", 255, "Master Label"),
-            _string("ApiName", 255, "API Name"),
-            *extra,
-            FieldDef("IsDefault", "boolean", "Is Default"),
-            FieldDef("SortOrder", "int", "Sort Order"),
-        ]
-        for item in fields:
-            item.createable = False
-            item.updateable = False
-        schema.append(
-            _make(
-                virtual,
-                virtual,
-                fields,
-                createable=False,
-                updateable=False,
-                deletable=False,
-                searchable=False,
-            )
-        )
-    return {definition.name: definition for definition in schema}
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class _ApiError(Exception):
-    """An error that ends the whole request (``[{"message", "errorCode"}]`` body)."""
-
-    def __init__(
-        self,
-        status: int,
-        error_code: str,
-        message: str,
-        fields: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(f"{error_code}: {message}")
-        self.status = status
-        self.body: list[dict[str, Any]] = [{"message": message, "errorCode": error_code}]
-        if fields is not None:
-            self.body[0]["fields"] = list(fields)
-
-
-@dataclass
-class _RecordError:
-    """An error about one record (REST ``errorCode`` / collections ``statusCode``)."""
-
-    status_code: str
-    message: str
-    fields: list[str] = field(default_factory=list)
-
-    def rest(self) -> dict[str, Any]:
-        return {"message": self.message, "errorCode": self.status_code, "fields": self.fields}
-
-    def collection(self) -> dict[str, Any]:
-        return {"statusCode": self.status_code, "message": self.message, "fields": self.fields}
-
-
-def _malformed_query(message: str) -> _ApiError:
-    return _ApiError(400, "MALFORMED_QUERY", message)
-
-
-def _unsupported(what: str) -> _ApiError:
-    return _malformed_query(f"{_UNSUPPORTED} {what}")
-
-
-# --------------------------------------------------------------------------- SOQL
-
-
-@dataclass
-class _Token:
-    kind: str
-    value: str
-    pos: int
-
-    def is_kw(self, *words: str) -> bool:
-        return self.kind == "ident" and self.value.upper() in words
-
-
-_SOQL_TOKEN_RE = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<string>'(?:[^'\\]|\\.)*')
-  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2}))
-  | (?P<date>\d{4}-\d{2}-\d{2})
-  | (?P<number>-?\d+(?:\.\d+)?)
-  | (?P<op><=|>=|!=|<>|=|<|>)
-  | (?P<punct>[(),])
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
-  | (?P<colon>:\S*)
-    """,
-    re.VERBOSE,
-)
-_SOQL_STRING_ESCAPES = {
-    "'": "'",
-    '"': '"',
-    "\\": "\\",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "b": "\b",
-    "f": "\f",
-    "_": "\\_",
-    "%": "\\%",
-}
-_DATE_LITERALS = {
-    "YESTERDAY",
-    "TODAY",
-    "TOMORROW",
-    "LAST_WEEK",
-    "THIS_WEEK",
-    "NEXT_WEEK",
-    "LAST_MONTH",
-    "THIS_MONTH",
-    "NEXT_MONTH",
-    "LAST_90_DAYS",
-    "NEXT_90_DAYS",
-    "THIS_QUARTER",
-    "LAST_QUARTER",
-    "NEXT_QUARTER",
-    "THIS_YEAR",
-    "LAST_YEAR",
-    "NEXT_YEAR",
-    "THIS_FISCAL_QUARTER",
-    "THIS_FISCAL_YEAR",
-}
-_SOQL_UNSUPPORTED_CLAUSES = {
-    "GROUP": "GROUP BY",
-    "HAVING": "HAVING",
-    "WITH": "WITH clauses",
-    "FOR": "FOR VIEW/REFERENCE/UPDATE",
-    "USING": "USING SCOPE",
-    "TYPEOF": "TYPEOF",
-    "INCLUDES": "INCLUDES (multi-select picklists)",
-    "EXCLUDES": "EXCLUDES (multi-select picklists)",
-    "ALL": "ALL ROWS",
-}
-
-
-def _tokenize_soql(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    pos = 0
-    while pos < len(text):
-        match = _SOQL_TOKEN_RE.match(text, pos)
-        if not match:
-            if text[pos] == "'":
-                raise _malformed_query(f"unterminated string literal at position {pos}: {text}")
-            raise _malformed_query(
-                f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{pos + 1}\n"
-                f"unexpected token: '{text[pos]}'"
-            )
-        kind = match.lastgroup or ""
-        if kind == "colon":
-            raise _unsupported(f"bind variables ({match.group()})")
-        if kind != "ws":
-            tokens.append(_Token(kind, match.group(), pos))
-        pos = match.end()
-    return tokens
-
-
-def _unescape_soql_string(literal: str) -> str:
-    body = literal[1:-1]
-    out = []
-    index = 0
-    while index < len(body):
-        char = body[index]
-        if char == "\\":
-            escaped = body[index + 1]
-            if escaped not in _SOQL_STRING_ESCAPES:
-                raise _malformed_query(
-                    f"Invalid string literal '{body}'. Illegal character sequence "
-                    f"'\\{escaped}' in string literal."
-                )
-            out.append(_SOQL_STRING_ESCAPES[escaped])
-            index += 2
-            continue
-        out.append(char)
-        index += 1
-    return "".join(out)
-
-
-@dataclass
-class _Literal:
-    kind: str  # string, number, bool, null, date, datetime
-    value: Any
-    raw: str
-
-
-@dataclass
-class _Comparison:
-    path: str
-    op: str  # = != < <= > >= LIKE IN NOTIN
-    values: list[_Literal]
-
-
-@dataclass
-class _BoolOp:
-    op: str  # AND / OR
-    items: list[Any]
-
-
-@dataclass
-class _Not:
-    item: Any
-
-
-@dataclass
-class _OrderItem:
-    path: str
-    descending: bool
-    nulls_first: bool | None
-
-
-@dataclass
-class _Soql:
-    fields: list[str]
-    sobject: str
-    where: Any | None
-    order: list[_OrderItem]
-    limit: int | None
-    offset: int
-
-
-class _SoqlParser:
-    """Recursive-descent parser for the supported SOQL subset."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = _tokenize_soql(text)
-        self.index = 0
-
-    def peek(self) -> _Token | None:
-        return self.tokens[self.index] if self.index < len(self.tokens) else None
-
-    def next(self) -> _Token:
-        token = self.peek()
-        if token is None:
-            raise _malformed_query(f"unexpected end of query: {self.text}")
-        self.index += 1
-        return token
-
-    def error(self, token: _Token | None) -> _ApiError:
-        if token is None:
-            return _malformed_query(f"unexpected end of query: {self.text}")
-        return _malformed_query(
-            f"\n{self.text}\n{' ' * token.pos}^\nERROR at Row:1:Column:{token.pos + 1}\n"
-            f"unexpected token: '{token.value}'"
-        )
-
-    def expect_kw(self, word: str) -> None:
-        token = self.peek()
-        if token is None or not token.is_kw(word):
-            raise self.error(token)
-        self.index += 1
-
-    def expect_punct(self, char: str) -> None:
-        token = self.peek()
-        if token is None or token.kind != "punct" or token.value != char:
-            raise self.error(token)
-        self.index += 1
-
-    def check_unsupported(self, token: _Token | None) -> None:
-        if token is not None and token.kind == "ident":
-            word = token.value.upper()
-            if word in _SOQL_UNSUPPORTED_CLAUSES:
-                raise _unsupported(_SOQL_UNSUPPORTED_CLAUSES[word])
-
-    def parse(self) -> _Soql:
-        self.expect_kw("SELECT")
-        fields = self.parse_field_list()
-        self.expect_kw("FROM")
-        sobject_token = self.next()
-        if sobject_token.kind != "ident" or "." in sobject_token.value:
-            raise self.error(sobject_token)
-        token = self.peek()
-        if token is not None and token.kind == "punct" and token.value == ",":
-            raise _unsupported("multiple objects in FROM")
-        if (
-            token is not None
-            and token.kind == "ident"
-            and not token.is_kw("WHERE", "ORDER", "LIMIT", "OFFSET")
-            and token.value.upper() not in _SOQL_UNSUPPORTED_CLAUSES
-        ):
-            raise _unsupported(f"object aliases in FROM ({token.value})")
-        where = None
-        if token is not None and token.is_kw("WHERE"):
-            self.index += 1
-            where = self.parse_expression()
-        order: list[_OrderItem] = []
-        token = self.peek()
-        self.check_unsupported(token)
-        if token is not None and token.is_kw("ORDER"):
-            self.index += 1
-            self.expect_kw("BY")
-            order = self.parse_order()
-        limit = None
-        offset = 0
-        token = self.peek()
-        self.check_unsupported(token)
-        if token is not None and token.is_kw("LIMIT"):
-            self.index += 1
-            limit = self.parse_int()
-        token = self.peek()
-        if token is not None and token.is_kw("OFFSET"):
-            self.index += 1
-            offset = self.parse_int()
-            if offset > 2000:
-                raise _ApiError(
-                    400, "NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000"
-                )
-        token = self.peek()
-        self.check_unsupported(token)
-        if token is not None:
-            raise self.error(token)
-        return _Soql(fields, sobject_token.value, where, order, limit, offset)
-
-    def parse_int(self) -> int:
-        token = self.next()
-        if token.kind != "number" or not token.value.isdigit():
-            raise self.error(token)
-        return int(token.value)
-
-    def parse_field_list(self) -> list[str]:
-        fields: list[str] = []
-        while True:
-            token = self.next()
-            if token.kind == "punct" and token.value == "(":
-                raise _unsupported("sub-queries (parent-to-child relationship queries)")
-            self.check_unsupported(token)
-            if token.kind != "ident" or token.is_kw("FROM"):
-                raise self.error(token)
-            following = self.peek()
-            if following is not None and following.kind == "punct" and following.value == "(":
-                raise _unsupported(f"functions or aggregates in SELECT ({token.value}(...))")
-            fields.append(token.value)
-            following = self.peek()
-            if following is not None and following.kind == "punct" and following.value == ",":
-                self.index += 1
-                continue
-            return fields
-
-    def parse_order(self) -> list[_OrderItem]:
-        items: list[_OrderItem] = []
-        while True:
-            token = self.next()
-            if token.kind != "ident":
-                raise self.error(token)
-            descending = False
-            nulls_first: bool | None = None
-            following = self.peek()
-            if following is not None and following.is_kw("ASC", "DESC"):
-                descending = following.value.upper() == "DESC"
-                self.index += 1
-                following = self.peek()
-            if following is not None and following.is_kw("NULLS"):
-                self.index += 1
-                which = self.next()
-                if not which.is_kw("FIRST", "LAST"):
-                    raise self.error(which)
-                nulls_first = which.value.upper() == "FIRST"
-            items.append(_OrderItem(token.value, descending, nulls_first))
-            following = self.peek()
-            if following is not None and following.kind == "punct" and following.value == ",":
-                self.index += 1
-                continue
-            return items
-
-    def parse_expression(self) -> Any:
-        items = [self.parse_unary()]
-        operator: str | None = None
-        while True:
-            token = self.peek()
-            if token is None or not token.is_kw("AND", "OR"):
-                break
-            word = token.value.upper()
-            if operator is not None and word != operator:
-                # SOQL needs parentheses when AND and OR are mixed on one level.
-                raise self.error(token)
-            operator = word
-            self.index += 1
-            items.append(self.parse_unary())
-        if operator is None:
-            return items[0]
-        return _BoolOp(operator, items)
-
-    def parse_unary(self) -> Any:
-        token = self.peek()
-        if token is not None and token.is_kw("NOT"):
-            self.index += 1
-            return _Not(self.parse_unary())
-        if token is not None and token.kind == "punct" and token.value == "(":
-            self.index += 1
-            expression = self.parse_expression()
-            self.expect_punct(")")
-            return expression
-        return self.parse_comparison()
-
-    def parse_comparison(self) -> _Comparison:
-        token = self.next()
-        if token.kind != "ident" or token.is_kw("AND", "OR", "NOT"):
-            raise self.error(token)
-        following = self.peek()
-        if following is not None and following.kind == "punct" and following.value == "(":
-            raise _unsupported(f"functions in WHERE ({token.value}(...))")
-        operator_token = self.next()
-        self.check_unsupported(operator_token)
-        if operator_token.kind == "op":
-            operator = "!=" if operator_token.value == "<>" else operator_token.value
-            return _Comparison(token.value, operator, [self.parse_literal()])
-        if operator_token.is_kw("LIKE"):
-            return _Comparison(token.value, "LIKE", [self.parse_literal()])
-        if operator_token.is_kw("NOT"):
-            self.expect_kw("IN")
-            return _Comparison(token.value, "NOTIN", self.parse_list())
-        if operator_token.is_kw("IN"):
-            return _Comparison(token.value, "IN", self.parse_list())
-        raise self.error(operator_token)
-
-    def parse_list(self) -> list[_Literal]:
-        self.expect_punct("(")
-        token = self.peek()
-        if token is not None and token.is_kw("SELECT"):
-            raise _unsupported("semi-join sub-queries (IN (SELECT ...))")
-        values = [self.parse_literal()]
-        while True:
-            token = self.next()
-            if token.kind == "punct" and token.value == ")":
-                return values
-            if token.kind == "punct" and token.value == ",":
-                values.append(self.parse_literal())
-                continue
-            raise self.error(token)
-
-    def parse_literal(self) -> _Literal:
-        token = self.next()
-        if token.kind == "string":
-            return _Literal("string", _unescape_soql_string(token.value), token.value)
-        if token.kind == "number":
-            return _Literal("number", float(token.value), token.value)
-        if token.kind == "date":
-            return _Literal("date", _parse_datetime(token.value), token.value)
-        if token.kind == "datetime":
-            return _Literal("datetime", _parse_datetime(token.value), token.value)
-        if token.kind == "ident":
-            word = token.value.upper()
-            if word in ("TRUE", "FALSE"):
-                return _Literal("bool", word == "TRUE", token.value)
-            if word == "NULL":
-                return _Literal("null", None, token.value)
-            if word in _DATE_LITERALS or word.startswith(("LAST_N_", "NEXT_N_", "N_")):
-                raise _unsupported(f"date literals ({token.value})")
-        raise self.error(token)
-
-
-def _like_to_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            out.append(re.escape(pattern[index + 1]))
-            index += 2
-            continue
-        out.append(".*" if char == "%" else "." if char == "_" else re.escape(char))
-        index += 1
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
-
-
-# --------------------------------------------------------------------------- SOSL
-
-_SOSL_RESERVED = set("?&|!{}[]()^~*:\\\"'+-")
-# Reserved characters that are *operators* in a SOSL search query and therefore legal
-# unescaped: wildcards, phrase quotes and grouping parentheses.
-_SOSL_OPERATOR_CHARS = set('*?"()')
-_SOSL_SCOPES = {"ALL", "NAME", "EMAIL", "PHONE", "SIDEBAR"}
-
-
-@dataclass
-class _STerm:
-    text: str
-    phrase: bool
-
-
-@dataclass
-class _SBool:
-    op: str  # AND / OR
-    items: list[Any]
-
-
-@dataclass
-class _SNot:
-    item: Any
-
-
-@dataclass
-class _ReturningSpec:
-    sobject: str
-    inner: str | None
-
-
-@dataclass
-class _Sosl:
-    expression: Any
-    scope: str
-    returning: list[_ReturningSpec]
-    limit: int | None
-
-
-def _sosl_error(text: str, pos: int, detail: str) -> _ApiError:
-    # Mirrors Salesforce's parser message, e.g.
-    #   FIND {John|jane} RETURNING Contact / ^ / ERROR at Row:1:Column:10 /
-    #   line 1:10 mismatched character '|' expecting '}'
-    return _ApiError(
-        400,
-        "MALFORMED_SEARCH",
-        f"\n{text}\n{' ' * pos}^\nERROR at Row:1:Column:{pos}\nline 1:{pos} {detail}",
-    )
-
-
-def _scan_sosl_term(text: str, start: int) -> tuple[list[tuple[str, str]], int]:
-    """Scan the search query between braces; ``start`` is the index after ``{``.
-
-    Returns ``(tokens, index_of_closing_brace)``; tokens are ``("word", text)``,
-    ``("phrase", text)``, ``("lparen", "(")`` and ``("rparen", ")")``.  Backslash escapes
-    any character; an unescaped reserved character that isn't a SOSL operator raises
-    ``MALFORMED_SEARCH`` like Salesforce ("mismatched character 'X' expecting '}'").
-    """
-    tokens: list[tuple[str, str]] = []
-    word: list[str] = []
-    pos = start
-
-    def flush() -> None:
-        if word:
-            tokens.append(("word", "".join(word)))
-            word.clear()
-
-    while pos < len(text):
-        char = text[pos]
-        if char == "\\":
-            if pos + 1 >= len(text):
-                raise _sosl_error(text, pos, "mismatched character '<EOF>' expecting '}'")
-            nxt = text[pos + 1]
-            # Keep escaped wildcards distinguishable from real ones.
-            word.append("\\" + nxt if nxt in "*?" else nxt)
-            pos += 2
-            continue
-        if char == "}":
-            flush()
-            return tokens, pos
-        if char.isspace():
-            flush()
-            pos += 1
-            continue
-        if char == '"':
-            flush()
-            phrase: list[str] = []
-            pos += 1
-            while True:
-                if pos >= len(text):
-                    raise _sosl_error(text, pos, "mismatched character '<EOF>' expecting '\"'")
-                if text[pos] == "\\" and pos + 1 < len(text):
-                    phrase.append(text[pos + 1])
-                    pos += 2
-                    continue
-                if text[pos] == '"':
-                    pos += 1
-                    break
-                phrase.append(text[pos])
-                pos += 1
-            tokens.append(("phrase", "".join(phrase)))
-            continue
-        if char in "()":
-            flush()
-            tokens.append(("lparen" if char == "(" else "rparen", char))
-            pos += 1
-            continue
-        if char in _SOSL_RESERVED and char not in _SOSL_OPERATOR_CHARS:
-            raise _sosl_error(text, pos, f"mismatched character '{char}' expecting '}}'")
-        word.append(char)
-        pos += 1
-    raise _sosl_error(text, pos, "mismatched character '<EOF>' expecting '}'")
-
-
-class _SearchExpressionParser:
-    """Parses scanned SOSL tokens into AND/OR/NOT trees (implicit AND between terms)."""
-
-    def __init__(self, tokens: list[tuple[str, str]], text: str) -> None:
-        self.tokens = tokens
-        self.text = text
-        self.index = 0
-
-    def peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.index] if self.index < len(self.tokens) else None
-
-    def is_op(self, token: tuple[str, str] | None, *words: str) -> bool:
-        return token is not None and token[0] == "word" and token[1].upper() in words
-
-    def parse(self) -> Any:
-        if not self.tokens:
-            raise _ApiError(
-                400,
-                "MALFORMED_SEARCH",
-                "No search term found. The search term must be at least 2 characters long.",
-            )
-        expression = self.parse_or()
-        if self.peek() is not None:
-            raise _ApiError(400, "MALFORMED_SEARCH", f"unexpected token in search: {self.text}")
-        return expression
-
-    def parse_or(self) -> Any:
-        items = [self.parse_and()]
-        while self.is_op(self.peek(), "OR"):
-            self.index += 1
-            items.append(self.parse_and())
-        return items[0] if len(items) == 1 else _SBool("OR", items)
-
-    def parse_and(self) -> Any:
-        items = [self.parse_unary()]
-        while True:
-            token = self.peek()
-            if token is None or token[0] == "rparen" or self.is_op(token, "OR"):
-                break
-            if self.is_op(token, "AND"):
-                self.index += 1
-            items.append(self.parse_unary())
-        return items[0] if len(items) == 1 else _SBool("AND", items)
-
-    def parse_unary(self) -> Any:
-        token = self.peek()
-        if token is None:
-            raise _ApiError(400, "MALFORMED_SEARCH", f"incomplete search query: {self.text}")
-        if self.is_op(token, "NOT"):
-            self.index += 1
-            return _SNot(self.parse_unary())
-        if token[0] == "lparen":
-            self.index += 1
-            expression = self.parse_or()
-            closing = self.peek()
-            if closing is None or closing[0] != "rparen":
-                raise _ApiError(
-                    400, "MALFORMED_SEARCH", f"unbalanced parentheses in search: {self.text}"
-                )
-            self.index += 1
-            return expression
-        if token[0] == "rparen":
-            raise _ApiError(
-                400, "MALFORMED_SEARCH", f"unbalanced parentheses in search: {self.text}"
-            )
-        self.index += 1
-        return _STerm(token[1], token[0] == "phrase")
-
-
-def _search_terms(expression: Any) -> Iterator[_STerm]:
-    if isinstance(expression, _STerm):
-        yield expression
-    elif isinstance(expression, _SBool):
-        for item in expression.items:
-            yield from _search_terms(item)
-    elif isinstance(expression, _SNot):
-        yield from _search_terms(expression.item)
-
-
-def _phone_alternatives(expression: Any) -> list[str]:
-    """Phone numbers a search expression asks for.
-
-    Approximation: each top-level OR alternative is one phone number; the words of an
-    (implicit or explicit) AND group are concatenated, so ``+49 (211) 63553400`` is one
-    number.  NOT branches are ignored.
-    """
-    if isinstance(expression, _STerm):
-        return [expression.text]
-    if isinstance(expression, _SNot):
-        return [""]
-    if isinstance(expression, _SBool) and expression.op == "OR":
-        return [alt for item in expression.items for alt in _phone_alternatives(item)]
-    combined = [""]
-    for item in expression.items:
-        combined = [left + right for left in combined for right in _phone_alternatives(item)]
-    return combined
-
-
-def _words(text: str) -> list[str]:
-    return [word for word in re.split(r"[^\w*?\\]+", text.casefold()) if word]
-
-
-def _word_matches(pattern: str, word: str) -> bool:
-    if "*" not in pattern and "?" not in pattern:
-        return pattern.replace("\\", "") == word
-    translated = []
-    index = 0
-    while index < len(pattern):
-        char = pattern[index]
-        if char == "\\" and index + 1 < len(pattern):
-            translated.append(re.escape(pattern[index + 1]))
-            index += 2
-            continue
-        translated.append(".+" if char == "*" else "." if char == "?" else re.escape(char))
-        index += 1
-    return re.fullmatch("".join(translated), word) is not None
-
-
-def _text_term_matches(term: _STerm, texts: Sequence[str]) -> bool:
-    needle = (
-        _words(term.text)
-        if not term.phrase
-        else [re.sub(r"([*?])", r"\\\1", word) for word in _words(term.text)]
-    )
-    if not needle:
-        return False
-    for text in texts:
-        haystack = [word.replace("\\", "") for word in _words(text)]
-        for offset in range(len(haystack) - len(needle) + 1):
-            if all(
-                _word_matches(pattern, haystack[offset + i]) for i, pattern in enumerate(needle)
-            ):
-                return True
-    return False
-
-
-def _text_expression_matches(expression: Any, texts: Sequence[str]) -> bool:
-    if isinstance(expression, _STerm):
-        return _text_term_matches(expression, texts)
-    if isinstance(expression, _SNot):
-        return not _text_expression_matches(expression.item, texts)
-    results = (_text_expression_matches(item, texts) for item in expression.items)
-    return all(results) if expression.op == "AND" else any(results)
-
-
 # --------------------------------------------------------------------------- public helpers
 
 
-@dataclass(frozen=True)
-class RequestLogEntry:
-    """One request received by the server (successful or not)."""
+@dataclass(frozen=True, kw_only=True)
+class SalesforceRequest(LoggedRequest):
+    """One request as the server saw it, with the API version of a data call (``kind`` "api",
+    ``/services/data/vNN.N/...``, counted against the limits) and the form of a token request
+    (``kind`` "auth", secrets shown as ``***``)."""
 
-    method: str
-    path: str
-    query: dict[str, str]
-    json: Any
-    status: int
-    time: float
-    api_version: str | None
+    api_version: str | None = None
     form: dict[str, str] | None = None
-
-    @property
-    def is_api_call(self) -> bool:
-        """True for ``/services/data/vNN.N/...`` requests (they count against limits)."""
-        return self.api_version is not None
 
 
 class RedirectToServerAdapter(HTTPAdapter):
@@ -1569,20 +214,9 @@ class RedirectToServerAdapter(HTTPAdapter):
 
 
 @dataclass
-class _Fault:
-    pattern: re.Pattern[str]
-    method: str | None
-    remaining: int | None
-    status: int = 0
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-@dataclass
 class _RecordFault:
     sobject: str | None
-    error: _RecordError
+    error: RecordError
     remaining: int
 
 
@@ -1599,17 +233,16 @@ class _Session:
     issued_at: float
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Request handler that doesn't write access logs to stderr."""
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        return None
+def _kind(path: str, api_version: str | None) -> RequestKind:
+    if api_version is not None:
+        return "api"
+    return "auth" if path.rstrip("/") == "/services/oauth2/token" else "other"
 
 
 # --------------------------------------------------------------------------- server
 
 
-class SalesforceTestServer:
+class SalesforceTestServer(FakeServer[SalesforceRequest]):
     """In-memory Salesforce org served over HTTPS on ``127.0.0.1`` (see module docstring).
 
     Use as a context manager (or call ``start()``/``stop()``).  Important attributes:
@@ -1620,7 +253,13 @@ class SalesforceTestServer:
     * ``integration_username`` -- username of the user tokens are issued for
     * ``search_lag_seconds`` -- SOSL index lag for records created through the API
     * ``api_limit`` / ``api_used`` -- daily API request limit and usage
+
+    Injected failures (:meth:`fail_next`) are checked before authentication and don't count
+    against the API limit; a ``str`` body is sent as ``text/html`` (like a load balancer error
+    page), ``None`` gives a Salesforce-style error list.
     """
+
+    name = "salesforce-test-server"
 
     def __init__(
         self,
@@ -1639,7 +278,10 @@ class SalesforceTestServer:
             "https://test.salesforce.com",
         ),
         phone_match: str = "suffix",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Configure the org; ``clock`` drives the search index lag (pass a ``ManualClock``)."""
+        super().__init__(clock=clock, tls=True)
         if phone_match not in ("suffix", "exact"):
             raise ValueError("phone_match must be 'suffix' or 'exact'")
         self.consumer_key = consumer_key
@@ -1655,22 +297,17 @@ class SalesforceTestServer:
         self.org_id = to_18_char_id("00D5g00000FaKeO")
         self.api_versions_used: set[str] = set()
 
-        self._lock = threading.RLock()
-        self._stop_event = threading.Event()
         self._counter = itertools.count(1)
         self._last_ms = 0
-        self._schema = _build_standard_schema()
+        self._schema = build_standard_schema()
         self._records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self._schema}
         self._deleted: dict[str, dict[str, Any]] = {}
         self._search_visible_at: dict[str, float] = {}
         self._sessions: dict[str, _Session] = {}
         self._refuse_logins: tuple[str, str] | None = None
-        self._faults: list[_Fault] = []
-        self._delays: list[_Fault] = []
         self._record_faults: list[_RecordFault] = []
         self._validation_rules: dict[str, list[_ValidationRule]] = {}
         self._cursors: dict[str, tuple[list[dict[str, Any]], int]] = {}
-        self._log: list[RequestLogEntry] = []
         self._case_numbers = itertools.count(1001)
         self._task_statuses: tuple[TaskStatusValue, ...] = ()
         self._task_priorities: tuple[TaskPriorityValue, ...] = ()
@@ -1686,71 +323,10 @@ class SalesforceTestServer:
         self.set_task_statuses(task_statuses)
         self.set_task_priorities(task_priorities)
 
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self.ca_bundle_path = ""
-        self.instance_url = ""
-        self.port = 0
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> SalesforceTestServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Create the TLS certificate and start serving in a background thread."""
-        if self._server is not None:
-            return
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="sf-test-server-")
-        authority = trustme.CA()
-        leaf = authority.issue_cert("127.0.0.1", "localhost")
-        ca_path = Path(self._tmpdir.name) / "ca.pem"
-        authority.cert_pem.write_to_path(str(ca_path))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        leaf.configure_cert(context)
-        self._stop_event.clear()
-        self._server = make_server(
-            "127.0.0.1",
-            0,
-            self._wsgi,
-            threaded=True,
-            request_handler=_QuietHandler,
-            ssl_context=context,
-        )
-        self.port = self._server.port
-        self.instance_url = f"https://127.0.0.1:{self.port}"
-        self.ca_bundle_path = str(ca_path)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="salesforce-test-server",
-            daemon=True,
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving, interrupt pending response delays and remove the CA file."""
-        self._stop_event.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
+    @property
+    def instance_url(self) -> str:
+        """``https://127.0.0.1:PORT`` (pass to ``Salesforce(instance_url=)``; while running)."""
+        return self.url
 
     def client_session(
         self,
@@ -1818,41 +394,6 @@ class SalesforceTestServer:
 
     # ------------------------------------------------------------------ fault injection
 
-    def fail_next(
-        self,
-        path_regex: str,
-        status: int,
-        body: Any = None,
-        count: int = 1,
-        *,
-        method: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer the next ``count`` requests whose path matches ``path_regex`` with ``status``.
-
-        ``path_regex`` is searched in the request path (``/services/data/v59.0/query``).
-        ``body`` may be JSON-serialisable data or a ``str`` (sent as ``text/html``, like a
-        load balancer error page); ``None`` gives a Salesforce-style error list.  Faults
-        are checked before authentication and don't count against the API limit.
-        """
-        if body is None:
-            body = [{"message": f"Injected failure (HTTP {status})", "errorCode": "UNKNOWN"}]
-        with self._lock:
-            self._faults.append(
-                _Fault(re.compile(path_regex), method, count, status, body, dict(headers or {}))
-            )
-
-    def delay_after_commit(
-        self, path_regex: str, seconds: float, count: int | None = 1, *, method: str | None = None
-    ) -> None:
-        """Process matching requests normally, then wait ``seconds`` before responding.
-
-        The write is committed before the delay, so a client with a shorter timeout sees
-        a timeout although the record exists.  ``count=None`` delays every match.
-        """
-        with self._lock:
-            self._delays.append(_Fault(re.compile(path_regex), method, count, seconds=seconds))
-
     def fail_next_record(
         self,
         error_code: str = "UNABLE_TO_LOCK_ROW",
@@ -1869,15 +410,17 @@ class SalesforceTestServer:
         """
         with self._lock:
             self._record_faults.append(
-                _RecordFault(sobject, _RecordError(error_code, message, list(fields)), count)
+                _RecordFault(sobject, RecordError(error_code, message, list(fields)), count)
             )
 
     def clear_faults(self) -> None:
-        """Remove all pending injected faults and delays."""
+        """Remove all pending injected faults, delays and record faults."""
         with self._lock:
-            self._faults.clear()
-            self._delays.clear()
+            super().clear_faults()
             self._record_faults.clear()
+
+    def _default_fault_body(self, status: int) -> list[dict[str, str]]:
+        return [{"message": f"Injected failure (HTTP {status})", "errorCode": "UNKNOWN"}]
 
     # ------------------------------------------------------------------ schema customisation
 
@@ -2062,37 +605,6 @@ class SalesforceTestServer:
         with self._lock:
             self._search_visible_at.clear()
 
-    # ------------------------------------------------------------------ request log
-
-    @property
-    def request_log(self) -> list[RequestLogEntry]:
-        """All requests received so far (oldest first)."""
-        with self._lock:
-            return list(self._log)
-
-    def api_requests(
-        self, path_regex: str | None = None, method: str | None = None
-    ) -> list[RequestLogEntry]:
-        """Data API requests (``/services/data/vNN.N/...``), optionally filtered."""
-        pattern = re.compile(path_regex) if path_regex else None
-        return [
-            entry
-            for entry in self.request_log
-            if entry.is_api_call
-            and (pattern is None or pattern.search(entry.path))
-            and (method is None or entry.method == method.upper())
-        ]
-
-    @property
-    def token_requests(self) -> list[RequestLogEntry]:
-        """Requests to ``/services/oauth2/token``."""
-        return [entry for entry in self.request_log if entry.path == "/services/oauth2/token"]
-
-    def clear_request_log(self) -> None:
-        """Forget all logged requests."""
-        with self._lock:
-            self._log.clear()
-
     # ================================================================== internals: storage
 
     def _sobject_def(self, name: str) -> SObjectDef:
@@ -2133,7 +645,7 @@ class SalesforceTestServer:
 
     def _coerce_seed_value(self, definition: FieldDef, value: Any) -> Any:
         if isinstance(value, datetime):
-            return _format_datetime(value)
+            return format_datetime(value)
         if isinstance(value, date):
             return value.isoformat()
         if definition.type in _ID_TYPES and isinstance(value, str) and _is_id(value):
@@ -2177,7 +689,7 @@ class SalesforceTestServer:
         self._compute(sobject, record)
         self._records[sobject][record_id] = record
         if via_api and self.search_lag_seconds > 0:
-            self._search_visible_at[record_id] = time.monotonic() + self.search_lag_seconds
+            self._search_visible_at[record_id] = self._clock() + self.search_lag_seconds
         return record_id
 
     def _compute(self, sobject: str, record: dict[str, Any]) -> None:
@@ -2242,13 +754,13 @@ class SalesforceTestServer:
             elif kind in _NUMBER_TYPES:
                 ok = isinstance(value, int | float) and not isinstance(value, bool)
             elif kind == "date":
-                ok = isinstance(value, str) and bool(_DATE_RE.match(value))
+                ok = isinstance(value, str) and bool(DATE_RE.match(value))
             elif kind == "datetime":
-                ok = isinstance(value, str) and _parse_datetime(value) is not None
+                ok = isinstance(value, str) and parse_datetime(value) is not None
             else:
                 ok = isinstance(value, str)
             if not ok:
-                raise _ApiError(
+                raise ApiError(
                     400,
                     "JSON_PARSER_ERROR",
                     f"Cannot deserialize instance of {kind} from {json.dumps(value)} value "
@@ -2260,7 +772,7 @@ class SalesforceTestServer:
         definition: SObjectDef,
         data: Mapping[str, Any],
         existing: dict[str, Any] | None,
-    ) -> tuple[dict[str, Any], list[_RecordError]]:
+    ) -> tuple[dict[str, Any], list[RecordError]]:
         """Validate an API write; return the record as it would be saved and its errors."""
         canonical: dict[str, Any] = {}
         for key, value in data.items():
@@ -2269,7 +781,7 @@ class SalesforceTestServer:
             field_def = definition.field(key)
             if field_def is None:
                 return {}, [
-                    _RecordError(
+                    RecordError(
                         "INVALID_FIELD",
                         f"No such column '{key}' on sobject of type {definition.name}",
                     )
@@ -2287,7 +799,7 @@ class SalesforceTestServer:
         ]
         if blocked:
             return {}, [
-                _RecordError(
+                RecordError(
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
                     f"Unable to create/update fields: {', '.join(blocked)}. Please check the "
                     "security settings of this field and verify that it is read/write for your "
@@ -2310,7 +822,7 @@ class SalesforceTestServer:
         for rule in self._validation_rules.get(definition.name, []):
             if rule.predicate(copy.deepcopy(record)):
                 errors.append(
-                    _RecordError(
+                    RecordError(
                         "FIELD_CUSTOM_VALIDATION_EXCEPTION",
                         rule.message,
                         [rule.error_field] if rule.error_field else [],
@@ -2330,8 +842,8 @@ class SalesforceTestServer:
         record: dict[str, Any],
         written: Mapping[str, Any],
         existing: dict[str, Any] | None,
-    ) -> list[_RecordError]:
-        errors: list[_RecordError] = []
+    ) -> list[RecordError]:
+        errors: list[RecordError] = []
         missing = [
             f.name
             for f in definition.fields.values()
@@ -2339,7 +851,7 @@ class SalesforceTestServer:
         ]
         if missing:
             errors.append(
-                _RecordError(
+                RecordError(
                     "REQUIRED_FIELD_MISSING",
                     f"Required fields are missing: [{', '.join(missing)}]",
                     missing,
@@ -2359,7 +871,7 @@ class SalesforceTestServer:
             ):
                 shown = value if len(value) <= 1000 else value[:1000] + "..."
                 errors.append(
-                    _RecordError(
+                    RecordError(
                         "STRING_TOO_LONG",
                         f"{label}: data value too large: {shown} (max length={field_def.length})",
                         [name],
@@ -2368,7 +880,7 @@ class SalesforceTestServer:
                 continue
             if field_def.type == "email" and value and not _EMAIL_RE.match(value):
                 errors.append(
-                    _RecordError(
+                    RecordError(
                         "INVALID_EMAIL_ADDRESS", f"{label}: invalid email address: {value}", [name]
                     )
                 )
@@ -2380,7 +892,7 @@ class SalesforceTestServer:
                 )
             ):
                 errors.append(
-                    _RecordError(
+                    RecordError(
                         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                         f"{label}: bad value for restricted picklist field: {value}",
                         [name],
@@ -2400,7 +912,7 @@ class SalesforceTestServer:
                         and other_value.casefold() == str(value).casefold()
                     ):
                         errors.append(
-                            _RecordError(
+                            RecordError(
                                 "DUPLICATE_VALUE",
                                 f"duplicate value found: {name} duplicates value on record "
                                 f"with id: {other['Id']}",
@@ -2410,30 +922,30 @@ class SalesforceTestServer:
                         break
         return errors
 
-    def _check_reference(self, field_def: FieldDef, value: Any) -> _RecordError | None:
+    def _check_reference(self, field_def: FieldDef, value: Any) -> RecordError | None:
         label = field_def.label or field_def.name
         if not _is_id(value):
-            return _RecordError(
+            return RecordError(
                 "MALFORMED_ID", f"{label}: id value of incorrect type: {value}", [field_def.name]
             )
         allowed = {KEY_PREFIXES[target] for target in field_def.reference_to}
         if value[:3] not in allowed:
-            return _RecordError(
+            return RecordError(
                 "FIELD_INTEGRITY_EXCEPTION",
                 f"{label}: id value of incorrect type: {value}",
                 [field_def.name],
             )
         if self._find_by_id(value) is None:
-            return _RecordError(
+            return RecordError(
                 "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field_def.name]
             )
         return None
 
     def _insert_api(
         self, definition: SObjectDef, data: Mapping[str, Any]
-    ) -> tuple[str | None, list[_RecordError]]:
+    ) -> tuple[str | None, list[RecordError]]:
         if not definition.createable:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "INVALID_TYPE_FOR_OPERATION",
                 f"entity type cannot be inserted: {definition.label}",
@@ -2446,10 +958,10 @@ class SalesforceTestServer:
 
     def _update_api(
         self, definition: SObjectDef, record_id: str, data: Mapping[str, Any]
-    ) -> list[_RecordError]:
+    ) -> list[RecordError]:
         existing = self._records[definition.name].get(record_id)
         if existing is None:
-            return [_RecordError("ENTITY_IS_DELETED", "entity is deleted")]
+            return [RecordError("ENTITY_IS_DELETED", "entity is deleted")]
         record, errors = self._prepare_write(definition, data, existing)
         if errors:
             return errors
@@ -2473,26 +985,32 @@ class SalesforceTestServer:
         version: str | None = None
         parsed_json: Any = None
         form: dict[str, str] | None = None
+        injected = False
         try:
             with self._lock:
                 self._current_user_id = None
                 try:
-                    version, response, parsed_json, form = self._dispatch(request, raw_path)
-                except _ApiError as error:
+                    version, response, parsed_json, form, injected = self._dispatch(
+                        request, raw_path
+                    )
+                except ApiError as error:
                     response = self._json(error.status, error.body)
                 if version is not None:
                     response.headers["Sforce-Limit-Info"] = (
                         f"api-usage={self.api_used}/{self.api_limit}"
                     )
-                delay = self._take_delay(path, request.method)
-                self._log.append(
-                    RequestLogEntry(
+                delay = self._take_delay(request.method, path)
+                self._log_request(
+                    SalesforceRequest(
                         method=request.method,
                         path=path,
-                        query={key: request.args[key] for key in request.args},
+                        query={key: request.args.getlist(key) for key in request.args},
                         json=parsed_json,
                         status=response.status_code,
                         time=time.time(),
+                        kind=_kind(path, version),
+                        injected=injected,
+                        delayed_seconds=delay,
                         api_version=version,
                         form=form,
                     )
@@ -2502,33 +1020,8 @@ class SalesforceTestServer:
             response = self._json(
                 500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": f"test server bug: {exc!r}"}]
             )
-        if delay > 0:
-            self._stop_event.wait(delay)
+        self._hold(delay)
         return response(environ, start_response)
-
-    def _take_delay(self, path: str, method: str) -> float:
-        for delay in self._delays:
-            if delay.remaining == 0:
-                continue
-            if delay.method and delay.method.upper() != method:
-                continue
-            if delay.pattern.search(path):
-                if delay.remaining is not None:
-                    delay.remaining -= 1
-                return delay.seconds
-        return 0.0
-
-    def _take_fault(self, path: str, method: str) -> _Fault | None:
-        for fault in self._faults:
-            if fault.remaining == 0:
-                continue
-            if fault.method and fault.method.upper() != method:
-                continue
-            if fault.pattern.search(path):
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                return fault
-        return None
 
     @staticmethod
     def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
@@ -2544,18 +1037,19 @@ class SalesforceTestServer:
 
     def _dispatch(
         self, request: Request, raw_path: str
-    ) -> tuple[str | None, Response, Any, dict[str, str] | None]:
+    ) -> tuple[str | None, Response, Any, dict[str, str] | None, bool]:
+        """(API version, answer, decoded JSON body, logged form, injected) of one request."""
         path = unquote(raw_path)
         if path.rstrip("/") == "/services/oauth2/token":
             form = {key: request.form[key] for key in request.form}
-            fault = self._take_fault(path, request.method)
+            fault = self._take_fault(request.method, path)
             if fault is not None:
-                return None, self._fault_response(fault), None, form
+                return None, self._fault_response(fault), None, form, True
             redacted = {
                 key: ("***" if key in ("client_secret", "password") else value)
                 for key, value in form.items()
             }
-            return None, self._oauth_token(request, form), None, redacted
+            return None, self._oauth_token(request, form), None, redacted, False
         if path.rstrip("/") == "/services/data":
             versions = [
                 {"label": label, "url": f"/services/data/v{number}", "version": number}
@@ -2566,7 +1060,7 @@ class SalesforceTestServer:
                     ("Winter '25", "62.0"),
                 )
             ]
-            return None, self._json(200, versions), None, None
+            return None, self._json(200, versions), None, None, False
         match = re.match(r"^/services/data/v(\d+\.\d+)(/.*)?$", raw_path)
         if not match:
             return (
@@ -2574,6 +1068,7 @@ class SalesforceTestServer:
                 self._json(404, [{"errorCode": "NOT_FOUND", "message": _NOT_FOUND}]),
                 None,
                 None,
+                False,
             )
         version = match.group(1)
         self.api_versions_used.add(version)
@@ -2584,22 +1079,20 @@ class SalesforceTestServer:
             try:
                 body = json.loads(raw_body)
             except ValueError as error:
-                fault = self._take_fault(path, request.method)
+                fault = self._take_fault(request.method, path)
                 if fault is not None:
-                    return version, self._fault_response(fault), None, None
-                raise _ApiError(
-                    400, "JSON_PARSER_ERROR", f"Unexpected character: {error}"
-                ) from None
-        fault = self._take_fault(path, request.method)
+                    return version, self._fault_response(fault), None, None, True
+                raise ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character: {error}") from None
+        fault = self._take_fault(request.method, path)
         if fault is not None:
-            return version, self._fault_response(fault), body, None
+            return version, self._fault_response(fault), body, None, True
         self._authenticate(request)
         if self.api_used >= self.api_limit:
-            raise _ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         self.api_used += 1
-        return version, self._route(request, version, segments, body), body, None
+        return version, self._route(request, version, segments, body), body, None, False
 
-    def _fault_response(self, fault: _Fault) -> Response:
+    def _fault_response(self, fault: Fault) -> Response:
         if isinstance(fault.body, str):
             response = Response(fault.body, status=fault.status, content_type="text/html")
             for key, value in fault.headers.items():
@@ -2614,7 +1107,7 @@ class SalesforceTestServer:
             self._sessions.get(token.strip()) if scheme.lower() in ("bearer", "oauth") else None
         )
         if session is None:
-            raise _ApiError(401, "INVALID_SESSION_ID", _SESSION_INVALID)
+            raise ApiError(401, "INVALID_SESSION_ID", _SESSION_INVALID)
         self._current_user_id = session.user_id
 
     def _route(self, request: Request, version: str, segments: list[str], body: Any) -> Response:
@@ -2635,13 +1128,13 @@ class SalesforceTestServer:
                 return self._json(200, self._query_more(segments[1], version))
             query = request.args.get("q")
             if not query:
-                raise _malformed_query("A query string has to be specified")
+                raise malformed_query("A query string has to be specified")
             return self._json(200, self._query(query, version))
         if head == "search" and len(segments) == 1:
             self._require_method(method, "GET")
             query = request.args.get("q")
             if not query:
-                raise _ApiError(400, "MALFORMED_SEARCH", "A search string has to be specified")
+                raise ApiError(400, "MALFORMED_SEARCH", "A search string has to be specified")
             return self._json(200, self._search(query, version))
         if head == "sobjects":
             return self._route_sobjects(method, version, segments[1:], body, request)
@@ -2657,16 +1150,16 @@ class SalesforceTestServer:
                 [
                     {
                         "errorCode": "NOT_IMPLEMENTED",
-                        "message": f"{_UNSUPPORTED} /{'/'.join(segments)}",
+                        "message": f"{UNSUPPORTED} /{'/'.join(segments)}",
                     }
                 ],
             )
-        raise _ApiError(404, "NOT_FOUND", _NOT_FOUND)
+        raise ApiError(404, "NOT_FOUND", _NOT_FOUND)
 
     @staticmethod
     def _require_method(method: str, *allowed: str) -> None:
         if method not in allowed:
-            raise _ApiError(
+            raise ApiError(
                 405,
                 "METHOD_NOT_ALLOWED",
                 f"HTTP Method '{method}' not allowed. Allowed are {','.join(allowed)}",
@@ -2790,7 +1283,7 @@ class SalesforceTestServer:
             )
         definition = self._lookup_sobject(segments[0])
         if definition is None:
-            raise _ApiError(404, "NOT_FOUND", _NOT_FOUND)
+            raise ApiError(404, "NOT_FOUND", _NOT_FOUND)
         if len(segments) == 1:
             if method == "POST":
                 return self._create_one(definition, body)
@@ -2807,11 +1300,11 @@ class SalesforceTestServer:
             return self._external_id_resource(
                 method, version, definition, segments[1], segments[2], body, request
             )
-        raise _ApiError(404, "NOT_FOUND", _NOT_FOUND)
+        raise ApiError(404, "NOT_FOUND", _NOT_FOUND)
 
     def _create_one(self, definition: SObjectDef, body: Any) -> Response:
         if not isinstance(body, dict):
-            raise _ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
         record_id, errors = self._insert_api(definition, body)
         if errors:
             return self._json(400, [error.rest() for error in errors])
@@ -2829,7 +1322,7 @@ class SalesforceTestServer:
         for name in names:
             field_def = definition.field(name)
             if field_def is None:
-                raise _ApiError(
+                raise ApiError(
                     400,
                     "INVALID_FIELD",
                     f"No such column '{name}' on entity '{definition.name}'. If you are "
@@ -2858,7 +1351,7 @@ class SalesforceTestServer:
     ) -> Response:
         found = self._find_by_id(record_id)
         if found is None or found[0] != definition.name:
-            raise _ApiError(404, "NOT_FOUND", _NOT_FOUND)
+            raise ApiError(404, "NOT_FOUND", _NOT_FOUND)
         record = found[1]
         if method == "GET":
             return self._json(
@@ -2866,16 +1359,16 @@ class SalesforceTestServer:
             )
         if method == "PATCH":
             if not isinstance(body, dict):
-                raise _ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+                raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
             if not definition.updateable:
-                raise _ApiError(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be updated")
+                raise ApiError(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be updated")
             errors = self._update_api(definition, record["Id"], body)
             if errors:
                 return self._json(400, [error.rest() for error in errors])
             return self._json(204, None)
         if method == "DELETE":
             if not definition.deletable:
-                raise _ApiError(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be deleted")
+                raise ApiError(400, "INVALID_TYPE_FOR_OPERATION", "entity type cannot be deleted")
             self._deleted[record["Id"]] = self._records[definition.name].pop(record["Id"])
             return self._json(204, None)
         self._require_method(method, "GET", "PATCH", "DELETE")
@@ -2893,7 +1386,7 @@ class SalesforceTestServer:
     ) -> Response:
         field_def = definition.field(field_name)
         if field_def is None or not (field_def.external_id or field_def.type == "id"):
-            raise _ApiError(
+            raise ApiError(
                 404,
                 "NOT_FOUND",
                 f"Provided external ID field does not exist or is not accessible: {field_name}",
@@ -2921,13 +1414,13 @@ class SalesforceTestServer:
             )
         if method == "GET":
             if not matches:
-                raise _ApiError(404, "NOT_FOUND", _NOT_FOUND)
+                raise ApiError(404, "NOT_FOUND", _NOT_FOUND)
             return self._json(
                 200, self._render(version, definition, matches[0], request.args.get("fields"))
             )
         if method == "PATCH":
             if not isinstance(body, dict):
-                raise _ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+                raise ApiError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
             if matches:
                 errors = self._update_api(definition, matches[0]["Id"], body)
                 if errors:
@@ -2951,10 +1444,10 @@ class SalesforceTestServer:
 
     def _collection_records(self, body: Any) -> tuple[list[Any], bool]:
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-            raise _ApiError(400, "JSON_PARSER_ERROR", "The request body must contain 'records'")
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must contain 'records'")
         records = body["records"]
         if len(records) > 200:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "EXCEEDED_ID_LIMIT",
                 "record limit reached. cannot submit more than 200 records into this call",
@@ -2965,15 +1458,15 @@ class SalesforceTestServer:
         attributes = item.get("attributes") if isinstance(item, dict) else None
         type_name = attributes.get("type") if isinstance(attributes, dict) else None
         if not type_name:
-            raise _ApiError(400, "INVALID_TYPE", "No SObject Type defined in JSON")
+            raise ApiError(400, "INVALID_TYPE", "No SObject Type defined in JSON")
         definition = self._lookup_sobject(type_name)
         if definition is None:
-            raise _ApiError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
+            raise ApiError(400, "INVALID_TYPE", f"sObject type '{type_name}' is not supported.")
         return definition
 
     @staticmethod
-    def _rolled_back() -> _RecordError:
-        return _RecordError(
+    def _rolled_back() -> RecordError:
+        return RecordError(
             "ALL_OR_NONE_OPERATION_ROLLED_BACK",
             "Record rolled back because not all records were valid and the request was using "
             "AllOrNone header",
@@ -2988,7 +1481,7 @@ class SalesforceTestServer:
         failed = False
         for definition, item in zip(definitions, records, strict=True):
             if any(key.lower() == "id" for key in item):
-                errors = [_RecordError("INVALID_FIELD", "cannot specify Id in an insert call")]
+                errors = [RecordError("INVALID_FIELD", "cannot specify Id in an insert call")]
                 record_id = None
             else:
                 record_id, errors = self._insert_api(definition, item)
@@ -3044,14 +1537,14 @@ class SalesforceTestServer:
             ]
         return results
 
-    def _missing_record_error(self, definition: SObjectDef, record_id: Any) -> _RecordError:
+    def _missing_record_error(self, definition: SObjectDef, record_id: Any) -> RecordError:
         if not _is_id(record_id) or record_id[:3] != definition.key_prefix:
-            return _RecordError(
+            return RecordError(
                 "MALFORMED_ID", f"Record ID: id value of incorrect type: {record_id}"
             )
         if any(_id15(deleted) == _id15(record_id) for deleted in self._deleted):
-            return _RecordError("ENTITY_IS_DELETED", "entity is deleted")
-        return _RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+            return RecordError("ENTITY_IS_DELETED", "entity is deleted")
+        return RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
 
     def _snapshot(self) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, float]]:
         return copy.deepcopy(self._records), dict(self._search_visible_at)
@@ -3090,7 +1583,7 @@ class SalesforceTestServer:
                 for t in relationship.reference_to
             ]
             current = [t for t in targets if t is not None]
-        raise _ApiError(
+        raise ApiError(
             400,
             "INVALID_FIELD",
             f"No such column '{path}' on entity '{definition.name}'. If you are attempting to "
@@ -3148,16 +1641,16 @@ class SalesforceTestServer:
         return result
 
     def _check_where(self, definition: SObjectDef, node: Any) -> None:
-        if isinstance(node, _BoolOp):
+        if isinstance(node, BoolOp):
             for item in node.items:
                 self._check_where(definition, item)
             return
-        if isinstance(node, _Not):
+        if isinstance(node, Not):
             self._check_where(definition, node.item)
             return
         _, leaf = self._resolve_path(definition, node.path)
         if not leaf.filterable:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "INVALID_FIELD",
                 f"field '{leaf.name}' can not be filtered in a query call",
@@ -3166,10 +1659,10 @@ class SalesforceTestServer:
             self._check_literal(leaf, literal, node.op)
 
     @staticmethod
-    def _check_literal(leaf: FieldDef, literal: _Literal, op: str) -> None:
+    def _check_literal(leaf: FieldDef, literal: SoqlLiteral, op: str) -> None:
         if literal.kind == "null":
             if op not in ("=", "!=", "IN", "NOTIN"):
-                raise _malformed_query(f"invalid operator {op} for null on {leaf.name}")
+                raise malformed_query(f"invalid operator {op} for null on {leaf.name}")
             return
         expected = leaf.type
         problem = None
@@ -3185,25 +1678,25 @@ class SalesforceTestServer:
         elif (expected in _TEXT_TYPES or expected in _ID_TYPES) and literal.kind != "string":
             problem = "must be of type string and should be enclosed in quotes"
         if problem:
-            raise _ApiError(
+            raise ApiError(
                 400, "INVALID_FIELD", f"value of filter criterion for field '{leaf.name}' {problem}"
             )
         if expected in _ID_TYPES and op in ("=", "!=", "IN", "NOTIN") and not _is_id(literal.value):
-            raise _ApiError(
+            raise ApiError(
                 400, "INVALID_QUERY_FILTER_OPERATOR", f"invalid ID field: {literal.value}"
             )
         if op == "LIKE" and expected not in _TEXT_TYPES:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "INVALID_QUERY_FILTER_OPERATOR",
                 f"invalid operator on {leaf.type} field: LIKE ({leaf.name})",
             )
 
     def _matches(self, definition: SObjectDef, record: Mapping[str, Any], node: Any) -> bool:
-        if isinstance(node, _BoolOp):
+        if isinstance(node, BoolOp):
             results = (self._matches(definition, record, item) for item in node.items)
             return all(results) if node.op == "AND" else any(results)
-        if isinstance(node, _Not):
+        if isinstance(node, Not):
             return not self._matches(definition, record, node.item)
         _, leaf = self._resolve_path(definition, node.path)
         actual = self._value_at(definition, record, node.path)
@@ -3222,18 +1715,18 @@ class SalesforceTestServer:
         if leaf.type in _TEXT_TYPES:
             return str(value).casefold()
         if leaf.type in ("date", "datetime"):
-            return _parse_datetime(value) if isinstance(value, str) else value
+            return parse_datetime(value) if isinstance(value, str) else value
         if leaf.type in _NUMBER_TYPES:
             return float(value)
         return value
 
-    def _compare(self, leaf: FieldDef, actual: Any, op: str, literal: _Literal) -> bool:
+    def _compare(self, leaf: FieldDef, actual: Any, op: str, literal: SoqlLiteral) -> bool:
         if literal.kind == "null":
             return (actual is None) == (op == "=")
         if actual is None:
             return op == "!="
         if op == "LIKE":
-            return _like_to_regex(str(literal.value)).fullmatch(str(actual)) is not None
+            return like_to_regex(str(literal.value)).fullmatch(str(actual)) is not None
         left = self._normalise(leaf, actual)
         right = self._normalise(leaf, literal.value)
         if leaf.type == "date" and isinstance(right, datetime):
@@ -3253,10 +1746,10 @@ class SalesforceTestServer:
                 return bool(left >= right)
         except TypeError:
             return False
-        raise _malformed_query(f"unknown operator {op}")
+        raise malformed_query(f"unknown operator {op}")
 
     def _sort(
-        self, definition: SObjectDef, rows: list[dict[str, Any]], order: list[_OrderItem]
+        self, definition: SObjectDef, rows: list[dict[str, Any]], order: list[OrderItem]
     ) -> list[dict[str, Any]]:
         for item in reversed(order):
             _, leaf = self._resolve_path(definition, item.path)
@@ -3273,11 +1766,11 @@ class SalesforceTestServer:
         return rows
 
     def _run_soql(
-        self, soql: _Soql, candidates: Iterable[dict[str, Any]] | None = None
+        self, soql: SoqlQuery, candidates: Iterable[dict[str, Any]] | None = None
     ) -> tuple[SObjectDef, list[dict[str, Any]]]:
         definition = self._lookup_sobject(soql.sobject)
         if definition is None or not definition.queryable:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 "INVALID_TYPE",
                 f"sObject type '{soql.sobject}' is not supported. If you are attempting to use a "
@@ -3305,7 +1798,7 @@ class SalesforceTestServer:
         return definition, rows
 
     def _query(self, text: str, version: str) -> dict[str, Any]:
-        soql = _SoqlParser(text).parse()
+        soql = SoqlParser(text).parse()
         definition, rows = self._run_soql(soql)
         # Deduplicate selected fields case-insensitively, keep order.
         paths = list(dict.fromkeys(soql.fields))
@@ -3325,7 +1818,7 @@ class SalesforceTestServer:
     def _query_more(self, locator: str, version: str) -> dict[str, Any]:
         cursor, _, offset_text = locator.partition("-")
         if cursor not in self._cursors or not offset_text.isdigit():
-            raise _ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         projected, total = self._cursors[cursor]
         offset = int(offset_text)
         batch = projected[offset : offset + self.query_batch_size]
@@ -3336,125 +1829,6 @@ class SalesforceTestServer:
         return result
 
     # ================================================================== SOSL execution
-
-    def _parse_sosl(self, text: str) -> _Sosl:
-        match = re.match(r"\s*FIND\s*", text, re.IGNORECASE)
-        if not match:
-            raise _ApiError(
-                400, "MALFORMED_SEARCH", f"unexpected token: search must start with FIND: {text}"
-            )
-        start = match.end()
-        if start >= len(text) or text[start] != "{":
-            raise _sosl_error(
-                text,
-                start,
-                f"mismatched character '{text[start : start + 1] or '<EOF>'}' expecting '{{'",
-            )
-        tokens, end = _scan_sosl_term(text, start + 1)
-        expression = _SearchExpressionParser(tokens, text).parse()
-        letters = sum(
-            1 for term in _search_terms(expression) for char in term.text if char.isalnum()
-        )
-        if letters < 2:
-            raise _ApiError(
-                400,
-                "MALFORMED_SEARCH",
-                "No search term found. The search term must be at least 2 characters long.",
-            )
-        rest = text[end + 1 :]
-        scope = "ALL"
-        returning: list[_ReturningSpec] = []
-        limit: int | None = None
-        pos = 0
-
-        def skip_ws() -> None:
-            nonlocal pos
-            while pos < len(rest) and rest[pos].isspace():
-                pos += 1
-
-        def word() -> str:
-            nonlocal pos
-            skip_ws()
-            found = re.match(r"[A-Za-z_][A-Za-z0-9_]*", rest[pos:])
-            if not found:
-                return ""
-            pos += found.end()
-            return found.group()
-
-        def peek_word() -> str:
-            saved = pos
-            value = word()
-            restore(saved)
-            return value
-
-        def restore(saved: int) -> None:
-            nonlocal pos
-            pos = saved
-
-        if peek_word().upper() == "IN":
-            word()
-            scope = word().upper()
-            if scope not in _SOSL_SCOPES or word().upper() != "FIELDS":
-                raise _ApiError(
-                    400,
-                    "MALFORMED_SEARCH",
-                    f"invalid search group, expected e.g. IN PHONE FIELDS: {text}",
-                )
-        if peek_word().upper() == "RETURNING":
-            word()
-            while True:
-                name = word()
-                if not name:
-                    raise _ApiError(
-                        400, "MALFORMED_SEARCH", f"expected an object name after RETURNING: {text}"
-                    )
-                skip_ws()
-                inner = None
-                if pos < len(rest) and rest[pos] == "(":
-                    depth = 0
-                    quote = False
-                    begin = pos + 1
-                    while pos < len(rest):
-                        char = rest[pos]
-                        if quote:
-                            if char == "\\":
-                                pos += 1
-                            elif char == "'":
-                                quote = False
-                        elif char == "'":
-                            quote = True
-                        elif char == "(":
-                            depth += 1
-                        elif char == ")":
-                            depth -= 1
-                            if depth == 0:
-                                break
-                        pos += 1
-                    if pos >= len(rest):
-                        raise _ApiError(400, "MALFORMED_SEARCH", f"unbalanced parentheses: {text}")
-                    inner = rest[begin:pos]
-                    pos += 1
-                returning.append(_ReturningSpec(name, inner))
-                skip_ws()
-                if pos < len(rest) and rest[pos] == ",":
-                    pos += 1
-                    continue
-                break
-        following = peek_word().upper()
-        if following in ("WITH", "UPDATE", "USING"):
-            raise _ApiError(400, "MALFORMED_SEARCH", f"{_UNSUPPORTED} SOSL {following} clauses")
-        if following == "LIMIT":
-            word()
-            skip_ws()
-            number = re.match(r"\d+", rest[pos:])
-            if not number:
-                raise _ApiError(400, "MALFORMED_SEARCH", f"LIMIT needs a number: {text}")
-            limit = int(number.group())
-            pos += number.end()
-        skip_ws()
-        if pos < len(rest):
-            raise _ApiError(400, "MALFORMED_SEARCH", f"unexpected token '{rest[pos:]}' in: {text}")
-        return _Sosl(expression, scope, returning, limit)
 
     def _search_fields(self, definition: SObjectDef, scope: str) -> list[FieldDef]:
         fields = list(definition.fields.values())
@@ -3500,7 +1874,7 @@ class SalesforceTestServer:
         )
 
     def _search_matches(
-        self, sosl: _Sosl, definition: SObjectDef, record: Mapping[str, Any]
+        self, sosl: SoslQuery, definition: SObjectDef, record: Mapping[str, Any]
     ) -> bool:
         fields = self._search_fields(definition, sosl.scope)
         values = [record.get(f.name) for f in fields]
@@ -3510,24 +1884,24 @@ class SalesforceTestServer:
         if sosl.scope == "PHONE":
             return any(
                 self._phone_digits_match(alternative, text)
-                for alternative in _phone_alternatives(sosl.expression)
+                for alternative in phone_alternatives(sosl.expression)
                 for text in texts
             )
-        return _text_expression_matches(sosl.expression, texts)
+        return text_expression_matches(sosl.expression, texts)
 
     def _search(self, text: str, version: str) -> dict[str, Any]:
-        sosl = self._parse_sosl(text)
+        sosl = parse_sosl(text)
         specs = sosl.returning or [
-            _ReturningSpec(definition.name, None)
+            ReturningSpec(definition.name, None)
             for definition in self._schema.values()
             if definition.searchable
         ]
-        now = time.monotonic()
+        now = self._clock()
         results: list[dict[str, Any]] = []
         for spec in specs:
             definition = self._lookup_sobject(spec.sobject)
             if definition is None or not definition.searchable:
-                raise _ApiError(
+                raise ApiError(
                     400, "INVALID_TYPE", f"sObject type '{spec.sobject}' is not supported."
                 )
             candidates = [
@@ -3538,9 +1912,9 @@ class SalesforceTestServer:
             ]
             inner = spec.inner.strip() if spec.inner else ""
             if inner:
-                soql = self._soql_for_returning(definition.name, inner)
+                soql = returning_query(definition.name, inner)
             else:
-                soql = _Soql(["Id"], definition.name, None, [], None, 0)
+                soql = SoqlQuery(["Id"], definition.name, None, [], None, 0)
             _, rows = self._run_soql(soql, candidates)
             results.extend(
                 self._project(version, definition, row, list(dict.fromkeys(soql.fields)))
@@ -3549,23 +1923,3 @@ class SalesforceTestServer:
         if sosl.limit is not None:
             results = results[: sosl.limit]
         return {"searchRecords": results[:2000]}
-
-    @staticmethod
-    def _soql_for_returning(sobject: str, inner: str) -> _Soql:
-        tokens = _tokenize_soql(inner)
-        split = next(
-            (
-                token.pos
-                for token in tokens
-                if token.is_kw("WHERE", "ORDER", "LIMIT", "OFFSET", "USING", "WITH")
-            ),
-            len(inner),
-        )
-        fields, rest = inner[:split].strip(), inner[split:]
-        if not fields:
-            raise _ApiError(400, "MALFORMED_SEARCH", f"no fields in RETURNING {sobject}({inner})")
-        try:
-            return _SoqlParser(f"SELECT {fields} FROM {sobject} {rest}").parse()
-        except _ApiError as error:
-            error.body[0]["errorCode"] = "MALFORMED_SEARCH"
-            raise

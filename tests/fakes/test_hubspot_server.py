@@ -37,13 +37,13 @@ from hubspot.crm.owners import ApiException as OwnersApiException
 from hubspot.crm.properties import PropertyCreate
 from urllib3.util.retry import Retry
 
+from .base import ManualClock
 from .hubspot_server import (
     ALL_SCOPES,
     ASSOCIATION_TYPES,
     DEFAULT_TOKEN,
     Association,
     HubSpotTestServer,
-    ManualClock,
     calculated_phone_properties,
 )
 

@@ -25,9 +25,8 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from .salesforce_schema import GERMAN_TASK_PRIORITIES, GERMAN_TASK_STATUSES
 from .salesforce_server import (
-    GERMAN_TASK_PRIORITIES,
-    GERMAN_TASK_STATUSES,
     SalesforceTestServer,
     TimeoutHTTPAdapter,
     to_18_char_id,
@@ -112,11 +111,11 @@ def test_request_log_counts_api_calls(server: SalesforceTestServer, sf: Salesfor
     server.clear_request_log()
     sf.query(f"SELECT Id FROM Task WHERE CallObject = '{CALL_ID}'")
     sf.Task.create({"Subject": "Anruf", "CallObject": CALL_ID})
-    calls = server.api_requests()
+    calls = server.requests(kind="api")
     assert [(c.method, c.status) for c in calls] == [("GET", 200), ("POST", 201)]
-    assert calls[0].query["q"].endswith(f"'{CALL_ID}'")
+    assert calls[0].query["q"][0].endswith(f"'{CALL_ID}'")
     assert calls[1].json == {"Subject": "Anruf", "CallObject": CALL_ID}
-    assert server.api_requests(r"/sobjects/Task", method="POST") == [calls[1]]
+    assert server.requests("POST", r"/sobjects/Task", kind="api") == [calls[1]]
 
 
 # --------------------------------------------------------------------------- SOSL
@@ -594,7 +593,7 @@ def test_client_credentials_login_with_requests(server: SalesforceTestServer) ->
         "error": "invalid_grant",
         "error_description": "authentication failure",
     }
-    assert server.token_requests[1].form == {
+    assert server.requests(kind="auth")[1].form == {
         "grant_type": "client_credentials",
         "client_id": server.consumer_key,
         "client_secret": "***",
@@ -621,7 +620,7 @@ def test_simple_salesforce_logs_in_again_after_session_expiry(
     assert sf.query("SELECT Id FROM User")["totalSize"] == 1
     server.expire_sessions()
     assert sf.query("SELECT Id FROM User")["totalSize"] == 1
-    assert len(server.token_requests) == 2
+    assert len(server.requests(kind="auth")) == 2
     server.refuse_logins()
     server.expire_sessions()
     with pytest.raises(SalesforceAuthenticationFailed):
@@ -644,8 +643,8 @@ def test_relogin_retries_bounded_for_query_but_not_for_sobject_calls(
     with pytest.raises(SalesforceExpiredSession):
         sf.query("SELECT Id FROM User")
     # Salesforce._call_salesforce: 1 call + 3 retries, and a login before every retry check.
-    assert len(server.api_requests(r"/query")) == 4
-    assert len(server.token_requests) == 4
+    assert len(server.requests(path_regex=r"/query")) == 4
+    assert len(server.requests(kind="auth")) == 4
 
     server.clear_faults()
     server.clear_request_log()
@@ -653,8 +652,8 @@ def test_relogin_retries_bounded_for_query_but_not_for_sobject_calls(
     # SFType._call_salesforce doesn't pass ``retries`` on: it keeps logging in until the
     # server stops answering 401 (here after 10 failures; unbounded against a real org).
     assert sf.Task.create({"Subject": "Anruf"})["success"] is True
-    assert len(server.api_requests(r"/sobjects/Task")) == 11
-    assert len(server.token_requests) == 10
+    assert len(server.requests(path_regex=r"/sobjects/Task")) == 11
+    assert len(server.requests(kind="auth")) == 10
 
 
 def test_jwt_bearer_login_via_simple_salesforce() -> None:

@@ -39,11 +39,8 @@ from connector.delivery.planning import plan_delivery
 from connector.phone import PhoneNumber, parse_sipgate, same_number
 from connector.render.sandbox import compile_templates
 from connector.testing import AdapterContract, example_report
-from tests.fakes.salesforce_server import (
-    GERMAN_TASK_PRIORITIES,
-    GERMAN_TASK_STATUSES,
-    SalesforceTestServer,
-)
+from tests.fakes.salesforce_schema import GERMAN_TASK_PRIORITIES, GERMAN_TASK_STATUSES
+from tests.fakes.salesforce_server import SalesforceTestServer
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +145,7 @@ def test_sosl_finds_a_contact_whatever_the_format(
     assert found[0].parent_id == account
     assert found[0].modified_at is not None and found[0].owner_id == server.integration_user_id
     assert same_number(stored, number(), "DE")
-    assert len(server.api_requests(r"/search")) == 1
+    assert len(server.requests(path_regex=r"/search")) == 1
 
 
 def test_contacts_and_leads_are_both_returned_converted_leads_not(
@@ -217,7 +214,7 @@ def test_requests_per_matched_call_after_the_first_are_two(server: SalesforceTes
     server.add_contact(Phone="0211 63553400", AccountId=server.add_account())
     adapter = adapter_for(server)
     adapter.write(matched_job(adapter, "first"), Journal())
-    first = [(e.method, e.path.rsplit("/v59.0/", 1)[1]) for e in server.api_requests()]
+    first = [(e.method, e.path.rsplit("/v59.0/", 1)[1]) for e in server.requests(kind="api")]
     assert first == [
         ("GET", "search/"),
         ("GET", "query/"),  # TaskStatus, once per adapter
@@ -227,7 +224,8 @@ def test_requests_per_matched_call_after_the_first_are_two(server: SalesforceTes
     for n in range(3):
         server.clear_request_log()
         adapter.write(matched_job(adapter, f"next-{n}"), Journal())
-        assert [(e.method, e.path.rsplit("/v59.0/", 1)[1]) for e in server.api_requests()] == [
+        sent = server.requests(kind="api")
+        assert [(e.method, e.path.rsplit("/v59.0/", 1)[1]) for e in sent] == [
             ("GET", "search/"),
             ("POST", "composite/sobjects"),
         ]
@@ -290,7 +288,7 @@ def test_open_opportunity_rule(server: SalesforceTestServer) -> None:
     adapter.write(matched_job(adapter), Journal())
     [call] = call_tasks(server, "sf-call-1")
     assert call["WhatId"] == newest and call["AccountId"] == account
-    assert len(server.api_requests()) == 3  # search, Opportunity query, composite
+    assert len(server.requests(kind="api")) == 3  # search, Opportunity query, composite
 
 
 def test_case_for_calls_on_the_support_channel(server: SalesforceTestServer) -> None:
@@ -351,7 +349,7 @@ def test_a_locked_follow_up_is_retried_alone(server: SalesforceTestServer) -> No
     assert [t["Subject"] for t in follow_ups(server)] == ["Confirm the plan change"]
     server.clear_request_log()
     refs = adapter.write(job, Journal(journal.as_dict())).refs
-    [retry] = server.api_requests(r"/composite/sobjects")
+    [retry] = server.requests(path_regex=r"/composite/sobjects")
     assert [r["Subject"] for r in retry.json["records"]] == ["Send plan options"]
     assert len(call_tasks(server, "sf-call-1")) == 1
     assert sorted(t["Subject"] for t in follow_ups(server)) == [
@@ -373,9 +371,9 @@ def test_a_lost_answer_is_found_by_call_object_on_retry(server: SalesforceTestSe
     assert len(server.records("Task")) == 3  # committed although the answer was lost
     server.clear_request_log()
     refs = adapter.write(job, Journal(journal.as_dict())).refs
-    assert server.api_requests(r"/composite/sobjects") == []
-    [lookup] = server.api_requests(r"/query")
-    assert "CallObject IN" in lookup.query["q"]
+    assert server.requests(path_regex=r"/composite/sobjects") == []
+    [lookup] = server.requests(path_regex=r"/query")
+    assert "CallObject IN" in lookup.query["q"][0]
     assert len(call_tasks(server, "sf-call-1")) == 1
     assert len(server.records("Task")) == 3
     assert refs["task"] == call_tasks(server, "sf-call-1")[0]["Id"]
@@ -406,7 +404,7 @@ def test_more_than_200_records_are_sent_in_chunks(server: SalesforceTestServer) 
     adapter = adapter_for(server)
     many = tuple(TaskSpec(f"Item {n}", "", date(2026, 4, 10)) for n in range(250))
     refs = adapter.write(DeliveryJob(example_report(), tasks=many), Journal()).refs
-    assert [len(e.json["records"]) for e in server.api_requests(r"/composite/sobjects")] == [
+    assert [len(e.json["records"]) for e in server.requests(path_regex=r"/composite/sobjects")] == [
         200,
         51,
     ]
@@ -435,7 +433,7 @@ def test_an_expired_session_is_renewed_once(server: SalesforceTestServer) -> Non
     adapter.write(DeliveryJob(example_report("one")), Journal())
     server.expire_sessions()
     adapter.write(DeliveryJob(example_report("two")), Journal())
-    assert len(server.token_requests) == 2
+    assert len(server.requests(kind="auth")) == 2
     assert len(server.records("Task")) == 2
 
 
@@ -454,8 +452,8 @@ def test_invalid_session_twice_is_not_chased(server: SalesforceTestServer) -> No
     server.fail_next(r"/composite/sobjects", 401, EXPIRED, count=10)
     with pytest.raises(RetryableError, match="INVALID_SESSION_ID again"):
         adapter.write(DeliveryJob(example_report()), Journal())
-    assert len(server.api_requests(r"/composite/sobjects")) == 2
-    assert len(server.token_requests) == 2
+    assert len(server.requests(path_regex=r"/composite/sobjects")) == 2
+    assert len(server.requests(kind="auth")) == 2
 
 
 def test_request_limit_parks_the_target(server: SalesforceTestServer) -> None:
@@ -494,7 +492,7 @@ def test_jwt_bearer_login(tmp_path: Path) -> None:
         adapter = adapter_for(jwt_server, auth=auth)
         adapter.write(DeliveryJob(example_report()), Journal())
         assert len(jwt_server.records("Task")) == 1
-        [login] = jwt_server.token_requests
+        [login] = jwt_server.requests(kind="auth")
         assert login.form is not None
         assert login.form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
         wrong = adapter_for(jwt_server, auth={**auth, "username": "unknown@example.com"})
@@ -573,7 +571,7 @@ def test_a_replanned_retry_logs_on_the_first_attempts_contact_and_account(
     server.fail_next(r"/composite/sobjects", 503, DOWN)
     with pytest.raises(RetryableError, match="HTTP 503"):
         adapter.write(plan_delivery(report, policy, adapter, journal).job, journal)  # type: ignore[arg-type]
-    [first] = [e.json["records"][0] for e in server.api_requests(r"/composite/sobjects")]
+    [first] = [e.json["records"][0] for e in server.requests(path_regex=r"/composite/sobjects")]
     assert (first["WhoId"], first["WhatId"]) == (contact, account)
     server.add_record("Contact", LastName="Zweiter", Phone="+49 211 63553400")  # a new candidate
     retry = Journal(journal.as_dict())  # the pipeline re-plans; only the journal is reused
@@ -612,13 +610,13 @@ def test_a_lost_answer_is_reconciled_by_call_id_although_the_subject_changed(
     [case] = server.records("Case")
     assert (refs["note"], refs["case"]) == (note["Id"], case["Id"])
     assert note["Title"] == case["Subject"] == "Erst (sipgate call sf-call-1)"
-    lookups = [e.query["q"] for e in server.api_requests(r"/query")]
+    lookups = [e.query["q"][0] for e in server.requests(path_regex=r"/query")]
     assert any(
         "FROM ContentNote WHERE Title LIKE '%(sipgate call sf-call-1)'" in q for q in lookups
     )
     assert any("FROM Case WHERE Subject LIKE '%(sipgate call sf-call-1)'" in q for q in lookups)
     assert not any("Erst" in q or "Anders" in q for q in lookups)
-    [link] = server.api_requests(r"/composite/sobjects$")  # only the note's link was missing
+    [link] = server.requests(path_regex=r"/composite/sobjects$")  # only the note's link was missing
     assert [r["attributes"]["type"] for r in link.json["records"]] == ["ContentDocumentLink"]
 
 
@@ -696,7 +694,7 @@ def test_mapped_custom_fields_are_cut_to_their_length(server: SalesforceTestServ
         adapter.write(plan.job, journal)
         [call] = call_tasks(server, call_id)
         assert len(call["Call_Summary__c"]) == 255 and call["Call_Summary__c"].endswith("…")
-    assert len(server.api_requests(r"/sobjects/Task/describe")) == 1  # once per adapter
+    assert len(server.requests(path_regex=r"/sobjects/Task/describe")) == 1  # once per adapter
     # `check` as `from_config` builds it (with the mapped fields), on the test server's session.
     options = SalesforceAdapter.from_config(
         TargetConfig("salesforce", "salesforce", adapter.options, policy)
@@ -715,7 +713,7 @@ def test_known_fields_need_no_describe(server: SalesforceTestServer) -> None:
     adapter.write(
         matched_job(adapter, fields={"Subject": "S", "ActivityDate": "2026-04-08"}), Journal()
     )
-    assert server.api_requests(r"/describe") == []
+    assert server.requests(path_regex=r"/describe") == []
 
 
 def test_mapped_lead_fields_are_cut_to_their_length(server: SalesforceTestServer) -> None:
@@ -765,6 +763,6 @@ def test_a_lead_gets_match_field_and_is_found_by_it_after_a_lost_answer(
     server.clear_request_log()
     again = adapter.create_record("lead", number(), {}, Journal(journal.as_dict()))
     assert again.id == created["Id"] and len(server.records("Lead")) == 1
-    [lookup] = [e.query["q"] for e in server.api_requests(r"/query")]
+    [lookup] = [e.query["q"][0] for e in server.requests(path_regex=r"/query")]
     assert "WHERE Phone_E164__c = '+4921163553400' AND IsConverted = false" in lookup
     assert adapter.search_by_phone(number(), [])[0].id == created["Id"]  # found at once

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from connector.payload import CallReport
-from connector.render.context import VARIABLES, build_context
+from connector.render.context import PIPELINE_VARIABLES, VARIABLES, build_context, reference_table
 from tests.render.helpers import at, render_one
 
 
@@ -153,6 +153,15 @@ def test_the_reference_names_every_key_of_the_context(report_v1: CallReport) -> 
     for group in groups:
         documented = {name.split(".", 1)[1] for name in names if name.startswith(group + ".")}
         assert documented == set(context[group]), group
+
+
+def test_the_reference_table_has_one_row_per_variable() -> None:
+    rows = reference_table().splitlines()
+    assert rows[:2] == ["| name | meaning |", "| --- | --- |"]
+    names = [row.split("`")[1] for row in rows[2:]]
+    assert names == [v.name for v in (*VARIABLES, *PIPELINE_VARIABLES)]
+    assert not {v.name for v in PIPELINE_VARIABLES} & {v.name for v in VARIABLES}
+    assert all(row.count(" | ") == 1 for row in rows[2:])  # no unescaped | in a meaning
 
 
 # --- time zones -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from connector.adapters.kit.ratelimit import (
     open_store,
     process_store,
 )
-from tests.fakes.hubspot_server import ManualClock
+from tests.fakes.base import ManualClock
 
 REDIS_URL = os.environ.get("SIPGATE_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="SIPGATE_TEST_REDIS_URL is not set")
