@@ -45,7 +45,11 @@ def _in(package: str, module: str) -> bool:
 
 def _arrows(source: str, target: str) -> list[str]:
     return sorted(
-        f"{m} -> {d}" for m, deps in GRAPH.items() if _in(source, m) for d in deps if _in(target, d)
+        f"{m} -> {d}"
+        for m, deps in GRAPH.items()
+        if _in(source, m)
+        for d in deps
+        if _in(target, d)
     )
 
 

@@ -211,7 +211,9 @@ def _target_options(
         problems.append(ConfigProblem(file, f"{where}.type", str(exc)))
         return None
     options = {k: v for k, v in raw.items() if k not in ("name", "type") and k not in POLICY_KEYS}
-    policy = load_policy(raw, where, file, base, defaults, cls.searchable_objects, problems)
+    policy = load_policy(
+        raw, where, file, base, defaults, cls.searchable_objects, problems, cls.default_mapping
+    )
     try:
         loaded = cls.config_schema().load(options)
     except ValidationError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connector.adapters import CrmRecord, Journal
+from connector.adapters.hubspot import HubSpotAdapter
 from connector.config.load import Defaults
 from connector.config.policy import DeliveryPolicy, load_policy
 from connector.delivery.planning import add_business_days, plan_delivery
@@ -19,16 +20,16 @@ from tests.support.adapters import FakeCrm
 
 
 def policy(**mapping: Any) -> DeliveryPolicy:
-    raw = {"mapping": "hubspot.yaml", **mapping}
     problems: list[ConfigProblem] = []
     loaded = load_policy(
-        raw,
+        mapping,
         "targets[0]",
         "config.yaml",
         Path("/nonexistent"),
         Defaults(),
         ("contact", "lead", "company"),
         problems,
+        HubSpotAdapter.default_mapping,
     )
     assert loaded is not None, problems
     return loaded
