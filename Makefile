@@ -26,7 +26,7 @@ run: $(VENV)/.run-installed
 test: lint typecheck unit
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check connector tests bench
+	$(BIN)/ruff check connector tests bench docs/examples
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy

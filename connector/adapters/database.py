@@ -12,10 +12,12 @@ longer ago than that; ``sipgate-crm purge`` erases calls on demand.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import validate
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -31,32 +33,37 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
-from connector.adapters.base import (
+from connector.adapters import (
     Adapter,
+    CallReport,
     CheckResult,
     DeliveryJob,
     Journal,
-    OptionsSchema,
     PermanentError,
     RetryableError,
     WriteResult,
+    option,
 )
-from connector.payload import CallReport
 from connector.sql import UTCDateTime, make_engine, scrub_freed_pages
 
 __all__ = ["DatabaseAdapter", "DatabaseOptions", "warehouse_tables"]
 
 
-class DatabaseOptions(OptionsSchema):
+@dataclass(frozen=True)
+class DatabaseOptions:
     """Options of a ``database`` target."""
 
-    url = fields.String(load_default="sqlite:///data/calls.db")
-    table_prefix = fields.String(
-        load_default="sipgate_", validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,30}$|^$")
+    url: str = option("sqlite:///data/calls.db", help="SQLAlchemy URL of the database.")
+    table_prefix: str = option(
+        "sipgate_",
+        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,30}$|^$"),
+        help="Prefix of the table names.",
     )
-    store_transcript = fields.Boolean(load_default=True)
-    retention_days = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1)
+    store_transcript: bool = option(True, help="Store the transcript chunks too.")
+    retention_days: int | None = option(
+        None,
+        validate=validate.Range(min=1),
+        help="Delete calls that started more than this many days ago (none: keep them).",
     )
 
 
@@ -208,12 +215,14 @@ class DatabaseAdapter(Adapter):
     """Writes calls into normalised SQL tables; idempotent per call id."""
 
     type_name = "database"
-    config_schema = DatabaseOptions
+    options_type = DatabaseOptions
+    default_mapping = resources.files(__package__) / "database.yaml"
+    options: DatabaseOptions
 
-    def __init__(self, name: str, options: Mapping[str, Any], engine: Engine | None = None) -> None:
+    def __init__(self, name: str, options: DatabaseOptions, engine: Engine | None = None) -> None:
         super().__init__(name, options)
-        self.engine = engine or make_engine(options["url"])
-        self.metadata, self.tables = warehouse_tables(options["table_prefix"])
+        self.engine = engine or make_engine(options.url)
+        self.metadata, self.tables = warehouse_tables(options.table_prefix)
         self._created = False
 
     def _ensure_tables(self) -> None:
@@ -238,7 +247,7 @@ class DatabaseAdapter(Adapter):
         report = job.report
         try:
             self._ensure_tables()
-            rows = _rows(report, self.options["store_transcript"], job.fields)
+            rows = _rows(report, self.options.store_transcript, job.fields)
             with self.engine.begin() as conn:
                 for table in self.tables.values():
                     conn.execute(delete(table).where(table.c.call_id == report.call_id))
@@ -267,7 +276,7 @@ class DatabaseAdapter(Adapter):
 
     def remove_expired(self, now: datetime) -> int:
         """Delete the calls older than ``retention_days`` (none without it); returns how many."""
-        days = self.options.get("retention_days")
+        days = self.options.retention_days
         return self.erase_before(now - timedelta(days=days)) if days else 0
 
     def _erase(self, condition: Any) -> int:

@@ -244,10 +244,8 @@ def _target_options(
         problems.append(ConfigProblem(file, f"{where}.type", str(exc)))
         return None
     options = {k: v for k, v in raw.items() if k not in ("name", "type") and k not in POLICY_KEYS}
-    abilities = TargetAbilities(
-        cls.searchable_objects, cls.creatable_objects, cls.writable_fields
-    )
-    policy = load_policy(raw, where, file, base, defaults, abilities, problems)
+    abilities = TargetAbilities(cls.searchable_objects, cls.creatable_objects, cls.writable_fields)
+    policy = load_policy(raw, where, file, base, defaults, abilities, problems, cls.default_mapping)
     try:
         loaded = cls.config_schema().load(options)
     except ValidationError as exc:

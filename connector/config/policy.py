@@ -1,16 +1,17 @@
 """Per-target delivery policy: filters, matching, owners, tasks, transcript and field templates.
 
-Sales ops write it in two places: a mapping file (``mappings/hubspot.yaml`` and friends: field
-templates, limits, matching, tasks, transcript mode) and the target entry in the configuration
-(``filters``, ``owners``, and any mapping key to override for this target). `load_policy` merges
-them, validates everything, compiles and test-renders every template, and reports every problem
-with its file and key path.
+Sales ops write it in two places: a mapping file (field templates, limits, matching, tasks,
+transcript mode; without one, the default mapping the target's adapter ships) and the target
+entry in the configuration (``filters``, ``owners``, and any mapping key to override for this
+target). `load_policy` merges them, validates everything, compiles and test-renders every
+template, and reports every problem with its file and key path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from connector.render.locales import LANGUAGES
 from connector.render.sandbox import compile_templates
 
 __all__ = [
-    "BUILTIN_MAPPINGS",
     "Defaults",
     "DeliveryPolicy",
     "Filters",
@@ -38,9 +38,6 @@ __all__ = [
     "mapping_schema",
     "target_policy_schema",
 ]
-
-#: The mapping files shipped with the package (the repository's ``mappings/`` folder).
-BUILTIN_MAPPINGS = Path(__file__).parent.parent / "mappings"
 
 TIE_BREAKS = ("most_recent", "owner", "all")
 NO_MATCH = ("skip", "create_contact", "create_lead", "log_unmatched")
@@ -245,9 +242,23 @@ def target_policy_schema() -> Schema:
 
 def _find_mapping(name: str, base: Path) -> Path | None:
     candidates = [base / name, base / "mappings" / name]
-    if Path(name).name == name:  # a bare name may also be one of the shipped mappings
-        candidates.append(BUILTIN_MAPPINGS / name)
     return next((c for c in candidates if c.is_file()), None)
+
+
+def _read_mapping(source: Traversable, problems: list[ConfigProblem]) -> dict[str, Any] | None:
+    """The decoded mapping file `source`; problems are appended, ``None`` if unusable."""
+    try:
+        loaded = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        problems.append(ConfigProblem(str(source), "", f"Not valid YAML: {exc}"))
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(ConfigProblem(str(source), "", f"Cannot read the file: {exc}"))
+        return None
+    if not isinstance(loaded, dict):
+        problems.append(ConfigProblem(str(source), "", "A mapping file must be a mapping."))
+        return None
+    return loaded
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -320,11 +331,13 @@ def load_policy(
     defaults: Defaults,
     abilities: TargetAbilities,
     problems: list[ConfigProblem],
+    default_mapping: Traversable | None = None,
 ) -> DeliveryPolicy | None:
     """The delivery policy of one target entry; problems are appended, ``None`` if unusable.
 
-    `abilities` are what the target's adapter can do (search, create, write). Every problem of
-    the entry and its mapping is reported, also when some key is wrong.
+    `abilities` are what the target's adapter can do (search, create, write);
+    `default_mapping` is the adapter's own mapping, used when the entry names none. Every
+    problem of the entry and its mapping is reported, also when some key is wrong.
     """
     before = len(problems)
     raw = {k: v for k, v in raw_target.items() if k in POLICY_KEYS}
@@ -338,31 +351,24 @@ def load_policy(
     mapping_doc: dict[str, Any] = {}
     mapping_file = config_file
     mapping_path = where
+    source: Traversable | None = default_mapping
     if target["mapping"]:
-        found = _find_mapping(target["mapping"], base)
-        if found is None:
+        source = _find_mapping(target["mapping"], base)
+        if source is None:
             problems.append(
                 ConfigProblem(
                     config_file,
                     f"{where}.mapping",
                     f"Mapping file {target['mapping']!r} not found (looked next to the "
-                    "configuration, in its mappings/ folder and among the shipped mappings).",
+                    "configuration and in its mappings/ folder).",
                 )
             )
             return None
-        mapping_file, mapping_path = str(found), ""
-        try:
-            loaded = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            problems.append(ConfigProblem(mapping_file, "", f"Not valid YAML: {exc}"))
+    if source is not None:
+        loaded = _read_mapping(source, problems)
+        if loaded is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(ConfigProblem(mapping_file, "", f"Cannot read the file: {exc}"))
-            return None
-        if not isinstance(loaded, dict):
-            problems.append(ConfigProblem(mapping_file, "", "A mapping file must be a mapping."))
-            return None
-        mapping_doc = loaded
+        mapping_file, mapping_path, mapping_doc = str(source), "", loaded
 
     overrides = {
         key: target[key]
@@ -436,7 +442,7 @@ def load_policy(
     filters = target["filters"]
     owners = target["owners"]
     return DeliveryPolicy(
-        mapping_file=mapping_file if target["mapping"] else None,
+        mapping_file=mapping_file if source is not None else None,
         language=language,
         defaults=defaults,
         transcript=mapping["transcript"],

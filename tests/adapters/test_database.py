@@ -8,12 +8,14 @@ import pytest
 from sqlalchemy import create_engine, inspect, select
 
 from connector.adapters import Adapter, DeliveryJob, Journal, RetryableError
-from connector.adapters.database import DatabaseAdapter, DatabaseOptions
+from connector.adapters.database import DatabaseAdapter
 from connector.testing import AdapterContract, example_report
 
 
 def make(tmp_path: Path, **options: object) -> DatabaseAdapter:
-    loaded = DatabaseOptions().load({"url": f"sqlite:///{tmp_path / 'calls.db'}", **options})
+    loaded = DatabaseAdapter.config_schema().load(
+        {"url": f"sqlite:///{tmp_path / 'calls.db'}", **options}
+    )
     return DatabaseAdapter("warehouse", loaded)
 
 
@@ -22,6 +24,11 @@ class TestDatabaseContract(AdapterContract):
 
     def make_adapter(self, tmp_path: Path) -> Adapter:
         return make(tmp_path)
+
+    def make_unreachable_adapter(self, tmp_path: Path) -> Adapter:
+        # A folder where the database file should be: SQLite cannot open it.
+        options = DatabaseAdapter.config_schema().load({"url": f"sqlite:///{tmp_path}"})
+        return DatabaseAdapter("warehouse", options)
 
     def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:
         assert isinstance(adapter, DatabaseAdapter)
@@ -82,7 +89,7 @@ def test_table_prefix_names_the_tables(tmp_path: Path) -> None:
 
 def test_unreachable_database_is_a_retryable_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-folder" / "calls.db"
-    options = DatabaseOptions().load({"url": f"sqlite:///{missing}"})
+    options = DatabaseAdapter.config_schema().load({"url": f"sqlite:///{missing}"})
     adapter = DatabaseAdapter("warehouse", options, engine=create_engine(f"sqlite:///{missing}"))
     with pytest.raises(RetryableError):
         adapter.write(DeliveryJob(example_report()), Journal())

@@ -137,10 +137,35 @@ class TestHubSpotContract(AdapterContract):
         self.server = server
 
     def make_adapter(self, tmp_path: Path) -> Adapter:
-        return make(self.server)
+        self.wall = ManualClock(time.time())
+        return HubSpotAdapter("hubspot-test", options(self.server), wall_clock=self.wall)
+
+    def let_time_pass(self, adapter: Adapter, seconds: float) -> bool:
+        self.wall.advance(seconds)
+        return True
+
+    def make_unreachable_adapter(self, tmp_path: Path) -> Adapter:
+        return make(self.server, base_url="http://127.0.0.1:1")
 
     def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:
         return len(calls_logged(self.server, call_id))
+
+    def add_record(self, adapter: Adapter, number: PhoneNumber) -> CrmRecord:
+        contact = self.server.add_contact(
+            {"firstname": "Erika", "lastname": "Beispiel", "phone": number.e164}
+        )
+        return CrmRecord("contact", contact, (number.e164,), name="Erika Beispiel")
+
+    def owner_id(self, adapter: Adapter) -> str:
+        return ERIKA_OWNER
+
+    def fail_next_write(self, adapter: Adapter, status: int, echo: str) -> bool:
+        body = {"status": "error", "message": echo, "category": "VALIDATION_ERROR"}
+        self.server.fail_next(r"/crm/v3/objects/calls(/batch/\w+)?$", status, body, method="POST")
+        return True
+
+    def secrets(self, adapter: Adapter) -> list[str]:
+        return [DEFAULT_TOKEN]
 
 
 # ------------------------------------------------------------------------------------------
@@ -1023,7 +1048,6 @@ def configured_target(server: HubSpotTestServer, tmp_path: Path, **entry: Any) -
                 "type": "hubspot",
                 "access_token": DEFAULT_TOKEN,
                 "base_url": server.url,
-                "mapping": "hubspot.yaml",
                 **entry,
             }
         ],

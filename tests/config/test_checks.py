@@ -81,8 +81,12 @@ def test_on_no_match_create_for_an_object_the_adapter_cannot_create(tmp_path: Pa
     found = problems_of(
         tmp_path,
         [
-            {"name": "hs", "type": "hubspot", "access_token": "t", "mapping": "hubspot.yaml",
-             "matching": {"on_no_match": "create_lead"}},
+            {
+                "name": "hs",
+                "type": "hubspot",
+                "access_token": "t",
+                "matching": {"on_no_match": "create_lead"},
+            },
             {"name": "sf", "type": DECLARING, "mapping": "m.yaml"},
         ],
         **{"m.yaml": "matching:\n  on_no_match: create_company\nfields: {subject: x}\n"},
@@ -98,8 +102,7 @@ def test_fields_the_adapter_does_not_write_and_limits_of_unmapped_fields(tmp_pat
         tmp_path,
         [
             {"name": "d", "type": DECLARING, "mapping": "m.yaml", "limits": {"subjetc": 80}},
-            {"name": "w", "type": "database", "mapping": "database.yaml",
-             "limits": {"titel": 80}},
+            {"name": "w", "type": "database", "limits": {"titel": 80}},
         ],
         **{"m.yaml": "fields: {subject: '{{ headline }}', coments: '{{ summary }}'}\n"},
     )
@@ -120,8 +123,7 @@ def test_own_and_blocked_numbers_must_be_phone_numbers(tmp_path: Path) -> None:
 
 
 WITHOUT_HUBSPOT = (
-    "import sys; sys.modules['hubspot'] = None; "
-    "from connector.cli import main; main()"
+    "import sys; sys.modules['hubspot'] = None; from connector.cli import main; main()"
 )
 
 

@@ -27,7 +27,7 @@ def test_the_shipped_example_is_valid() -> None:
     assert [t.type for t in config.targets] == ["database"]
     # Relative SQLite paths resolve against the config file's folder, not the cwd.
     assert config.storage.url == f"sqlite:///{ROOT / 'data' / 'connector.db'}"
-    assert config.targets[0].options["url"] == f"sqlite:///{ROOT / 'data' / 'calls.db'}"
+    assert config.targets[0].options.url == f"sqlite:///{ROOT / 'data' / 'calls.db'}"
 
 
 def test_secrets_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +114,7 @@ def test_adapter_by_import_path(tmp_path: Path) -> None:
         tmp_path,
         {"targets": [{"name": "w", "type": "connector.adapters.database:DatabaseAdapter"}]},
     )
-    assert load_config(path).targets[0].options["table_prefix"] == "sipgate_"
+    assert load_config(path).targets[0].options.table_prefix == "sipgate_"
 
 
 def test_an_unknown_top_level_key_does_not_hide_other_problems(tmp_path: Path) -> None:

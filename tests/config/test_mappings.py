@@ -11,23 +11,24 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from connector.adapters import CrmRecord, Journal
+from connector.adapters import Adapter, CrmRecord, Journal
+from connector.adapters.database import DatabaseAdapter
 from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.salesforce import SalesforceAdapter
 from connector.cli import main
 from connector.config.load import load_config
-from connector.config.policy import BUILTIN_MAPPINGS, Defaults, TargetAbilities, load_policy
+from connector.config.policy import Defaults, TargetAbilities, load_policy
 from connector.delivery.planning import plan_delivery
 from connector.payload import ActionItem, parse_report
 from connector.problems import ConfigError, ConfigProblem
 from tests.support.adapters import FakeCrm
 
 ROOT = Path(__file__).parents[2]
-#: The CRMs' own limits for the fields the shipped mappings fill.
-CRM_LIMITS = {
-    "hubspot.yaml": dict(HubSpotAdapter.field_limits),
-    "salesforce.yaml": dict(SalesforceAdapter.field_limits),
-    "database.yaml": {},
+#: The built-in adapters, each shipping its default mapping, and the repository's copies.
+SHIPPED: dict[type[Adapter], str] = {
+    HubSpotAdapter: "hubspot.yaml",
+    SalesforceAdapter: "salesforce.yaml",
+    DatabaseAdapter: "database.yaml",
 }
 
 
@@ -72,24 +73,25 @@ def variants(example: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("mapping", sorted(CRM_LIMITS))
+@pytest.mark.parametrize("adapter", list(SHIPPED), ids=lambda cls: cls.type_name)
 @pytest.mark.parametrize("language", ["en", "de"])
 @pytest.mark.parametrize("transcript", ["off", "summary", "full"])
 def test_shipped_mapping_renders_every_variant_within_limits(
-    example_v1: dict[str, Any], mapping: str, language: str, transcript: str
+    example_v1: dict[str, Any], adapter: type[Adapter], language: str, transcript: str
 ) -> None:
     problems: list[ConfigProblem] = []
     policy = load_policy(
-        {"mapping": mapping, "language": language, "transcript": transcript},
+        {"language": language, "transcript": transcript},
         "targets[0]",
         "config.yaml",
         ROOT,
         Defaults(),
         TargetAbilities(("contact", "lead", "company"), ("contact", "lead")),
         problems,
+        adapter.default_mapping,
     )
     assert policy is not None, problems
-    limits = CRM_LIMITS[mapping]
+    limits = dict(adapter.field_limits)
     for name, report in variants(example_v1).items():
         crm = FakeCrm([CrmRecord("contact", "K1", ("0211 63553400",))], limits=limits)
         job = plan_delivery(report, policy, crm, Journal()).job
@@ -101,12 +103,26 @@ def test_shipped_mapping_renders_every_variant_within_limits(
             assert task.subject and len(task.subject) <= 200
         if name == "umlauts":
             assert "Rückfrage zur Kündigung" in " ".join(job.fields.values())
-        if language == "de" and mapping != "database.yaml" and name == "example":
+        if language == "de" and adapter is not DatabaseAdapter and name == "example":
             assert "Zusammenfassung" in " ".join(job.fields.values())
 
 
-def test_every_shipped_mapping_is_in_the_repository() -> None:
-    assert sorted(p.name for p in BUILTIN_MAPPINGS.glob("*.yaml")) == sorted(CRM_LIMITS)
+def test_the_repositorys_mappings_are_the_shipped_defaults() -> None:
+    copies = {p.name: p.read_text() for p in (ROOT / "mappings").glob("*.yaml")}
+    shipped = {}
+    for cls, name in SHIPPED.items():
+        assert cls.default_mapping is not None, cls
+        shipped[name] = cls.default_mapping.read_text(encoding="utf-8")
+    assert copies == shipped
+
+
+def test_a_target_without_mapping_uses_its_adapters_default(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"targets": [{"name": "crm", "type": "hubspot", "access_token": "t"}]})
+    )
+    policy = load_config(tmp_path / "config.yaml").targets[0].policy
+    assert policy.mapping_file is not None and policy.mapping_file.endswith("mapping.yaml")
+    assert {"hs_call_title", "hs_call_body"} <= set(policy.fields)
 
 
 def write(folder: Path, config: dict[str, Any], mapping: str | None = None) -> Path:
@@ -170,7 +186,6 @@ def test_target_overrides_are_reported_in_the_configuration(tmp_path: Path) -> N
                 {
                     "name": "a",
                     "type": "database",
-                    "mapping": "database.yaml",
                     "transcript": "everything",
                 }
             ]
@@ -192,7 +207,6 @@ def test_dry_run_offline_prints_the_operations(tmp_path: Path) -> None:
                 {
                     "name": "w",
                     "type": "database",
-                    "mapping": "database.yaml",
                     "url": "sqlite:///calls.db",
                 }
             ],
@@ -269,8 +283,9 @@ def test_the_shipped_files_validate_against_the_published_schemas() -> None:
     config_schema = json.loads(runner.invoke(main, ["schema", "config"]).output)
     mapping_schema = json.loads(runner.invoke(main, ["schema", "mapping"]).output)
     jsonschema.validate(yaml.safe_load((ROOT / "config.example.yaml").read_text()), config_schema)
-    for path in BUILTIN_MAPPINGS.glob("*.yaml"):
-        jsonschema.validate(yaml.safe_load(path.read_text()), mapping_schema)
+    for cls in SHIPPED:
+        assert cls.default_mapping is not None
+        jsonschema.validate(yaml.safe_load(cls.default_mapping.read_text()), mapping_schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(
             {"targets": [{"name": "x", "type": "database", "urll": "y"}]}, config_schema

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from connector.adapters import CrmRecord, Journal
-from connector.config.load import Defaults
-from connector.config.policy import BUILTIN_MAPPINGS, DeliveryPolicy, TargetAbilities, load_policy
+from connector.adapters.hubspot import HubSpotAdapter
+from connector.config.policy import Defaults, DeliveryPolicy, TargetAbilities, load_policy
 from connector.delivery.planning import add_business_days, plan_delivery
 from connector.payload import ActionItem, parse_report
 from connector.problems import ConfigProblem
@@ -20,16 +20,16 @@ from tests.support.adapters import FakeCrm
 
 
 def policy(base: Path = Path("/nonexistent"), **mapping: Any) -> DeliveryPolicy:
-    raw = {"mapping": "hubspot.yaml", **mapping}
     problems: list[ConfigProblem] = []
     loaded = load_policy(
-        raw,
+        mapping,
         "targets[0]",
         "config.yaml",
         base,
         Defaults(),
         TargetAbilities(("contact", "lead", "company"), ("contact", "lead")),
         problems,
+        HubSpotAdapter.default_mapping,
     )
     assert loaded is not None, problems
     return loaded
@@ -246,7 +246,8 @@ def test_transcript_field_is_no_key_of_a_mapping(tmp_path: Path) -> None:
 
 def test_the_pipeline_variables_reach_the_templates(report: Any, tmp_path: Path) -> None:
     # connector.render.context.PIPELINE_VARIABLES documents these two names for the README.
-    shipped = BUILTIN_MAPPINGS / "hubspot.yaml"
+    shipped = HubSpotAdapter.default_mapping
+    assert shipped is not None
     mapping = yaml.safe_load(shipped.read_text())
     mapping["fields"]["hs_call_title"] = "{{ record.type if record }} {{ record.id if record }}"
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mapping))

@@ -33,7 +33,6 @@ def test_a_call_is_logged_on_the_matching_contact_with_tasks(
                 {
                     "name": "hubspot",
                     "type": "hubspot",
-                    "mapping": "hubspot.yaml",
                     "access_token": "${HUBSPOT_TEST_TOKEN}",
                     "base_url": hubspot.url,
                     "owners": {"users": {"1234567w0": "erika.beispiel@example.com"}},

@@ -32,7 +32,6 @@ def test_a_call_is_logged_as_a_task_on_the_matching_contact(
                 {
                     "name": "salesforce",
                     "type": "salesforce",
-                    "mapping": "salesforce.yaml",
                     "instance_url": salesforce.instance_url,
                     "auth": {
                         "client_id": salesforce.consumer_key,

@@ -19,6 +19,7 @@ from simple_salesforce.api import Salesforce
 
 from connector.adapters import (
     Adapter,
+    CrmRecord,
     DeliveryJob,
     Journal,
     MemoryMemo,
@@ -110,6 +111,10 @@ class TestSalesforceContract(AdapterContract):
     """The adapter contract kit against the test server (a fresh, empty org per test)."""
 
     type_name = "salesforce"
+    #: A 401 is an expired session: the adapter logs in again and the write goes through.
+    error_statuses = {
+        status: error for status, error in AdapterContract.error_statuses.items() if status != 401
+    }
 
     @pytest.fixture(autouse=True)
     def _org(self, server: SalesforceTestServer) -> None:
@@ -118,8 +123,39 @@ class TestSalesforceContract(AdapterContract):
     def make_adapter(self, tmp_path: Path) -> Adapter:
         return adapter_for(self.server)
 
+    def make_unreachable_adapter(self, tmp_path: Path) -> Adapter:
+        loaded = SalesforceOptions().load(
+            {
+                "instance_url": "https://127.0.0.1:1",
+                "auth": {"session_id": "00D-fictional-session"},
+                "connect_timeout": 1,
+                "read_timeout": 1,
+            }
+        )
+        return SalesforceAdapter("salesforce", loaded)
+
     def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:
         return len(call_tasks(self.server, call_id))
+
+    def add_record(self, adapter: Adapter, number: PhoneNumber) -> CrmRecord:
+        contact = self.server.add_contact(FirstName="Erika", LastName="Beispiel", Phone=number.e164)
+        return CrmRecord("contact", contact, (number.e164,), name="Erika Beispiel")
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason="Salesforce passes the CRM's free text on (scrubbed of numbers and e-mail "
+        "addresses, not of names); found by the contract suite, fixed by the rebuild on the kit",
+    )
+    @pytest.mark.parametrize("status", [400, 403, 500])
+    def test_no_personal_data_or_token_in_any_error_message(
+        self, tmp_path: Path, status: int
+    ) -> None:
+        super().test_no_personal_data_or_token_in_any_error_message(tmp_path, status)
+
+    def fail_next_write(self, adapter: Adapter, status: int, echo: str) -> bool:
+        body = [{"message": echo, "errorCode": "INVALID_INPUT"}]
+        self.server.fail_next(r"/(sobjects/Task|composite)", status, body, method="POST")
+        return True
 
 
 # --- search ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from connector.adapters import Adapter
-from connector.adapters.database import DatabaseAdapter, DatabaseOptions
+from connector.adapters.database import DatabaseAdapter
 from connector.delivery.queue import DeliveryQueue, make_huey
 from connector.ledger.ledger import Ledger
 from connector.payload import parse_report
@@ -94,9 +94,17 @@ class TestDatabaseTargetOnPostgres(AdapterContract):
         next(generator, None)
 
     def make_adapter(self, tmp_path: Path) -> Adapter:
-        adapter = DatabaseAdapter("warehouse", DatabaseOptions().load({"url": self.url}))
+        adapter = DatabaseAdapter(
+            "warehouse", DatabaseAdapter.config_schema().load({"url": self.url})
+        )
         self.adapters = [*getattr(self, "adapters", []), adapter]
         return adapter
+
+    def make_unreachable_adapter(self, tmp_path: Path) -> Adapter:
+        options = DatabaseAdapter.config_schema().load(
+            {"url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+        )
+        return DatabaseAdapter("warehouse", options)
 
     def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:
         assert isinstance(adapter, DatabaseAdapter)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from marshmallow import fields
 
 from connector.adapters import (
     Adapter,
@@ -47,11 +46,12 @@ class ScriptedAdapter(Adapter):
         return WriteResult(refs={"record": journal.get("record")})
 
 
+@dataclass(frozen=True, kw_only=True)
 class SlowDatabaseOptions(DatabaseOptions):
     """Database options plus a marker file: the first write after creating it hangs."""
 
-    hang_marker = fields.String(required=True)
-    hang_seconds = fields.Float(load_default=60.0)
+    hang_marker: str
+    hang_seconds: float = 60.0
 
 
 class SlowDatabaseAdapter(DatabaseAdapter):
@@ -62,17 +62,15 @@ class SlowDatabaseAdapter(DatabaseAdapter):
     """
 
     type_name = "tests.support.adapters:SlowDatabaseAdapter"
-    config_schema = SlowDatabaseOptions
-
-    def __init__(self, name: str, options: Mapping[str, Any]) -> None:
-        super().__init__(name, options)
+    options_type = SlowDatabaseOptions
+    options: SlowDatabaseOptions
 
     def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
         result = super().write(job, journal)
-        marker = Path(self.options["hang_marker"])
+        marker = Path(self.options.hang_marker)
         if not marker.exists():
             marker.write_text(str(os.getpid()))
-            time.sleep(self.options["hang_seconds"])
+            time.sleep(self.options.hang_seconds)
         return result
 
 

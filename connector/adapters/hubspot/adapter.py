@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from importlib import resources
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ class HubSpotAdapter(ContactsMixin, CheckMixin, WriteMixin):
 
     type_name = "hubspot"
     config_schema = HubSpotOptions
+    default_mapping = resources.files(__package__) / "mapping.yaml"
     searchable_objects = ("contact", "company")
     creatable_objects = ("contact",)
     field_limits = {"hs_call_title": _TEXT_LIMIT, "hs_call_body": _TEXT_LIMIT}

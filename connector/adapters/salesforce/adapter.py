@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any, Self
 
 import requests
@@ -33,6 +34,7 @@ class SalesforceAdapter(_Check, _Write, _Leads):
 
     type_name = "salesforce"
     config_schema = SalesforceOptions
+    default_mapping = resources.files(__package__) / "mapping.yaml"
     searchable_objects = ("contact", "lead", "account")
     creatable_objects = ("lead",)
     field_limits = {"Subject": SUBJECT_LIMIT, "Description": DESCRIPTION_LIMIT}
