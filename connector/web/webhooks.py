@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 from typing import Any
 
@@ -30,7 +29,7 @@ from werkzeug.exceptions import (
 
 from connector.config.sections import ServerConfig
 from connector.logs import mask_number
-from connector.payload import PayloadError, UnsupportedVersion, parse_report
+from connector.payload import NotJson, PayloadError, UnsupportedVersion, parse_body
 from connector.web.state import WebState
 
 __all__ = ["SenderRejected", "init_app", "read_body", "verify_sender"]
@@ -138,16 +137,9 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
     if not body:
         return _error(400, "empty_body", "The request has no body.")
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _error(400, "invalid_json", f"The body is not valid JSON: {exc}")
-    except RecursionError:
-        return _error(400, "invalid_json", "The body is nested too deeply.")
-    except ValueError:  # e.g. an integer literal longer than Python converts
-        return _error(400, "invalid_json", "The body contains a number out of range.")
-    try:
-        # NUL and unpaired surrogates can only come from \u escapes: look only then.
-        report = parse_report(document, check_text=b"\\u" in body)
+        report = parse_body(body)
+    except NotJson as exc:
+        return _error(400, "invalid_json", exc.message)
     except UnsupportedVersion as exc:
         return _error(422, "unsupported_version", "Unknown payload version.", fields=exc.messages)
     except PayloadError as exc:
