@@ -4,13 +4,12 @@
 * `durable_insert_app`: reads the body and commits it in one SQLite insert with the ledger's
   durability settings (WAL, ``synchronous=FULL``) — the floor for "answered only once on disk".
 * `same_stack_app`: the same stack as the service without its features — Flask, the product's
-  JSON decoding and marshmallow validation (`connector.payload.parse_report`), and one raw SQLite
+  JSON decoding and marshmallow validation (`connector.payload.parse_body`), and one raw SQLite
   insert with ``synchronous=FULL`` — the floor the service itself is measured against.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
@@ -19,7 +18,7 @@ from typing import Any
 
 from flask import Flask, request
 
-from connector.payload import PayloadError, parse_report
+from connector.payload import PayloadError, parse_body
 
 StartResponse = Callable[..., Any]
 _local = threading.local()
@@ -70,8 +69,8 @@ def _same_stack_receive() -> tuple[dict[str, str], int]:
     """Decode, validate with the product's schema, commit the body in one durable insert."""
     body = request.get_data()
     try:
-        report = parse_report(json.loads(body))
-    except (ValueError, PayloadError):
+        report = parse_body(body)
+    except PayloadError:
         return {"error": "invalid_payload"}, 422
     conn = _connection()
     conn.execute("BEGIN IMMEDIATE")

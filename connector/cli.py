@@ -53,7 +53,7 @@ def _load(config_path: str) -> Config:
 
 
 def _setup(config: Config) -> None:
-    configure_logging(config.log_level, [config.server.secret or ""])
+    configure_logging(config.log_level, [config.server.secret or ""], config.server.webhook_path)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,6 +15,8 @@ The schemas ignore fields they do not know (sipgate adds fields over time) and t
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,12 +28,15 @@ __all__ = [
     "ActionItem",
     "CallReport",
     "Channel",
+    "NotJson",
     "PayloadError",
     "SmallTalkItem",
     "TranscriptChunk",
     "UnsupportedVersion",
     "User",
+    "decode_json",
     "find_bad_text",
+    "parse_body",
     "parse_report",
     "report_from_json",
 ]
@@ -42,14 +47,33 @@ SUPPORTED_VERSIONS = ("1",)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000
+# Identifiers and numbers reach log lines and fixed-width columns (ledger, database target): no
+# control characters (a newline would forge a log line), and no more than the columns hold.
+_CONTROL = "\x00-\x1f\x7f-\x9f\u2028\u2029"
 _CALL_ID = validate.Regexp(
-    r"^[^\x00-\x1f\x7f]{1,255}$", error="Must be 1 to 255 printable characters."
+    f"^[^{_CONTROL}]{{1,255}}\\Z", error="Must be 1 to 255 printable characters."
+)
+_NUMBER = validate.Regexp(
+    f"^[^{_CONTROL}]{{0,64}}\\Z", error="Must be at most 64 printable characters."
 )
 _WHEN = validate.Range(min=EARLIEST, max=LATEST, error="Must be between 2000 and 2100.")
 
 
+def _text(limit: int | None = None, **kwargs: Any) -> fields.String:
+    """An optional text field (missing or null → empty), at most `limit` characters."""
+    bound = [validate.Length(max=limit)] if limit else []
+    return fields.String(
+        load_default=kwargs.pop("load_default", ""), allow_none=True, validate=bound, **kwargs
+    )
+
+
+def _phone(**kwargs: Any) -> fields.String:
+    # Empty or "anonymous" numbers are legal: a withheld caller ID.
+    return fields.String(load_default="", allow_none=True, validate=_NUMBER, **kwargs)
+
+
 class PayloadError(ValueError):
-    """The body is JSON but not a call report we understand.
+    """The body is not a call report we understand.
 
     `messages` maps field paths (``call.startTime``) to error messages.
     """
@@ -57,6 +81,14 @@ class PayloadError(ValueError):
     def __init__(self, messages: dict[str, list[str]]) -> None:
         super().__init__("invalid call report")
         self.messages = messages
+
+
+class NotJson(PayloadError):
+    """The body is not JSON text in UTF-8 (RFC 8259), so no field of it can be named."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__({"_body": [message]})
+        self.message = message
 
 
 class UnsupportedVersion(PayloadError):
@@ -157,30 +189,32 @@ class _Base(Schema):
 
 
 class _UserSchema(_Base):
-    userId = fields.String(load_default="", allow_none=True)
-    accountId = fields.String(load_default="", allow_none=True)
-    fullUserId = fields.String(load_default="", allow_none=True)
-    firstName = fields.String(load_default="", allow_none=True)
-    lastName = fields.String(load_default="", allow_none=True)
-    fullName = fields.String(load_default="", allow_none=True)
+    userId = _text(64)
+    accountId = _text(64)
+    fullUserId = _text(128)
+    firstName = _text(255)
+    lastName = _text(255)
+    fullName = _text(255)
 
 
 class _ChannelSchema(_Base):
-    id = fields.String(required=True)
-    name = fields.String(load_default="", allow_none=True)
+    id = fields.String(required=True, validate=validate.Length(max=255))
+    name = _text(255)
 
 
 class _CallV1Schema(_Base):
     id = fields.String(required=True, validate=_CALL_ID)
-    # Empty or "anonymous" numbers are legal: a withheld caller ID.
-    from_ = fields.String(data_key="from", load_default="", allow_none=True)
-    to = fields.String(load_default="", allow_none=True)
+    from_ = _phone(data_key="from")
+    to = _phone()
     startTime = fields.AwareDateTime(required=True, default_timezone=UTC, validate=_WHEN)
     endTime = fields.AwareDateTime(
         load_default=None, allow_none=True, default_timezone=UTC, validate=_WHEN
     )
     duration = fields.Integer(
-        load_default=0, allow_none=True, validate=validate.Range(min=0, max=MAX_DURATION_MS)
+        strict=True,
+        load_default=0,
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_DURATION_MS),
     )
     direction = fields.String(required=True, validate=validate.OneOf(["IN", "OUT"]))
     users = fields.List(fields.Nested(_UserSchema), load_default=list, allow_none=True)
@@ -188,7 +222,7 @@ class _CallV1Schema(_Base):
 
 
 class _ContentSchema(_Base):
-    content = fields.String(load_default="", allow_none=True)
+    content = _text()
 
 
 class _Chunks(fields.Field[list[dict[str, Any]]]):
@@ -199,7 +233,7 @@ class _Chunks(fields.Field[list[dict[str, Any]]]):
     (``assist.transcription.chunks.3.startTime``).
     """
 
-    _TEXT = ("speaker", "content")
+    _TEXT = {"speaker": 32, "content": None}
     _TIMES = ("startTime", "endTime")
 
     def _deserialize(
@@ -214,13 +248,20 @@ class _Chunks(fields.Field[list[dict[str, Any]]]):
                 errors[index] = {"_schema": ["Invalid input type."]}
                 continue
             problems: dict[str, list[str]] = {}
-            for key in self._TEXT:
-                if not isinstance(chunk.get(key, ""), str | None):
+            for key, limit in self._TEXT.items():
+                text = chunk.get(key, "")
+                if not isinstance(text, str | None):
                     problems[key] = ["Not a valid string."]
+                elif limit and text and len(text) > limit:
+                    problems[key] = [f"Longer than maximum length {limit}."]
             for key in self._TIMES:
                 item = chunk.get(key)
-                if item is not None and (isinstance(item, bool) or not isinstance(item, int)):
+                if item is None:
+                    continue
+                if isinstance(item, bool) or not isinstance(item, int):
                     problems[key] = ["Not a valid integer."]
+                elif not 0 <= item <= MAX_DURATION_MS:
+                    problems[key] = ["Must be 0 to 7 days in milliseconds."]
             if problems:
                 errors[index] = problems
             out.append({k: chunk.get(k) for k in (*self._TEXT, *self._TIMES)})
@@ -230,23 +271,23 @@ class _Chunks(fields.Field[list[dict[str, Any]]]):
 
 
 class _TranscriptionSchema(_Base):
-    content = fields.String(load_default="", allow_none=True)
+    content = _text()
     chunks = _Chunks(load_default=list, allow_none=True)
 
 
 class _SummarySchema(_Base):
-    content = fields.String(load_default="", allow_none=True)
+    content = _text()
     keyPoints = fields.List(fields.String(), load_default=list, allow_none=True)
     topics = fields.List(fields.String(), load_default=list, allow_none=True)
 
 
 class _SmallTalkSchema(_Base):
-    topic = fields.String(load_default="", allow_none=True)
-    description = fields.String(load_default="", allow_none=True)
+    topic = _text()
+    description = _text()
 
 
 class _ProviderSchema(_Base):
-    llm = fields.String(load_default=None, allow_none=True)
+    llm = _text(64, load_default=None)
 
 
 class _AssistSchema(_Base):
@@ -288,12 +329,15 @@ class _EpochMillis(fields.Field[datetime]):
 
 class _CallLegacySchema(_Base):
     id = fields.String(required=True, validate=_CALL_ID)
-    caller = fields.String(load_default="", allow_none=True)
-    callee = fields.String(load_default="", allow_none=True)
+    caller = _phone()
+    callee = _phone()
     startTime = _EpochMillis(required=True, validate=_WHEN)
     endTime = _EpochMillis(load_default=None, allow_none=True, validate=_WHEN)
     duration = fields.Integer(
-        load_default=0, allow_none=True, validate=validate.Range(min=0, max=MAX_DURATION_MS // 1000)
+        strict=True,
+        load_default=0,
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_DURATION_MS // 1000),
     )
     direction = fields.String(
         required=True,
@@ -302,16 +346,31 @@ class _CallLegacySchema(_Base):
     users = fields.List(fields.Nested(_UserSchema), load_default=list, allow_none=True)
 
 
+class _TextOrContent(fields.Field[Any]):
+    """Text, or an object with text in ``content`` (the v1 style some senders use)."""
+
+    default_error_messages = {"invalid": "Must be a string or an object with a content string."}
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("content", ""), str | None):
+            return value
+        if isinstance(value, str):
+            return value
+        raise self.make_error("invalid")
+
+
 class _ReportLegacySchema(_Base):
-    callHeadline = fields.String(load_default="", allow_none=True)
+    callHeadline = _text()
     call = fields.Nested(_CallLegacySchema, required=True)
     channel = fields.Nested(_ChannelSchema, load_default=None, allow_none=True)
     # Not publicly documented for this shape; accepted when present.
-    summary = fields.Raw(load_default=None, allow_none=True)
+    summary = _TextOrContent(load_default=None, allow_none=True)
     keyPoints = fields.List(fields.String(), load_default=None, allow_none=True)
     topics = fields.List(fields.String(), load_default=None, allow_none=True)
-    actionItems = fields.List(fields.Raw(), load_default=None, allow_none=True)
-    transcript = fields.String(load_default=None, allow_none=True)
+    actionItems = fields.List(_TextOrContent(), load_default=None, allow_none=True)
+    transcript = _text(load_default=None)
 
 
 # Schema instances are reusable and building them (with their nested schemas) is costly.
@@ -481,8 +540,8 @@ def parse_report(document: Any, *, check_text: bool = True) -> CallReport:
 
     Raises `UnsupportedVersion` for a ``version`` we do not know and `PayloadError` (with field
     paths) for anything else that does not fit either shape. `check_text` looks for NUL and
-    unpaired surrogates in every string (callers that know the raw JSON had no ``\\u`` escape
-    may skip it).
+    unpaired surrogates in every string (`parse_body` skips it when the UTF-8 body has no escape
+    that could produce one).
     """
     if check_text:
         bad = find_bad_text(document)
@@ -516,6 +575,51 @@ def _parse(document: Any) -> CallReport:
         raise PayloadError(_flatten(exc.messages)) from exc
 
 
+# NUL and unpaired surrogates can only come from these escapes once the body is strict UTF-8.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _finite(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):  # 1e400 decodes to inf, which no JSON encoder writes back
+        raise ValueError(literal)
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON document in `body`, which must be UTF-8 JSON text (RFC 8259); `NotJson` if not.
+
+    UTF-16 and UTF-32 bodies, raw surrogate bytes, ``NaN``/``Infinity`` and numbers that do not
+    fit a float or Python's integer conversion limit are all refused here.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotJson(f"The body is not UTF-8: {exc.reason} at byte {exc.start}.") from exc
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise NotJson(f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise NotJson("The body is nested too deeply.") from exc
+    except ValueError as exc:  # an integer literal longer than Python converts, 1e400, NaN
+        raise NotJson("The body contains a number out of range or a non-JSON constant.") from exc
+
+
+def parse_body(body: bytes) -> CallReport:
+    """Decode and validate a raw webhook body: the one way a body becomes a `CallReport`.
+
+    Raises `NotJson` when the body is not UTF-8 JSON text, `UnsupportedVersion` and
+    `PayloadError` (with field paths) when it is JSON but no call report we can deliver.
+    """
+    document = decode_json(body)
+    return parse_report(document, check_text=_SUSPECT_ESCAPE.search(body) is not None)
+
+
 def report_from_json(body: bytes | str) -> CallReport:
-    """Decode and validate a stored raw body (already accepted once, so it is trusted JSON)."""
-    return parse_report(json.loads(body))
+    """Decode and validate a stored raw body (accepted once, so it parses again)."""
+    return parse_body(body.encode() if isinstance(body, str) else body)

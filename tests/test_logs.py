@@ -1,4 +1,5 @@
-"""Redaction: numbers masked, secrets scrubbed — also from gunicorn's own logs and tracebacks."""
+"""Redaction: numbers masked, secrets and path tails scrubbed, one record one line — also in
+gunicorn's own logs and tracebacks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import pytest
 from gunicorn.config import Config as GunicornConfig
 
-from connector.logs import SecretFilter, mask_number
+from connector.logs import RedactingFilter, Redactor, mask_number
 from connector.web.server import RedactingLogger
 
 SECRET = "webhook-secret-0123456789"
@@ -37,26 +38,55 @@ def test_the_secret_filter_scrubs_messages_and_tracebacks() -> None:
         import sys
 
         record.exc_info = sys.exc_info()
-    SecretFilter([SECRET]).filter(record)
+    RedactingFilter(Redactor([SECRET], None)).filter(record)
     text = logging.Formatter().format(record)
     assert SECRET not in text and "***" in text and "RuntimeError" in text
 
 
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        ("POST /webhooks/sipgate/mistyped-secret 403", "POST /webhooks/sipgate/*** 403"),
+        ("POST /webhooks/sipgate 200", "POST /webhooks/sipgate 200"),
+        ('"POST /webhooks/sipgate/x?y=1 HTTP/1.1"', '"POST /webhooks/sipgate/*** HTTP/1.1"'),
+        ("call 4921\nERROR forged", "call 4921\\x0aERROR forged"),
+        ("nul \x00 cr \r sep \u2028 del \x7f", "nul \\x00 cr \\x0d sep \\u2028 del \\x7f"),
+    ],
+)
+def test_nothing_after_the_webhook_path_and_no_line_break_is_logged(text: str, logged: str) -> None:
+    assert Redactor([], "/webhooks/sipgate")(text) == logged
+
+
+def test_a_forged_line_stays_inside_its_record_and_tracebacks_keep_their_lines() -> None:
+    try:
+        raise ValueError("at /webhooks/sipgate/old-secret\nsecond line")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.INFO, __file__, 1, "accepted call %s", ("id\nERROR x",), sys.exc_info()
+        )
+    RedactingFilter(Redactor([], "/webhooks/sipgate")).filter(record)
+    first, *rest = logging.Formatter().format(record).split("\n")
+    assert first == "accepted call id\\x0aERROR x"
+    assert "old-secret" not in "\n".join(rest) and rest  # the traceback's own lines stay
+
+
 def test_gunicorn_error_log_is_scrubbed() -> None:
-    RedactingLogger.secret = SECRET
+    RedactingLogger.redact = Redactor([SECRET], "/webhooks/sipgate")
     try:
         logger = RedactingLogger(GunicornConfig())
         assert any(
-            isinstance(f, SecretFilter) for h in logger.error_log.handlers for f in h.filters
+            isinstance(f, RedactingFilter) for h in logger.error_log.handlers for f in h.filters
         )
     finally:
-        RedactingLogger.secret = None
+        RedactingLogger.redact = Redactor([], None)
 
 
 def test_the_access_log_masks_the_secret_in_the_path() -> None:
     from types import SimpleNamespace
 
-    RedactingLogger.secret = SECRET
+    RedactingLogger.redact = Redactor([SECRET], "/webhooks/sipgate")
     try:
         logger = RedactingLogger(GunicornConfig())
         environ = {
@@ -81,4 +111,4 @@ def test_the_access_log_masks_the_secret_in_the_path() -> None:
         assert SECRET not in " ".join(str(v) for v in atoms.values())
         assert atoms["U"] == "/webhooks/sipgate/***"
     finally:
-        RedactingLogger.secret = None
+        RedactingLogger.redact = Redactor([], None)

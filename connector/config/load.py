@@ -66,12 +66,16 @@ class _ServerSchema(Schema):
     secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=16))
     allowed_ips = fields.List(fields.String(validate=_cidr), load_default=list)
     trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    proxy_addresses = fields.List(fields.String(validate=_cidr), load_default=["127.0.0.1", "::1"])
     max_body_bytes = fields.Integer(
         load_default=5 * 1024 * 1024, validate=validate.Range(min=1024, max=100 * 1024 * 1024)
     )
     bind = fields.String(load_default="127.0.0.1:8000")
     workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
-    threads = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
+    threads = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    body_timeout_seconds = fields.Float(
+        load_default=10.0, validate=validate.Range(min=0.5, max=600)
+    )
     timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(min=1))
 
 
@@ -343,9 +347,10 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         server=ServerConfig(
             **{
                 **server,
-                "allowed_ips": tuple(
-                    ipaddress.ip_network(ip, strict=False) for ip in server["allowed_ips"]
-                ),
+                **{
+                    key: tuple(ipaddress.ip_network(ip, strict=False) for ip in server[key])
+                    for key in ("allowed_ips", "proxy_addresses")
+                },
             }
         ),
         storage=StorageConfig(url=resolve_sqlite_url(storage["url"], base)),

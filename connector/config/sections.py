@@ -33,10 +33,17 @@ class ServerConfig:
     secret: str | None = None
     allowed_ips: tuple[IPNetwork, ...] = ()
     trusted_proxies: int = 0
+    #: Forwarded headers count only on connections from these (with ``trusted_proxies`` ≥ 1).
+    proxy_addresses: tuple[IPNetwork, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
     max_body_bytes: int = 5 * 1024 * 1024
+    #: A body still arriving after this long is answered 408 (a slow client holds no worker).
+    body_timeout_seconds: float = 10.0
     bind: str = "127.0.0.1:8000"
     workers: int = 4
-    threads: int = 1
+    threads: int = 4
     timeout_seconds: int = 30
 
 

@@ -210,10 +210,10 @@ class Ledger:
                         "raw_body": raw_body,
                         "start_time": report.start_time,
                         "direction": report.direction,
-                        "from_number": report.from_number[:64],
-                        "to_number": report.to_number[:64],
+                        "from_number": report.from_number,
+                        "to_number": report.to_number,
                         "duration_ms": report.duration // timedelta(milliseconds=1),
-                        "channel_name": report.channel.name[:255] if report.channel else None,
+                        "channel_name": report.channel.name if report.channel else None,
                     }
                 ),
             )

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector.config.sections import Config
 from connector.ledger.ledger import Ledger
 from connector.web import health, webhooks
+from connector.web.forwarded import TrustedProxies
 from connector.web.state import WebState
 
 __all__ = ["create_app"]
@@ -37,7 +37,8 @@ def create_app(
     database is down must still boot (it answers 503 until the database is back). `probes` are
     reported by ``/readyz`` without deciding readiness (e.g. the queue's ping).
     With ``server.trusted_proxies: N`` the client address is taken from X-Forwarded-For,
-    trusting exactly the last N entries (the ones our own proxies appended).
+    trusting exactly the last N entries, and only on connections from
+    ``server.proxy_addresses``.
     """
     app = Flask("connector")
     app.config["MAX_CONTENT_LENGTH"] = None  # the intake enforces the limit itself
@@ -51,6 +52,7 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_error_handler(HTTPException, _json_error)
     if config.server.trusted_proxies:
-        n = config.server.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n)  # type: ignore[method-assign]
+        app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+            app.wsgi_app, config.server.proxy_addresses, config.server.trusted_proxies
+        )
     return app

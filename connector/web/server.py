@@ -10,32 +10,31 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from connector.config.sections import Config
-from connector.logs import SecretFilter
+from connector.logs import RedactingFilter, Redactor
 
 __all__ = ["GunicornServer", "RedactingLogger"]
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger, masking the webhook secret in access-log lines (it may be in the path)."""
+    """gunicorn's logger: nothing after the webhook path, no secret and no control character
+    reaches the access or error log (a mistyped secret in the path stays out too)."""
 
-    secret: str | None = None
+    redact: Redactor = Redactor([], None)
 
     def setup(self, cfg: Any) -> None:
         """gunicorn's own error log (e.g. "Error handling request POST /webhooks/…/<secret>")
         gets the same scrubbing as ours."""
         super().setup(cfg)
-        if self.secret:
-            scrub = SecretFilter([self.secret])
-            for handler in self.error_log.handlers:
-                handler.addFilter(scrub)
+        scrub = RedactingFilter(self.redact)
+        for handler in self.error_log.handlers:
+            handler.addFilter(scrub)
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        if self.secret:
-            for key, value in atoms.items():
-                if isinstance(value, str) and self.secret in value:
-                    atoms[key] = value.replace(self.secret, "***")
-        return atoms
+        return {
+            key: self.redact(value) if isinstance(value, str) else value
+            for key, value in atoms.items()
+        }
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -67,9 +66,16 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "logger_class": RedactingLogger,
             "errorlog": "-",
             "loglevel": config.log_level.lower(),
-            "forwarded_allow_ips": "*" if config.server.trusted_proxies else "127.0.0.1,::1",
+            # Only the configured proxies may set X-Forwarded-Proto and friends; and nobody may
+            # set SCRIPT_NAME/PATH_INFO by header (gunicorn answered 500 when they did not fit).
+            "forwarded_allow_ips": ",".join(
+                str(network) for network in config.server.proxy_addresses
+            )
+            if config.server.trusted_proxies
+            else "",
+            "forwarder_headers": "",
         }
-        RedactingLogger.secret = config.server.secret
+        RedactingLogger.redact = Redactor([config.server.secret or ""], config.server.webhook_path)
         super().__init__()
 
     def load_config(self) -> None:
@@ -80,7 +86,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         from connector.logs import configure_logging
         from connector.web.app import create_app
 
-        secrets = [self.service_config.server.secret or ""]
-        configure_logging(self.service_config.log_level, secrets)
+        server = self.service_config.server
+        configure_logging(self.service_config.log_level, [server.secret or ""], server.webhook_path)
         probes = self.probes() if self.probes else None
         return create_app(self.service_config, probes=probes)

@@ -1,4 +1,4 @@
-"""The webhook endpoint: verify the sender, read a bounded body, validate, store, answer.
+"""The webhook endpoint: verify the sender, read a bounded body (`intake`), validate, store, answer.
 
 The answer is 2xx only after the raw body and one pending delivery per target are committed to the
 ledger, in one transaction; the worker's relay picks the deliveries up from there (the ledger is a
@@ -9,116 +9,23 @@ what is wrong and never store anything.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-import json
 import logging
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
-from gunicorn.http.errors import NoMoreData, ParseException
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import (
-    BadRequest,
-    Forbidden,
-    LengthRequired,
-    RequestEntityTooLarge,
-    ServiceUnavailable,
-    UnsupportedMediaType,
-)
+from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
 
 from connector.config.sections import ServerConfig
 from connector.logs import mask_number
-from connector.payload import PayloadError, UnsupportedVersion, parse_report
+from connector.payload import NotJson, PayloadError, UnsupportedVersion, parse_body
+from connector.web.intake import read_body, verify_sender
 from connector.web.state import WebState
 
-__all__ = ["SenderRejected", "init_app", "read_body", "verify_sender"]
+__all__ = ["init_app"]
 
 log = logging.getLogger(__name__)
-_CHUNK = 64 * 1024
-
-
-class SenderRejected(Forbidden):
-    """The request does not come from an allowed sender; answered 403 without detail."""
-
-    description = "Forbidden."
-
-
-def verify_sender(
-    server: ServerConfig,
-    remote_addr: str | None,
-    path_secret: str | None,
-    authorization: str | None,
-) -> None:
-    """Raise `SenderRejected` unless the sender's address and secret are acceptable.
-
-    `remote_addr` must be inside ``allowed_ips`` (when the list is not empty). When a ``secret``
-    is configured, it must arrive as the last path segment or as ``Authorization: Bearer …``;
-    both comparisons take constant time.
-    """
-    if server.allowed_ips:
-        try:
-            address = ipaddress.ip_address(remote_addr or "")
-        except ValueError as exc:
-            raise SenderRejected() from exc
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # an IPv4 sender on a dual-stack socket
-        if not any(address in network for network in server.allowed_ips):
-            raise SenderRejected()
-    if server.secret is not None:
-        expected = server.secret.encode()
-        offered = [path_secret or ""]
-        if authorization and authorization[:7].lower() == "bearer ":
-            offered.append(authorization[7:].strip())
-        # Evaluate every candidate so timing does not reveal which one was tried.
-        matches = [hmac.compare_digest(expected, candidate.encode()) for candidate in offered]
-        if not any(matches):
-            raise SenderRejected()
-    elif path_secret is not None:
-        raise SenderRejected()
-
-
-def read_body(environ: dict[str, Any], limit: int) -> bytes:
-    """Read the whole request body, refusing more than `limit` bytes with 413.
-
-    Works for Content-Length and for ``Transfer-Encoding: chunked`` bodies (which the server
-    de-chunks and marks with ``wsgi.input_terminated``). We read ``limit + 1`` bytes ourselves:
-    Werkzeug's own limit would silently truncate an oversized chunked body.
-    """
-    stream = environ["wsgi.input"]
-    raw_length = environ.get("CONTENT_LENGTH")
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if raw_length and not chunked:
-        try:
-            length = int(raw_length)
-        except ValueError as exc:
-            raise BadRequest("Invalid Content-Length.") from exc
-        if length > limit:
-            raise RequestEntityTooLarge(f"Body larger than {limit} bytes.")
-        to_read = length
-    elif chunked or environ.get("wsgi.input_terminated"):
-        if not environ.get("wsgi.input_terminated"):
-            raise LengthRequired("This server cannot read chunked bodies.")
-        to_read = limit + 1
-    else:
-        return b""
-    parts: list[bytes] = []
-    size = 0
-    while size < to_read:
-        try:
-            part = stream.read(min(_CHUNK, to_read - size))
-        except (ParseException, NoMoreData) as exc:  # malformed or truncated chunked encoding
-            raise BadRequest("The body's chunked encoding is malformed or incomplete.") from exc
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    if size > limit:
-        raise RequestEntityTooLarge(f"Body larger than {limit} bytes.")
-    if raw_length and not chunked and size < to_read:
-        raise BadRequest("Body shorter than its Content-Length.")
-    return b"".join(parts)
 
 
 def _error(status: int, error: str, message: str, **extra: Any) -> ResponseReturnValue:
@@ -134,20 +41,13 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
     mimetype = request.mimetype
     if mimetype and not (mimetype == "application/json" or mimetype.endswith("+json")):
         raise UnsupportedMediaType("Send the call report as application/json.")
-    body = read_body(request.environ, server.max_body_bytes)
+    body = read_body(request.environ, server.max_body_bytes, server.body_timeout_seconds)
     if not body:
         return _error(400, "empty_body", "The request has no body.")
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return _error(400, "invalid_json", f"The body is not valid JSON: {exc}")
-    except RecursionError:
-        return _error(400, "invalid_json", "The body is nested too deeply.")
-    except ValueError:  # e.g. an integer literal longer than Python converts
-        return _error(400, "invalid_json", "The body contains a number out of range.")
-    try:
-        # NUL and unpaired surrogates can only come from \u escapes: look only then.
-        report = parse_report(document, check_text=b"\\u" in body)
+        report = parse_body(body)
+    except NotJson as exc:
+        return _error(400, "invalid_json", exc.message)
     except UnsupportedVersion as exc:
         return _error(422, "unsupported_version", "Unknown payload version.", fields=exc.messages)
     except PayloadError as exc:

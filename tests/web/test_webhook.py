@@ -196,7 +196,12 @@ def test_one_trusted_proxy_uses_the_address_it_appended(
     write_config: Callable[..., Config], example_v1: dict[str, Any]
 ) -> None:
     client, _ = make(
-        write_config, server={"allowed_ips": ["217.116.118.254"], "trusted_proxies": 1}
+        write_config,
+        server={
+            "allowed_ips": ["217.116.118.254"],
+            "trusted_proxies": 1,
+            "proxy_addresses": ["10.0.0.0/24"],
+        },
     )
     # The client prepended a forged entry; our proxy appended the address it really saw.
     spoofed = post(
@@ -213,6 +218,14 @@ def test_one_trusted_proxy_uses_the_address_it_appended(
         headers={"X-Forwarded-For": "217.116.118.254"},
     )
     assert genuine.status_code == 200
+    # The same header on a connection that does not come from the proxy counts for nothing.
+    direct = post(
+        client,
+        example_v1,
+        environ_base={"REMOTE_ADDR": "198.51.100.7"},
+        headers={"X-Forwarded-For": "217.116.118.254"},
+    )
+    assert direct.status_code == 403
 
 
 def test_secret_in_path_or_bearer_header(
