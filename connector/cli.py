@@ -15,14 +15,17 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from connector.config.load import ENV_CONFIG, load_config
+from connector.config.load import ENV_CONFIG, load_config, load_storage_config
 from connector.config.sections import Config
 from connector.logs import configure_logging, mask_number
 from connector.problems import ConfigError
+
+if TYPE_CHECKING:
+    from connector.ledger.ledger import Ledger
 
 __all__ = ["main"]
 
@@ -46,10 +49,35 @@ def _load(config_path: str) -> Config:
     try:
         return load_config(config_path)
     except ConfigError as exc:
-        click.echo(f"Configuration has {len(exc.problems)} problem(s):", err=True)
-        for problem in exc.problems:
-            click.echo(f"  - {problem}", err=True)
-        raise SystemExit(2) from exc
+        _config_problems(exc)
+
+
+def _config_problems(exc: ConfigError) -> NoReturn:
+    click.echo(f"Configuration has {len(exc.problems)} problem(s):", err=True)
+    for problem in exc.problems:
+        click.echo(f"  - {problem}", err=True)
+    raise SystemExit(2) from exc
+
+
+def _ledger(url: str) -> Ledger:
+    """The ledger at `url`, migrated; a ledger that cannot be opened is one line, exit 1."""
+    from connector.ledger.ledger import Ledger, LedgerUnavailable
+
+    try:
+        ledger = Ledger.from_url(url)
+        ledger.migrate()
+    except LedgerUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    return ledger
+
+
+def _ledger_only(config_path: str) -> Ledger:
+    """The ledger of the configuration, reading only its storage section (no CRM secrets)."""
+    try:
+        storage = load_storage_config(config_path)
+    except ConfigError as exc:
+        _config_problems(exc)
+    return _ledger(storage.url)
 
 
 def _setup(config: Config) -> None:
@@ -72,9 +100,7 @@ def serve(config_path: str, bind: str | None) -> None:
     """Run the web server and the delivery worker together (one command for small setups)."""
     config = _load(config_path)
     _setup(config)
-    from connector.ledger.ledger import Ledger
-
-    Ledger.from_url(config.storage.url).migrate()
+    _ledger(config.storage.url).engine.dispose()
     base = [sys.executable, "-m", "connector"]
     env = {**os.environ, ENV_CONFIG: str(config.source or config_path)}
     web_cmd = [*base, "web", "--bind", bind or config.server.bind]
@@ -120,14 +146,13 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     config = _load(config_path)
     _setup(config)
     from connector.delivery.queue import DeliveryQueue, make_huey
-    from connector.ledger.ledger import Ledger
     from connector.web.server import GunicornServer
 
     def probes() -> dict[str, Callable[[], object]]:
         # Reported by /readyz, not required: webhooks are written to the ledger only.
         return {"queue": DeliveryQueue(make_huey(config.queue.url)).ping}
 
-    Ledger.from_url(config.storage.url).migrate()
+    _ledger(config.storage.url).engine.dispose()
     GunicornServer(config, bind or config.server.bind, workers, threads, probes=probes).run()
 
 
@@ -139,6 +164,7 @@ def worker(config_path: str) -> None:
     _setup(config)
     from connector.services import run_worker
 
+    _ledger(config.storage.url).engine.dispose()
     run_worker(config)
 
 
@@ -254,21 +280,28 @@ def send_example(config_path: str, url: str | None, file: str | None, unique: bo
 @config_option
 @click.argument("call_id", required=False)
 @click.option("--dead", is_flag=True, help="Replay every dead delivery.")
-def replay(config_path: str, call_id: str | None, dead: bool) -> None:
-    """Deliver CALL_ID again to every target (or every dead delivery with --dead)."""
-    if bool(call_id) == dead:
-        raise click.UsageError("Give a CALL_ID or --dead (not both).")
-    config = _load(config_path)
-    from connector.services import Services
+@click.option("--failed", is_flag=True, help="Retry every failed-retrying delivery now.")
+def replay(config_path: str, call_id: str | None, dead: bool, failed: bool) -> None:
+    """Deliver CALL_ID again to every target, or every dead (--dead) or retrying (--failed)
+    delivery, now, with fresh attempts.
 
-    services = Services.open(config)
-    ids = services.ledger.replay(call_id, dead=dead)
+    Works on the ledger alone (no CRM secret needed): a running worker starts the deliveries
+    within queue.poll_interval_seconds.
+    """
+    from connector.ledger.ledger import UnknownCall
+
+    if bool(call_id) == (dead or failed):
+        raise click.UsageError("Give a CALL_ID, or --dead and/or --failed.")
+    ledger = _ledger_only(config_path)
+    try:
+        ids = ledger.replay(call_id, dead=dead, failed=failed)
+    except UnknownCall as exc:
+        raise click.ClickException(
+            f"Unknown call id {call_id!r} (sipgate-crm status lists the call ids)."
+        ) from exc
     if not ids:
         raise click.ClickException("Nothing to replay.")
-    with click.progressbar(ids, label="Enqueuing", file=sys.stderr) as bar:
-        for delivery_id in bar:
-            services.queue.enqueue(delivery_id)
-    click.echo(f"{len(ids)} deliveries queued again.")
+    click.echo(f"{len(ids)} deliveries due again.")
 
 
 def _public_refs(refs: dict[str, Any]) -> dict[str, Any]:
@@ -303,13 +336,10 @@ def status(
     failed: bool,
     unmatched: bool,
 ) -> None:
-    """Recent calls and where each target's delivery stands."""
-    config = _load(config_path)
-    from connector.ledger.ledger import Ledger
+    """Recent calls and where each target's delivery stands (reads the ledger alone)."""
     from connector.ledger.tables import DEAD, RETRYING
 
-    ledger = Ledger.from_url(config.storage.url)
-    ledger.migrate()
+    ledger = _ledger_only(config_path)
     rows = ledger.recent_calls(
         limit if not unmatched else max(limit, 1000), call_id, (RETRYING, DEAD) if failed else ()
     )
@@ -430,9 +460,7 @@ def schema(kind: str) -> None:
 def migrate(config_path: str) -> None:
     """Create or upgrade the ledger schema (the service also does this when it starts)."""
     config = _load(config_path)
-    from connector.ledger.ledger import Ledger
-
-    Ledger.from_url(config.storage.url).migrate()
+    _ledger(config.storage.url).engine.dispose()
     click.echo("Ledger schema is up to date.")
 
 

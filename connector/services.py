@@ -13,6 +13,7 @@ from connector.delivery.pipeline import DeliveryPipeline
 from connector.delivery.queue import DeliveryQueue, make_huey
 from connector.delivery.relay import Relay
 from connector.delivery.retention import RetentionWorker, retaining_targets
+from connector.ledger.clock import Clock, system_clock
 from connector.ledger.ledger import Ledger
 
 __all__ = ["Services", "run_worker"]
@@ -30,9 +31,9 @@ class Services:
     adapters: dict[str, Adapter] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, config: Config, *, migrate: bool = True) -> Services:
+    def open(cls, config: Config, *, migrate: bool = True, clock: Clock = system_clock) -> Services:
         """Open the ledger (migrating it) and the queue named in `config`."""
-        ledger = Ledger.from_url(config.storage.url)
+        ledger = Ledger.from_url(config.storage.url, clock)
         if migrate:
             ledger.migrate()
         return cls(config=config, ledger=ledger, queue=DeliveryQueue(make_huey(config.queue.url)))
@@ -47,7 +48,6 @@ class Services:
             self.ledger,
             self.adapters,
             self.config.queue,
-            schedule=self.queue.enqueue,
             policies={t.name: t.policy for t in self.config.targets},
         )
         self.queue.serve(pipeline.process)
@@ -63,7 +63,7 @@ class Services:
 def run_worker(config: Config) -> None:
     """Run the Huey consumer and the relay until SIGINT/SIGTERM."""
     services = Services.open(config)
-    services.pipeline()
+    leases = services.pipeline().leases
     relay = Relay(
         services.ledger,
         services.queue,
@@ -75,6 +75,9 @@ def run_worker(config: Config) -> None:
         worker_type="thread",
         periodic=False,
         check_worker_health=True,
+        # An idle SQLite queue is polled at most this far apart (Huey's default backs off to
+        # 10 s), so a message the relay sends is picked up at once.
+        max_delay=min(0.5, config.queue.poll_interval_seconds),
     )
     log.info(
         "worker started: %d threads, targets: %s",
@@ -84,6 +87,7 @@ def run_worker(config: Config) -> None:
     retention = RetentionWorker(
         services.ledger, config.retention, retaining_targets(services.adapters)
     )
+    leases.start()
     relay.start()
     retention.start()
     try:
@@ -91,4 +95,5 @@ def run_worker(config: Config) -> None:
     finally:
         relay.stop()
         retention.stop()
+        leases.stop()
         services.close()

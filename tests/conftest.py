@@ -13,6 +13,7 @@ import yaml
 from connector.config.load import load_config
 from connector.config.sections import Config
 from connector.services import Services
+from tests.support.clock import ManualClock
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -60,8 +61,14 @@ def write_config(tmp_path: Path) -> Callable[..., Config]:
 
 
 @pytest.fixture
-def services(write_config: Callable[..., Config]) -> Iterator[Services]:
-    """Ledger (SQLite, migrated) and an in-memory queue for the default configuration."""
-    opened = Services.open(write_config())
+def clock() -> ManualClock:
+    """The time of the `services` ledger and pipelines: it moves only when a test advances it."""
+    return ManualClock()
+
+
+@pytest.fixture
+def services(write_config: Callable[..., Config], clock: ManualClock) -> Iterator[Services]:
+    """Ledger (SQLite, migrated, on `clock`) and an in-memory queue for the default config."""
+    opened = Services.open(write_config(), clock=clock)
     yield opened
     opened.close()

@@ -38,7 +38,7 @@ from connector.config.sections import (
 )
 from connector.problems import ConfigError, ConfigProblem, problems_from_messages
 
-__all__ = ["ENV_CONFIG", "load_config", "parse_config", "resolve_sqlite_url"]
+__all__ = ["ENV_CONFIG", "load_config", "load_storage_config", "parse_config", "resolve_sqlite_url"]
 
 ENV_CONFIG = "SIPGATE_CRM_CONFIG"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -99,7 +99,7 @@ class _QueueSchema(Schema):
 
     url = fields.String(load_default="sqlite:///data/queue.db", validate=_url)
     workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
-    lease_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
+    lease_seconds = fields.Integer(load_default=15, validate=validate.Range(min=2))
     poll_interval_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.05))
     requeue_after_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
     retry_base_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.01))
@@ -363,12 +363,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
     )
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the configuration file.
-
-    The file is `path`, else ``$SIPGATE_CRM_CONFIG``, else ``config.yaml`` in the current folder.
-    Relative SQLite paths resolve against the file's folder.
-    """
+def _read_document(path: str | os.PathLike[str] | None) -> tuple[Any, Path]:
     chosen = Path(path or os.environ.get(ENV_CONFIG) or "config.yaml")
     name = str(chosen)
     try:
@@ -383,7 +378,37 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError([ConfigProblem(name, where, f"Not valid YAML: {exc}")]) from exc
-    config = parse_config(document, name, chosen.resolve().parent)
+    return document, chosen
+
+
+def load_storage_config(path: str | os.PathLike[str] | None = None) -> StorageConfig:
+    """Read only the ``storage`` section (for commands that work on the ledger alone).
+
+    Only that section's ``${ENV}`` references must be set: `status` and `replay` run where the
+    CRM secrets are not in the environment.
+    """
+    document, chosen = _read_document(path)
+    name = str(chosen)
+    section = document.get("storage", {}) if isinstance(document, dict) else None
+    problems: list[ConfigProblem] = []
+    section = _substitute_env(section if section is not None else {}, "storage", name, problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        loaded = _StorageSchema().load(section)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_messages(name, "storage", exc.messages)) from exc
+    return StorageConfig(url=resolve_sqlite_url(loaded["url"], chosen.resolve().parent))
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration file.
+
+    The file is `path`, else ``$SIPGATE_CRM_CONFIG``, else ``config.yaml`` in the current folder.
+    Relative SQLite paths resolve against the file's folder.
+    """
+    document, chosen = _read_document(path)
+    config = parse_config(document, str(chosen), chosen.resolve().parent)
     return Config(
         server=config.server,
         storage=config.storage,

@@ -60,7 +60,7 @@ class QueueConfig:
 
     url: str = "sqlite:///data/queue.db"
     workers: int = 2
-    lease_seconds: int = 300
+    lease_seconds: int = 15
     poll_interval_seconds: float = 1.0
     requeue_after_seconds: int = 300
     retry_base_seconds: float = 30.0

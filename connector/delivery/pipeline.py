@@ -5,16 +5,18 @@ the target's `DeliveryPolicy` (filters, matching, templates; see
 `connector.delivery.planning`). It owns
 the retry policy (exponential backoff with jitter, honouring a target's Retry-After, parking a
 target that hit a daily limit, giving up after ``queue.give_up_after_hours``) and writes every
-outcome to the ledger.
+outcome to the ledger. Time comes from the ledger's clock, and a retry is only a due time in the
+ledger: the relay starts it when it is due.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 from connector.adapters import (
     Adapter,
@@ -26,8 +28,9 @@ from connector.adapters import (
 from connector.config.policy import DeliveryPolicy
 from connector.config.sections import QueueConfig
 from connector.delivery.filters import skip_reason
+from connector.delivery.leases import HeldLease, LeaseKeeper
 from connector.delivery.planning import plan_delivery
-from connector.ledger.ledger import Claim, LeaseLost, Ledger
+from connector.ledger.ledger import UNEXPECTED_LIMIT, Claim, LeaseLost, Ledger
 from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, SKIPPED
 from connector.payload import PayloadError, report_from_json
 from connector.render.sandbox import TemplateProblem
@@ -35,8 +38,6 @@ from connector.render.sandbox import TemplateProblem
 __all__ = ["DeliveryPipeline", "Outcome", "backoff_delay"]
 
 log = logging.getLogger(__name__)
-
-Schedule = Callable[[int, datetime], None]
 
 
 @dataclass(frozen=True)
@@ -69,24 +70,48 @@ def backoff_delay(
     return float(delay)
 
 
+class _LeasedJournal(Journal):
+    """The journal of an attempt: every read and write first checks that the lease is ours, and
+    every write renews it."""
+
+    def __init__(self, pipeline: DeliveryPipeline, held: HeldLease) -> None:
+        super().__init__(held.claim.refs, save=self._save_under_lease)
+        self.pipeline = pipeline
+        self.held = held
+
+    def get(self, key: str) -> Any:
+        # Adapters look in the journal before creating anything: the last moment to stop.
+        self.held.check(self.pipeline.ledger.clock())
+        return super().get(key)
+
+    def _save_under_lease(self, key: str, value: Any) -> None:
+        ledger, lease = self.pipeline.ledger, self.pipeline.lease
+        started = ledger.clock()
+        self.held.check(started)
+        ledger.record_ref(self.held.claim, key, value, renew=lease)
+        self.held.renewed(started, lease)
+
+
 class DeliveryPipeline:
-    """Runs delivery attempts for the configured targets against one ledger."""
+    """Runs delivery attempts for the configured targets against one ledger.
+
+    `leases` renews the leases of running attempts; the worker starts it as a thread (without
+    it, an attempt keeps its lease only through its journal steps).
+    """
 
     def __init__(
         self,
         ledger: Ledger,
         adapters: Mapping[str, Adapter],
         queue: QueueConfig,
-        schedule: Schedule | None = None,
         policies: Mapping[str, DeliveryPolicy] | None = None,
     ) -> None:
         self.ledger = ledger
         self.adapters = adapters
         self.policies = dict(policies or {})
         self.queue = queue
-        self.schedule = schedule or (lambda _id, _at: None)
         self.lease = timedelta(seconds=queue.lease_seconds)
-        self.requeue_after = timedelta(seconds=queue.requeue_after_seconds)
+        self.leases = LeaseKeeper(ledger, self.lease)
 
     def process(self, delivery_id: int) -> Outcome | None:
         """Attempt delivery `delivery_id` if it is due and nobody else holds it.
@@ -94,11 +119,13 @@ class DeliveryPipeline:
         Returns ``None`` when there was nothing to do (already done, leased elsewhere, not due).
         Never raises for a delivery's own failure: every outcome is recorded in the ledger.
         """
+        taken_at = self.ledger.clock()
         claim = self.ledger.claim(delivery_id, self.lease)
         if claim is None:
             return None
+        held = self.leases.hold(claim, taken_at)
         try:
-            return self._attempt(claim)
+            return self._attempt(held)
         except LeaseLost:
             # The attempt outlived its lease; another worker owns the delivery now.
             log.warning(
@@ -108,15 +135,18 @@ class DeliveryPipeline:
             )
             return Outcome(delivery_id, PROCESSING, "lease lost")
         except Exception as exc:
-            # A bug or an error type nobody classified: retry, but say what it was. The
-            # message and traceback may quote call content, so only at DEBUG.
+            # A bug or an error type nobody classified: retry a few times, but say what it was.
+            # The message and traceback may quote call content, so only at DEBUG.
             log.error(
                 "call %s → %s: unexpected %s", claim.call_id, claim.target, type(exc).__name__
             )
             log.debug("traceback", exc_info=True)
-            return self._retry(claim, f"Unexpected {type(exc).__name__}", None)
+            return self._unexpected(claim, type(exc).__name__)
+        finally:
+            self.leases.release(held)
 
-    def _attempt(self, claim: Claim) -> Outcome:
+    def _attempt(self, held: HeldLease) -> Outcome:
+        claim = held.claim
         delivery_id = claim.delivery_id
         adapter = self.adapters.get(claim.target)
         if adapter is None:
@@ -130,14 +160,7 @@ class DeliveryPipeline:
         parked = self.ledger.parked(claim.target)
         if parked is not None:
             until, reason = parked
-            self.ledger.retry_later(
-                claim,
-                f"Target parked: {reason}",
-                until,
-                count_attempt=False,
-                queued_until=until + self.requeue_after,
-            )
-            self.schedule(delivery_id, until)
+            self.ledger.retry_later(claim, f"Target parked: {reason}", until, count_attempt=False)
             return Outcome(delivery_id, RETRYING, "target parked")
 
         try:
@@ -147,10 +170,7 @@ class DeliveryPipeline:
             return Outcome(delivery_id, DEAD, "stored body invalid")
 
         # Every journal entry also renews the lease: a long delivery that makes progress keeps it.
-        journal = Journal(
-            claim.refs,
-            save=lambda key, value: self.ledger.record_ref(claim, key, value, renew=self.lease),
-        )
+        journal = _LeasedJournal(self, held)
         policy = self.policies.get(claim.target) or DeliveryPolicy()
         filtered = skip_reason(report, policy.filters, policy.defaults.region)
         if filtered is not None:
@@ -167,14 +187,7 @@ class DeliveryPipeline:
             result = adapter.write(plan.job, journal)
         except TargetParked as exc:
             self.ledger.park_target(claim.target, exc.until, str(exc))
-            self.ledger.retry_later(
-                claim,
-                str(exc),
-                exc.until,
-                count_attempt=False,
-                queued_until=exc.until + self.requeue_after,
-            )
-            self.schedule(delivery_id, exc.until)
+            self.ledger.retry_later(claim, str(exc), exc.until, count_attempt=False)
             log.warning(
                 "call %s → %s: target parked until %s: %s",
                 claim.call_id,
@@ -202,7 +215,7 @@ class DeliveryPipeline:
         return Outcome(delivery_id, DONE)
 
     def _too_old(self, claim: Claim) -> bool:
-        age = datetime.now(UTC) - claim.retry_since
+        age = self.ledger.clock() - claim.retry_since
         return age > timedelta(hours=self.queue.give_up_after_hours)
 
     def _give_up(self, claim: Claim, error: str) -> Outcome:
@@ -211,16 +224,29 @@ class DeliveryPipeline:
         log.error("call %s → %s: dead: %s", claim.call_id, claim.target, reason)
         return Outcome(claim.delivery_id, DEAD, reason)
 
-    def _retry(self, claim: Claim, error: str, retry_after: float | None) -> Outcome:
-        now = datetime.now(UTC)
+    def _unexpected(self, claim: Claim, error_type: str) -> Outcome:
+        failures = claim.unexpected_failures + 1
+        if failures < UNEXPECTED_LIMIT:
+            return self._retry(claim, f"Unexpected {error_type}", None, unexpected=True)
+        reason = (
+            f"Unexpected {error_type} in {failures} attempts (a bug or an unclassified error; "
+            "the worker log has the traceback at DEBUG); replay it after a fix"
+        )
+        self.ledger.fail(claim, reason)
+        log.error("call %s → %s: dead: %s", claim.call_id, claim.target, reason)
+        return Outcome(claim.delivery_id, DEAD, reason)
+
+    def _retry(
+        self, claim: Claim, error: str, retry_after: float | None, *, unexpected: bool = False
+    ) -> Outcome:
+        now = self.ledger.clock()
         if self._too_old(claim):
             return self._give_up(claim, error)
         delay = backoff_delay(
             claim.attempts, self.queue.retry_base_seconds, self.queue.retry_max_seconds, retry_after
         )
         at = now + timedelta(seconds=delay)
-        self.ledger.retry_later(claim, error, at, queued_until=at + self.requeue_after)
-        self.schedule(claim.delivery_id, at)
+        self.ledger.retry_later(claim, error, at, unexpected=unexpected)
         log.warning(
             "call %s → %s: attempt %d failed (%s); next in %.0fs",
             claim.call_id,

@@ -1,10 +1,10 @@
 """The delivery queue (Huey): messages that ask a worker thread to look at one delivery.
 
 The web side only commits to the ledger (a transactional outbox); `connector.delivery.relay`
-turns due deliveries into messages here. Huey spreads them over the worker threads and holds
-retries until their time. Messages are hints only ("delivery 42 may be due"): one lost with a
-killed worker, a wiped queue file or a Redis restart is sent again after
-``queue.requeue_after_seconds``. The queue store therefore needs no fsync of its own: SQLite
+turns due deliveries into messages here, when they are due (no delayed messages: the ledger is
+the only clock). Huey spreads them over the worker threads. Messages are hints only ("delivery 42
+may be due"): one lost with a killed worker, a wiped queue file or a Redis restart is sent again
+by the relay. The queue store therefore needs no fsync of its own: SQLite
 queues run with ``synchronous=NORMAL``, and the ledger (``synchronous=FULL``) is the truth.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +72,9 @@ class DeliveryQueue:
         """Make this process a worker: each message runs ``deliver(delivery_id)``."""
         self._deliver = deliver
 
-    def enqueue(self, delivery_id: int, at: datetime | None = None) -> None:
-        """Ask a worker to look at `delivery_id` now, or at `at`."""
-        if at is None or at <= datetime.now(UTC):
-            self._task(delivery_id)
-        else:
-            self._task.schedule(args=(delivery_id,), eta=at.astimezone(UTC).replace(tzinfo=None))
+    def enqueue(self, delivery_id: int) -> None:
+        """Ask a worker to look at `delivery_id` now."""
+        self._task(delivery_id)
 
     def ping(self) -> None:
         """Raise if the queue store cannot be reached."""

@@ -1,8 +1,13 @@
 """The relay: turns due deliveries in the ledger (the outbox) into queue messages.
 
-The worker's `Relay` polls the ledger every ``queue.poll_interval_seconds`` and sends a message
-for every delivery that is due or whose lease expired, so a message lost with a killed worker, a
-wiped queue file or a Redis restart is sent again after ``queue.requeue_after_seconds``.
+The ledger is the only clock: retries are due times in the ledger, never delayed queue messages.
+The worker's `Relay` sends a message for every delivery that is due or whose lease expired, then
+sleeps until the next delivery falls due (`Ledger.next_due`), at most
+``queue.poll_interval_seconds`` (new calls and other workers' retries are found by polling). A
+message found early, lost with a killed worker, a wiped queue file or a Redis restart costs no
+wait: a claim that finds nothing due clears the delivery's "queued" mark, and when the queue is
+empty every due delivery is sent again, whatever its mark says. Only messages lost while others
+still wait in the queue are re-sent after ``queue.requeue_after_seconds``.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ __all__ = ["Relay"]
 
 log = logging.getLogger(__name__)
 
+BATCH = 200
+
 
 class Relay(threading.Thread):
-    """Sends queue messages for due deliveries, every `interval` seconds, until stopped."""
+    """Sends queue messages for due deliveries, until stopped (see the module docstring)."""
 
     def __init__(
         self, ledger: Ledger, queue: DeliveryQueue, interval: float, requeue_after: timedelta
@@ -34,22 +41,34 @@ class Relay(threading.Thread):
 
     def relay(self) -> int:
         """One pass; returns how many messages were sent."""
+        resend = self.queue.pending() == 0  # no message waits: every "queued" mark is stale
         sent = 0
         while True:
-            due = self.ledger.take_due(self.requeue_after)
+            due = self.ledger.take_due(self.requeue_after, BATCH, resend=resend)
             for delivery_id in due:
                 self.queue.enqueue(delivery_id)
             sent += len(due)
-            if len(due) < 200 or self.stopped.is_set():
+            if len(due) < BATCH or self.stopped.is_set():
                 return sent
+            resend = False  # what we just sent is in the queue now
+
+    def pause(self) -> float:
+        """Seconds until the next pass: when the next delivery falls due, at most `interval`."""
+        upcoming = self.ledger.next_due()
+        if upcoming is None:
+            return self.interval
+        wait = (upcoming - self.ledger.clock()).total_seconds()
+        return min(self.interval, max(0.01, wait))
 
     def run(self) -> None:
         while not self.stopped.is_set():
             try:
                 self.relay()
+                pause = self.pause()
             except Exception:
                 log.warning("relay pass failed; trying again", exc_info=True)
-            self.stopped.wait(self.interval)
+                pause = self.interval
+            self.stopped.wait(pause)
 
     def stop(self) -> None:
         """Stop after the current pass."""

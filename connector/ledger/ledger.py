@@ -6,8 +6,28 @@ commits rows here, and the worker's relay sends queue messages for due deliverie
 hints ("look at delivery 42"); a delivery is claimed here with a lease before any work, so a
 crashed worker's delivery is found again and a delivery is never worked on by two workers at once.
 
+Leases are short (``queue.lease_seconds``, 15 s by default) and kept alive by a heartbeat while an
+attempt runs (`renew`, called by the worker's `connector.delivery.leases.LeaseKeeper`), instead of
+one long lease per attempt. Why: a long lease is both the crash-recovery time and the longest
+attempt allowed, and those want opposite values. With a heartbeat, a worker killed with
+``kill -9`` stops renewing and its deliveries are free again one lease later, while a slow but
+live attempt keeps its delivery however long it takes (up to `MAX_ATTEMPT`). Exclusion holds
+because a lease is only taken over once it expired in the ledger, and its holder stops first:
+the holder counts its lease as valid only until ``lease`` after it started its last successful
+renewal (so never later than the row's ``lease_until``), checks that before every journal step,
+and a renewal that finds another token in the row tells it the delivery is gone; its result is
+only recorded under its own token. Only a CRM request already in flight when the holder's ledger
+connection failed for a whole lease can overlap a successor; the adapters' journals and
+idempotent look-ups cover that case. Worker identities with liveness rows were the alternative:
+they recover no faster (liveness also needs a timeout) and add a table every claim joins.
+
+The ledger is the only clock of delivery (`Clock`, injectable for tests): retries are not
+scheduled in the queue; `take_due` hands the relay what is due now, and `next_due` says when the
+next one will be, so a retry starts on time whatever happened to earlier queue messages.
+
 SQLite (the default) runs in WAL mode with ``synchronous=FULL``: a commit is on disk before the
-webhook is answered, so an answered call survives a process crash and a power loss.
+webhook is answered, so an answered call survives a process crash and a power loss. A deleted or
+replaced SQLite file is noticed before every transaction (`connector.ledger.guard`).
 """
 
 from __future__ import annotations
@@ -18,7 +38,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +53,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from connector.ledger.clock import Clock, system_clock
+from connector.ledger.guard import FileGuard, LedgerFileGone, sqlite_path
 from connector.ledger.prepared import PreparedInsert
 from connector.ledger.tables import (
     CONTENT_REMOVED,
@@ -50,12 +73,24 @@ from connector.payload import CallReport
 from connector.sql import make_engine
 
 __all__ = [
+    "MAX_ATTEMPT",
+    "UNEXPECTED_LIMIT",
     "CallSummary",
     "Claim",
     "DeliveryState",
     "LeaseLost",
     "Ledger",
+    "LedgerFileGone",
+    "LedgerUnavailable",
+    "UnknownCall",
 ]
+
+MAX_ATTEMPT = timedelta(minutes=15)
+"""An attempt running longer than this is not renewed any more: its delivery goes to another
+worker (a CRM request that never returns must not hold a delivery for ever)."""
+
+UNEXPECTED_LIMIT = 3
+"""After this many failures of an unclassified error type a delivery is dead, not retried."""
 
 # Compiled once per ledger (`PreparedInsert`): the request path only binds parameters to these.
 _INSERT_CALL = calls.insert().returning(calls.c.id)
@@ -90,6 +125,14 @@ class LeaseLost(Exception):
     """This worker's lease on a delivery expired and another worker may hold it now."""
 
 
+class LedgerUnavailable(Exception):
+    """The ledger cannot be opened or written at start-up; the message is one line for people."""
+
+
+class UnknownCall(LookupError):
+    """No call with this id is in the ledger."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """A delivery this worker holds a lease on, with everything needed to work on it."""
@@ -103,6 +146,7 @@ class Claim:
     refs: dict[str, Any]
     first_received_at: datetime
     retry_since: datetime
+    unexpected_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,26 +177,44 @@ class CallSummary:
     deliveries: tuple[DeliveryState, ...]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Ledger:
     """The few operations the web side, the worker and the CLI need on the ledger tables."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = system_clock) -> None:
         self.engine = engine
         self._inserts: tuple[PreparedInsert, PreparedInsert] | None = None
+        self.clock = clock
+        path = sqlite_path(engine.url)
+        self.guard = FileGuard(engine, path) if path is not None else None
 
     @classmethod
-    def from_url(cls, url: str) -> Ledger:
-        """Open the ledger at a SQLAlchemy URL (tables are created by `migrate`)."""
-        return cls(make_engine(url))
+    def from_url(cls, url: str, clock: Clock = system_clock) -> Ledger:
+        """Open the ledger at a SQLAlchemy URL (tables are created by `migrate`).
+
+        Raises `LedgerUnavailable` when a SQLite ledger's folder cannot be created.
+        """
+        try:
+            return cls(make_engine(url), clock)
+        except OSError as exc:
+            raise _unavailable(url, exc.strerror or str(exc), sqlite_path(url)) from exc
 
     # --- schema -----------------------------------------------------------------------------
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision; safe to call from several processes."""
+        """Bring the schema to the newest Alembic revision; safe to call from several processes.
+
+        Raises `LedgerUnavailable` with a one-line reason when the database cannot be opened or
+        written (a read-only data folder, a server that refuses the connection).
+        """
+        try:
+            self._migrate()
+        except (OSError, DBAPIError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise _unavailable(
+                self.engine.url.render_as_string(), reason, self.guard.path if self.guard else None
+            ) from exc
+
+    def _migrate(self) -> None:
         from connector.ledger.migrations import upgrade
 
         if self.engine.dialect.name == "postgresql":
@@ -176,7 +238,7 @@ class Ledger:
                 time.sleep(0.3)
 
     def ping(self) -> None:
-        """Raise if the database cannot be reached."""
+        """Raise if the database cannot be reached, or its SQLite file was deleted or replaced."""
         with self.engine.connect() as conn:
             conn.execute(select(1))
 
@@ -192,7 +254,7 @@ class Ledger:
         The inserts are compiled once and run on the DBAPI connection: this is the webhook's hot
         path, and the commit is as durable as any other (WAL, ``synchronous=FULL`` on SQLite).
         """
-        now = _now()
+        now = self.clock()
         dbapi = self.engine.dialect.loaded_dbapi
         raw = self.engine.raw_connection()
         call_insert, delivery_insert = self._store_inserts()
@@ -281,9 +343,10 @@ class Ledger:
         """Take a lease on a delivery that is due, or whose previous lease expired.
 
         Returns ``None`` when the delivery is done, not yet due, or leased by someone else, so a
-        duplicate queue message is harmless.
+        duplicate queue message is harmless. A message that came before the delivery was due is
+        forgotten (`take_due` sends a new one when it is due), never a reason to wait.
         """
-        now = _now()
+        now = self.clock()
         token = str(uuid.uuid4())
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -294,10 +357,19 @@ class Ledger:
                     lease_until=now + lease,
                     lease_token=token,
                     attempts=deliveries.c.attempts + 1,
+                    queued_until=None,
                     updated_at=now,
                 )
             )
             if result.rowcount != 1:
+                conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.id == delivery_id,
+                        deliveries.c.status.in_((PENDING, RETRYING)),
+                    )
+                    .values(queued_until=None)
+                )
                 return None
             row = conn.execute(
                 select(
@@ -306,6 +378,7 @@ class Ledger:
                     deliveries.c.refs,
                     deliveries.c.retry_since,
                     deliveries.c.created_at,
+                    deliveries.c.unexpected_failures,
                     calls.c.call_id,
                     calls.c.raw_body,
                     calls.c.received_at,
@@ -323,6 +396,7 @@ class Ledger:
             refs=dict(row.refs or {}),
             first_received_at=row.received_at,
             retry_since=row.retry_since or row.created_at,
+            unexpected_failures=int(row.unexpected_failures or 0),
         )
 
     def _finish(self, claim: Claim, **values: Any) -> bool:
@@ -332,7 +406,7 @@ class Ledger:
                 .where(
                     deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
                 )
-                .values(lease_until=None, lease_token=None, updated_at=_now(), **values)
+                .values(lease_until=None, lease_token=None, updated_at=self.clock(), **values)
             )
             return result.rowcount == 1
 
@@ -344,7 +418,7 @@ class Ledger:
         With `renew`, the lease is extended to now + `renew` (work in progress keeps it). Raises
         `LeaseLost` when the lease is no longer ours: the writer must stop.
         """
-        now = _now()
+        now = self.clock()
         with self.engine.begin() as conn:
             current = conn.execute(
                 select(deliveries.c.refs).where(deliveries.c.id == claim.delivery_id)
@@ -362,6 +436,25 @@ class Ledger:
             )
             if result.rowcount != 1:
                 raise LeaseLost(f"delivery {claim.delivery_id}")
+
+    def renew(self, claims: Sequence[Claim], lease: timedelta) -> set[str]:
+        """Extend the leases of `claims` to now + `lease` in one statement (the heartbeat).
+
+        Returns the tokens still ours; a claim missing from the answer lost its delivery.
+        """
+        if not claims:
+            return set()
+        with self.engine.begin() as conn:
+            renewed = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.lease_token.in_([c.token for c in claims]),
+                    deliveries.c.status == PROCESSING,
+                )
+                .values(lease_until=self.clock() + lease)
+                .returning(deliveries.c.lease_token)
+            )
+            return {str(r.lease_token) for r in renewed}
 
     def complete(
         self, claim: Claim, refs: dict[str, Any], *, skipped_reason: str | None = None
@@ -381,21 +474,18 @@ class Ledger:
         at: datetime,
         *,
         count_attempt: bool = True,
-        queued_until: datetime | None = None,
+        unexpected: bool = False,
     ) -> bool:
-        """Release the lease and schedule another attempt at `at`.
+        """Release the lease and make the delivery due again at `at`.
 
-        `queued_until`: a queue message for `at` was sent; the relay leaves the delivery alone
-        until then.
+        `count_attempt=False` gives the attempt back (a parked target); `unexpected` counts one
+        more failure of an unclassified error type (see `UNEXPECTED_LIMIT`).
         """
-        values: dict[str, Any] = {
-            "status": RETRYING,
-            "last_error": error,
-            "next_attempt_at": at,
-            "queued_until": queued_until,
-        }
+        values: dict[str, Any] = {"status": RETRYING, "last_error": error, "next_attempt_at": at}
         if not count_attempt:
             values["attempts"] = deliveries.c.attempts - 1
+        if unexpected:
+            values["unexpected_failures"] = deliveries.c.unexpected_failures + 1
         return self._finish(claim, **values)
 
     def fail(self, claim: Claim, error: str) -> bool:
@@ -411,24 +501,27 @@ class Ledger:
             and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
         )
 
-    def take_due(self, requeue_after: timedelta, limit: int = 200) -> list[int]:
+    def take_due(
+        self, requeue_after: timedelta, limit: int = 200, *, resend: bool = False
+    ) -> list[int]:
         """Deliveries the relay must send queue messages for, marked as queued for `requeue_after`.
 
         Due deliveries and expired leases, minus those with a message sent less than
-        `requeue_after` ago; several relays (one per worker process) rarely pick the same rows,
-        and never on PostgreSQL (``SKIP LOCKED``). A lost message is re-sent after `requeue_after`.
+        `requeue_after` ago; with `resend` (the relay saw the queue empty, so those messages are
+        gone) those too. Several relays (one per worker process) rarely pick the same rows, and
+        never on PostgreSQL (``SKIP LOCKED``); a duplicate message is harmless anyway.
         """
-        now = _now()
+        now = self.clock()
+        query = select(deliveries.c.id).where(self._due_condition(now))
+        if not resend:
+            query = query.where(
+                or_(deliveries.c.queued_until.is_(None), deliveries.c.queued_until <= now)
+            )
         with self.engine.begin() as conn:
             ids = [
                 int(r.id)
                 for r in conn.execute(
-                    select(deliveries.c.id)
-                    .where(
-                        self._due_condition(now),
-                        or_(deliveries.c.queued_until.is_(None), deliveries.c.queued_until <= now),
-                    )
-                    .order_by(deliveries.c.next_attempt_at)
+                    query.order_by(deliveries.c.next_attempt_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
@@ -440,6 +533,21 @@ class Ledger:
                     .values(queued_until=now + requeue_after)
                 )
         return ids
+
+    def next_due(self) -> datetime | None:
+        """When the next delivery falls due (a retry, or a lease running out); ``None``: none."""
+        with self.engine.connect() as conn:
+            waiting = conn.execute(
+                select(func.min(deliveries.c.next_attempt_at)).where(
+                    deliveries.c.status.in_((PENDING, RETRYING)),
+                    deliveries.c.queued_until.is_(None),
+                )
+            ).scalar()
+            leased = conn.execute(
+                select(func.min(deliveries.c.lease_until)).where(deliveries.c.status == PROCESSING)
+            ).scalar()
+        times = [t for t in (waiting, leased) if t is not None]
+        return min(times) if times else None
 
     # --- parking a target (daily API limits) ---------------------------------------------------
 
@@ -464,7 +572,7 @@ class Ledger:
                     target_states.c.target == target
                 )
             ).first()
-        if row is None or row.parked_until is None or row.parked_until <= _now():
+        if row is None or row.parked_until is None or row.parked_until <= self.clock():
             return None
         return row.parked_until, row.reason or ""
 
@@ -472,7 +580,7 @@ class Ledger:
         """Every target parked right now."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(target_states).where(target_states.c.parked_until > _now())
+                select(target_states).where(target_states.c.parked_until > self.clock())
             ).all()
         return {r.target: (r.parked_until, r.reason or "") for r in rows}
 
@@ -494,7 +602,7 @@ class Ledger:
             with self.engine.begin() as conn:
                 conn.execute(
                     target_memos.insert().values(
-                        target=target, key=key, value=value, updated_at=_now()
+                        target=target, key=key, value=value, updated_at=self.clock()
                     )
                 )
             return True
@@ -508,7 +616,7 @@ class Ledger:
                 conn.execute(
                     update(target_memos)
                     .where(target_memos.c.target == target, target_memos.c.key == key)
-                    .values(value=value, updated_at=_now())
+                    .values(value=value, updated_at=self.clock())
                 )
 
     def memo_replace(self, target: str, key: str, expected: str | None, value: str) -> bool:
@@ -523,7 +631,7 @@ class Ledger:
                     target_memos.c.key == key,
                     target_memos.c.value == expected,
                 )
-                .values(value=value, updated_at=_now())
+                .values(value=value, updated_at=self.clock())
             )
             return result.rowcount == 1
 
@@ -538,37 +646,48 @@ class Ledger:
 
     # --- operators ----------------------------------------------------------------------------
 
-    def replay(self, call_id: str | None = None, *, dead: bool = False) -> list[int]:
-        """Make deliveries due again: every target of `call_id`, or every dead delivery.
+    def replay(
+        self, call_id: str | None = None, *, dead: bool = False, failed: bool = False
+    ) -> list[int]:
+        """Make deliveries due now, with fresh attempts: every target of `call_id` that is not
+        being worked on, or, without it, every dead (`dead`) or retrying (`failed`) delivery.
 
         Calls whose content retention removed have nothing left to deliver and are left alone.
+        Raises `UnknownCall` for a call id the ledger does not know.
         """
-        now = _now()
+        statuses = [s for s, chosen in ((DEAD, dead), (RETRYING, failed)) if chosen]
+        if call_id is None and not statuses:
+            raise ValueError("Name a call id, or replay dead or failed deliveries.")
+        now = self.clock()
         with self.engine.begin() as conn:
             query = (
-                select(deliveries.c.id)
-                .join(calls, calls.c.id == deliveries.c.call_pk)
-                .where(calls.c.raw_body != CONTENT_REMOVED)
+                update(deliveries)
+                .where(deliveries.c.status != PROCESSING)
+                .where(
+                    deliveries.c.call_pk.in_(
+                        select(calls.c.id).where(calls.c.raw_body != CONTENT_REMOVED)
+                    )
+                )
             )
             if call_id is not None:
-                query = query.where(calls.c.call_id == call_id, deliveries.c.status != PROCESSING)
-            if dead:
-                query = query.where(deliveries.c.status == DEAD)
-            ids = [int(r.id) for r in conn.execute(query)]
-            if not ids:
-                return []
+                call_pk = conn.execute(
+                    select(calls.c.id).where(calls.c.dedupe_key == call_id)
+                ).scalar()
+                if call_pk is None:
+                    raise UnknownCall(call_id)
+                query = query.where(deliveries.c.call_pk == call_pk)
+            if statuses:
+                query = query.where(deliveries.c.status.in_(statuses))
             replayed = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(ids), deliveries.c.status != PROCESSING)
-                .values(
+                query.values(
                     status=PENDING,
                     next_attempt_at=now,
                     attempts=0,
+                    unexpected_failures=0,
                     queued_until=None,
                     retry_since=now,
                     updated_at=now,
-                )
-                .returning(deliveries.c.id)
+                ).returning(deliveries.c.id)
             )
             return sorted(int(r.id) for r in replayed)
 
@@ -623,6 +742,11 @@ class Ledger:
         """A connection for read-only reports."""
         with self.engine.connect() as conn:
             yield conn
+
+
+def _unavailable(url: str, reason: str, path: Path | None) -> LedgerUnavailable:
+    hint = f"Is the folder {path.parent} writable?" if path else "Is the database server up?"
+    return LedgerUnavailable(f"Cannot open the ledger {url}: {reason}. {hint}")
 
 
 def _state(row: Any) -> DeliveryState:

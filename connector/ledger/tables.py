@@ -82,12 +82,15 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime(), nullable=False),
     Column("lease_until", UTCDateTime(), nullable=True),
     Column("lease_token", String(36), nullable=True),
-    # Set when a queue message was sent; the relay sends another only once this has passed.
+    # Set when a queue message was sent; the relay sends another only once this has passed (or
+    # the queue is empty: the message is gone). Cleared by a claim, even one that finds nothing due.
     Column("queued_until", UTCDateTime(), nullable=True),
     Column("last_error", Text(), nullable=True),
     Column("refs", JSON(), nullable=False, default=dict),
     # Retries give up `give_up_after_hours` after this: creation, or the last replay.
     Column("retry_since", UTCDateTime(), nullable=True),
+    # Failures of an unclassified error type since creation or the last replay.
+    Column("unexpected_failures", Integer(), nullable=False, default=0, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("call_pk", "target", name="uq_delivery_call_target"),

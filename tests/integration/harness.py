@@ -1,4 +1,10 @@
-"""Run the real service (gunicorn web + Huey worker processes) on loopback for tests."""
+"""Run the real service (gunicorn web + Huey worker processes) on loopback for tests.
+
+Nothing here waits a fixed time for a process: readiness is polled until a generous deadline (a
+loaded 2-core machine may take many seconds to boot gunicorn), every wait names what it waited
+for when it gives up, and `RunningService` is a context manager that stops whatever it started,
+also when starting failed.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,34 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import requests
 import yaml
 
 ROOT = Path(__file__).parents[2]
+START_DEADLINE = 120.0  # seconds; only reached when something is broken
+
+
+def wait_until(ready: Callable[[], bool], what: str, deadline: float = START_DEADLINE) -> None:
+    """Poll `ready` until it is true; raise after `deadline` seconds, naming `what`."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if ready():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"gave up waiting for {what} after {deadline:.0f}s")
+
+
+def answers(url: str) -> bool:
+    """True once `url` answers 200; a refused or slow connection is simply not yet."""
+    try:
+        return requests.get(url, timeout=10).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def free_port() -> int:
@@ -106,27 +133,38 @@ class RunningService:
             stderr=subprocess.STDOUT,
         )
 
+    def __enter__(self) -> RunningService:
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
     def start_web(self) -> None:
-        self.web = self._spawn("web")
-        deadline = time.monotonic() + 120  # a loaded 2-core machine starts slowly
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=10).status_code == 200:
-                    return
-            except requests.RequestException:  # not listening yet, or too busy to answer
-                pass
-            if self.web.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError("web did not start:\n" + self.log("web"))
+        """Start `sipgate-crm web` and return once ``/readyz`` answers 200."""
+        web = self.web = self._spawn("web")
+        try:
+            wait_until(
+                lambda: web.poll() is not None or answers(f"{self.url}/readyz"), "the web side"
+            )
+            if web.poll() is not None:
+                raise RuntimeError(f"web exited with {web.returncode}")
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}:\n{self.log('web')}") from exc
 
     def start_worker(self) -> None:
         self.worker = self._spawn("worker")
 
     def kill_worker(self) -> None:
+        """``kill -9`` the worker and reap it."""
         assert self.worker is not None
         self.worker.send_signal(signal.SIGKILL)
-        self.worker.wait(10)
+        self.worker.wait(30)
 
     def log(self, name: str) -> str:
         path = self.folder / f"{name}.log"
@@ -142,7 +180,7 @@ class RunningService:
         )
         return [json.loads(line) for line in out.stdout.decode().splitlines() if line.strip()]
 
-    def wait_for(self, predicate: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
+    def wait_for(self, predicate: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         rows: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
@@ -155,10 +193,12 @@ class RunningService:
         )
 
     def stop(self) -> None:
+        """Stop both processes (gracefully, then with SIGKILL) and reap them."""
         for proc, sig in ((self.web, signal.SIGTERM), (self.worker, signal.SIGINT)):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(sig)
                 try:
-                    proc.wait(15)
+                    proc.wait(30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    proc.wait(30)

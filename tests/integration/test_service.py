@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
-from tests.integration.harness import RunningService, raw_chunked_post
+from tests.integration.harness import RunningService, answers, raw_chunked_post, wait_until
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -24,11 +26,10 @@ def body() -> bytes:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[RunningService]:
-    running = RunningService(tmp_path)
-    running.start_web()
-    running.start_worker()
-    yield running
-    running.stop()
+    with RunningService(tmp_path) as running:
+        running.start_web()
+        running.start_worker()
+        yield running
 
 
 def warehouse_rows(folder: Path, call_id: str) -> int:
@@ -149,10 +150,6 @@ def test_killed_worker_mid_delivery_still_delivers_exactly_once(
 
 
 def test_serve_runs_web_and_worker_and_send_example_reaches_it(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import time
-
     running = RunningService(tmp_path)
     serve = subprocess.Popen(
         [sys.executable, "-m", "connector", "serve"],
@@ -162,13 +159,7 @@ def test_serve_runs_web_and_worker_and_send_example_reaches_it(tmp_path: Path) -
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{running.url}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        wait_until(lambda: answers(f"{running.url}/readyz"), "serve")
         sent = subprocess.run(
             [sys.executable, "-m", "connector", "send-example"],
             env=running.env,
@@ -181,8 +172,13 @@ def test_serve_runs_web_and_worker_and_send_example_reaches_it(tmp_path: Path) -
         rows = running.wait_for(all_done)
         assert len(rows) == 1
     finally:
-        serve.send_signal(__import__("signal").SIGTERM)
-        assert serve.wait(30) == 0
+        serve.send_signal(signal.SIGTERM)
+        try:
+            assert serve.wait(60) == 0
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+                serve.wait(30)
 
 
 def test_a_malformed_chunked_body_is_a_400(service: RunningService) -> None:

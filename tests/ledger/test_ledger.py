@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
+from sqlalchemy.exc import SQLAlchemyError
+
 from connector.delivery.memo import LedgerMemo
-from connector.ledger.ledger import Ledger
-from connector.ledger.tables import DEAD, PENDING
+from connector.ledger.ledger import Ledger, LedgerFileGone, LedgerUnavailable, UnknownCall
+from connector.ledger.tables import DEAD, DONE, PENDING, RETRYING
 from connector.payload import parse_report
 from connector.services import Services
+from tests.support.clock import ManualClock
 
 
 def test_concurrent_deliveries_of_one_webhook_store_it_once(
@@ -53,14 +59,14 @@ def test_memos_reserve_replace_and_delete(services: Services) -> None:
     assert memo.replace("k", None, "fresh") is True
 
 
-def test_parking_a_target(services: Services) -> None:
+def test_parking_a_target(services: Services, clock: ManualClock) -> None:
     ledger: Ledger = services.ledger
-    until = datetime.now(UTC) + timedelta(hours=3)
+    until = clock.now + timedelta(hours=3)
     ledger.park_target("crm", until, "daily limit")
     assert ledger.parked("crm") == (until, "daily limit")
     assert ledger.parked_targets() == {"crm": (until, "daily limit")}
-    ledger.park_target("crm", datetime.now(UTC) - timedelta(seconds=1), "over")
-    assert ledger.parked("crm") is None
+    clock.now = until
+    assert ledger.parked("crm") is None and ledger.parked_targets() == {}
 
 
 def test_replay_makes_dead_deliveries_due_and_keeps_their_journal(
@@ -76,3 +82,66 @@ def test_replay_makes_dead_deliveries_due_and_keeps_their_journal(
     assert ledger.replay(example_v1["call"]["id"]) == [delivery]
     [state] = ledger.recent_calls()[0].deliveries
     assert (state.status, state.attempts, state.refs) == (PENDING, 0, {"call": "123"})
+
+
+def test_replay_failed_makes_retrying_deliveries_due_now(
+    services: Services, example_v1: dict[str, Any], clock: ManualClock
+) -> None:
+    ledger = services.ledger
+    retrying, done, dead = ledger.store_call(parse_report(example_v1), b"{}", ["a", "b", "c"]) or []
+    for delivery, finish in (
+        (retrying, lambda c: ledger.retry_later(c, "down", clock.now + timedelta(hours=1))),
+        (done, lambda c: ledger.complete(c, {})),
+        (dead, lambda c: ledger.fail(c, "revoked")),
+    ):
+        claim = ledger.claim(delivery, timedelta(seconds=15))
+        assert claim is not None
+        finish(claim)
+    assert ledger.take_due(timedelta(seconds=60)) == []
+    assert ledger.replay(failed=True) == [retrying]
+    assert ledger.take_due(timedelta(seconds=60)) == [retrying]
+    assert ledger.replay(dead=True) == [dead]
+    statuses = {d.target: d.status for d in ledger.recent_calls()[0].deliveries}
+    assert statuses == {"a": PENDING, "b": DONE, "c": PENDING}
+    assert ledger.counts() == {PENDING: 2, DONE: 1}
+    assert RETRYING not in ledger.counts()
+
+
+def test_replay_of_an_unknown_call_id_says_so(services: Services) -> None:
+    with pytest.raises(UnknownCall):
+        services.ledger.replay("no-such-call")
+
+
+def test_a_deleted_ledger_file_is_noticed_before_the_next_transaction(
+    tmp_path: Path, example_v1: dict[str, Any]
+) -> None:
+    path = tmp_path / "connector.db"
+    ledger = Ledger.from_url(f"sqlite:///{path}")
+    ledger.migrate()
+    ledger.ping()
+    report = parse_report(example_v1)
+    path.unlink()  # pooled connections still hold the unlinked file
+    with pytest.raises(LedgerFileGone):
+        ledger.ping()
+    with pytest.raises(SQLAlchemyError):  # what the webhook turns into a 503
+        ledger.store_call(report, b"{}", ["a"])
+    # A new file in its place (a restore, a second `migrate`) is not the one this process had.
+    Ledger.from_url(f"sqlite:///{path}").migrate()
+    with pytest.raises(LedgerFileGone):
+        ledger.ping()
+    ledger.engine.dispose()
+
+
+def test_an_unwritable_ledger_is_one_line_at_start_up(tmp_path: Path) -> None:
+    # What a read-only data folder does to SQLite (as root, permissions would not stop us).
+    read_only = Ledger.from_url(f"sqlite:///file:{tmp_path / 'connector.db'}?mode=ro&uri=true")
+    with pytest.raises(LedgerUnavailable) as raised:
+        read_only.migrate()
+    message = str(raised.value)
+    assert "\n" not in message and "unable to open database file" in message
+    assert f"Is the folder {tmp_path} writable?" in message
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(LedgerUnavailable) as raised:
+        Ledger.from_url(f"sqlite:///{blocked / 'data' / 'connector.db'}")
+    assert "\n" not in str(raised.value) and os.fspath(blocked / "data") in str(raised.value)

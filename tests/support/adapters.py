@@ -16,6 +16,7 @@ from connector.adapters import (
     CrmRecord,
     DeliveryJob,
     Journal,
+    RetryableError,
     WriteResult,
 )
 from connector.adapters.database import DatabaseAdapter, DatabaseOptions
@@ -72,6 +73,35 @@ class SlowDatabaseAdapter(DatabaseAdapter):
             marker.write_text(str(os.getpid()))
             time.sleep(self.options.hang_seconds)
         return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class PacedDatabaseOptions(DatabaseOptions):
+    """Database options plus how long every write takes."""
+
+    write_seconds: float = 0.2
+    fail_first: bool = False
+
+
+class PacedDatabaseAdapter(DatabaseAdapter):
+    """The database target, every write taking `write_seconds`; with `fail_first`, each call's
+    first attempt fails (retryable) and the retry records when it started (``retry_started``,
+    epoch seconds) in the journal, so tests and benchmarks can measure retries against their due
+    time."""
+
+    type_name = "tests.support.adapters:PacedDatabaseAdapter"
+    options_type = PacedDatabaseOptions
+    options: PacedDatabaseOptions
+
+    def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
+        if self.options.fail_first:
+            if journal.get("failed_once") is None:
+                journal.record("failed_once", time.time())
+                raise RetryableError("the first attempt of every call fails")
+            if journal.get("retry_started") is None:
+                journal.record("retry_started", time.time())
+        time.sleep(self.options.write_seconds)
+        return super().write(job, journal)
 
 
 class FakeCrm(Adapter):
