@@ -379,7 +379,11 @@ def status(
 @config_option
 @click.argument("payload", type=click.Path(exists=True, dir_okay=False))
 @click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
-@click.option("--offline", is_flag=True, help="Reach no CRM: searches find only --assume-match.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Reach no CRM: searches find only --assume-match; shows the planned job.",
+)
 @click.option(
     "--assume-match",
     "assumptions",
@@ -395,7 +399,7 @@ def dry_run_command(
     assumptions: tuple[str, ...],
 ) -> None:
     """Print, as JSON, what each target would do with the call in PAYLOAD; write nothing."""
-    from connector.dryrun import dry_run
+    from connector.dryrun import DryRunError, dry_run, parse_assumption
     from connector.payload import PayloadError, report_from_json
 
     config = _load(config_path)
@@ -403,14 +407,19 @@ def dry_run_command(
     if unknown:
         raise click.UsageError(f"No target named {', '.join(sorted(unknown))}.")
     try:
+        for assumption in assumptions:
+            parse_assumption(assumption, None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
         report = report_from_json(Path(payload).read_bytes())
     except (PayloadError, ValueError) as exc:
         detail = getattr(exc, "messages", str(exc))
         raise click.ClickException(f"{payload} is not a valid call report: {detail}") from exc
     try:
         result = dry_run(config, report, targets, offline=offline, assumptions=assumptions)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    except DryRunError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
 
 
