@@ -1036,9 +1036,14 @@ def configured_target(server: HubSpotTestServer, tmp_path: Path, **entry: Any) -
 def test_from_config_checks_the_policys_owners_and_mapped_properties(
     server: HubSpotTestServer, tmp_path: Path
 ) -> None:
+    # A limit applies to a mapped field only (check-config reports any other), so map it.
+    (tmp_path / "mine.yaml").write_text(
+        "fields: {hs_call_title: '{{ headline }}', sipgate_summary: '{{ summary }}'}\n"
+    )
     target = configured_target(
         server,
         tmp_path,
+        mapping="mine.yaml",
         owners={"users": {"1234567w0": ERIKA_OWNER}, "fallback": "nobody@example.com"},
         limits={"sipgate_summary": 500},
     )
