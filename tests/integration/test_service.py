@@ -167,7 +167,7 @@ def test_serve_runs_web_and_worker_and_send_example_reaches_it(tmp_path: Path) -
             try:
                 if requests.get(f"{running.url}/healthz", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or booting workers answer late
                 time.sleep(0.2)
         sent = subprocess.run(
             [sys.executable, "-m", "connector", "send-example"],
