@@ -38,5 +38,6 @@ unit: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/webhook_throughput.py
 
+## clean: remove the virtualenv and caches; never ./data (the ledger: calls not yet delivered)
 clean:
-	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from connector.config.load import ENV_CONFIG, load_config, load_storage_config
+from connector.config.load import ENV_CONFIG, load_config, load_defaults, load_storage_config
 from connector.config.sections import Config
 from connector.logs import configure_logging, mask_number
 from connector.problems import ConfigError
@@ -84,6 +86,27 @@ def _setup(config: Config) -> None:
     configure_logging(config.log_level, [config.server.secret or ""], config.server.webhook_path)
 
 
+def _ensure_free(bind: str) -> None:
+    """Exit with one line when nothing could listen on `bind` (``HOST:PORT``), e.g. a second
+    ``serve`` on a port that is taken; before anything is started."""
+    if bind.startswith(("unix:", "fd://")):
+        return  # not a TCP port
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"{bind!r} is not HOST:PORT.", param_hint="--bind")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - what gunicorn binds for ":PORT"
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+            probe.bind((host, int(port)))
+    except OSError as exc:
+        reason = "the port is taken (is the service already running?)"
+        if exc.errno != errno.EADDRINUSE:
+            reason = exc.strerror or str(exc)
+        raise click.ClickException(f"Cannot listen on {bind}: {reason}") from exc
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sipgate-crm-connector")
 def main() -> None:
@@ -100,6 +123,7 @@ def serve(config_path: str, bind: str | None) -> None:
     """Run the web server and the delivery worker together (one command for small setups)."""
     config = _load(config_path)
     _setup(config)
+    _ensure_free(bind or config.server.bind)
     _ledger(config.storage.url).engine.dispose()
     base = [sys.executable, "-m", "connector"]
     env = {**os.environ, ENV_CONFIG: str(config.source or config_path)}
@@ -145,6 +169,7 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     """Run only the web server (gunicorn) that receives webhooks."""
     config = _load(config_path)
     _setup(config)
+    _ensure_free(bind or config.server.bind)
     from connector.delivery.queue import DeliveryQueue, make_huey
     from connector.web.server import GunicornServer
 
@@ -270,8 +295,12 @@ def send_example(config_path: str, url: str | None, file: str | None, unique: bo
     body = _example_body(file, unique)
     try:
         response = requests.post(url, data=_chunks(body), headers=headers, timeout=30)
+    except requests.ConnectionError as exc:
+        raise click.ClickException(
+            f"Could not reach {url}: nothing answers there (is the service running?)"
+        ) from exc
     except requests.RequestException as exc:
-        raise click.ClickException(f"Could not reach {url}: {exc}") from exc
+        raise click.ClickException(f"Could not reach {url}: {type(exc).__name__}") from exc
     click.echo(f"{response.status_code} {response.text.strip()}")
     raise SystemExit(0 if response.ok else 1)
 
@@ -317,6 +346,35 @@ def _fmt_time(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
+_AGO = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def _since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """``--since``: ``30m``, ``2h``, ``7d`` ago, or a date/time (``2026-12-01``, UTC if no zone)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text[:-1].isdigit() and text[-1:] in _AGO:
+        return datetime.now(UTC) - timedelta(**{_AGO[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter("use 30m, 2h, 7d or a date such as 2026-12-01T08:00") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+#: How many recent calls `status` reads when it filters by match, time or number.
+STATUS_SCAN = 5000
+
+STATUS_LEGEND = (
+    "Cells: target=status[match](attempts: last error). status: pending, processing, done, "
+    "skipped, failed-retrying (tried again later), dead (replay it); match: matched, ambiguous "
+    "(several records, a tie-break chose), unmatched, created (a record for the caller). "
+    "remote: the other party, masked but for the last three digits. Call ids are as "
+    "--call and replay take them."
+)
+
+
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per call.")
@@ -328,6 +386,17 @@ def _fmt_time(value: datetime | None) -> str:
     is_flag=True,
     help="Only calls that matched no CRM record, or several (ambiguous).",
 )
+@click.option(
+    "--since",
+    callback=_since,
+    default=None,
+    help="Only calls received since then: 30m, 2h, 7d or a date/time such as 2026-12-01.",
+)
+@click.option(
+    "--number",
+    default=None,
+    help="Only calls with this remote number, in any format (+49 211 63553400, 021163553400).",
+)
 def status(
     config_path: str,
     as_json: bool,
@@ -335,23 +404,48 @@ def status(
     call_id: str | None,
     failed: bool,
     unmatched: bool,
+    since: datetime | None,
+    number: str | None,
 ) -> None:
-    """Recent calls and where each target's delivery stands (reads the ledger alone)."""
+    """Recent calls and where each target's delivery stands (reads the ledger alone).
+
+    The filters --unmatched, --since and --number look at the last 5000 calls.
+    """
+    from connector.ledger.ledger import CallSummary
     from connector.ledger.tables import DEAD, RETRYING
+    from connector.phone import parse_sipgate, parse_stored
+
+    try:
+        region = load_defaults(config_path).region
+    except ConfigError as exc:
+        _config_problems(exc)
+    wanted = parse_stored(number, region) if number else None
+    if number and wanted is None:
+        raise click.BadParameter(f"{number!r} is not a phone number.", param_hint="--number")
+
+    def remote(row: CallSummary) -> str:
+        return row.from_number if row.direction == "IN" else row.to_number
+
+    def keep(row: CallSummary) -> bool:
+        if since is not None and row.received_at < since:
+            return False
+        if wanted is not None:
+            caller = parse_sipgate(remote(row))
+            if caller is None or caller.e164 != wanted.e164:
+                return False
+        return not unmatched or any(
+            (d.refs.get("match") or {}).get("status") in ("unmatched", "ambiguous")
+            for d in row.deliveries
+        )
 
     ledger = _ledger_only(config_path)
+    filtering = unmatched or since is not None or wanted is not None
     rows = ledger.recent_calls(
-        limit if not unmatched else max(limit, 1000), call_id, (RETRYING, DEAD) if failed else ()
+        max(limit, STATUS_SCAN) if filtering else limit,
+        call_id,
+        (RETRYING, DEAD) if failed else (),
     )
-    if unmatched:
-        rows = [
-            r
-            for r in rows
-            if any(
-                (d.refs.get("match") or {}).get("status") in ("unmatched", "ambiguous")
-                for d in r.deliveries
-            )
-        ][:limit]
+    rows = [r for r in rows if keep(r)][:limit]
     parked = ledger.parked_targets()
     if as_json:
         for row in rows:
@@ -360,9 +454,7 @@ def status(
                 "received_at": row.received_at.isoformat(),
                 "start_time": row.start_time.isoformat() if row.start_time else None,
                 "direction": row.direction,
-                "remote_number": mask_number(
-                    row.from_number if row.direction == "IN" else row.to_number
-                ),
+                "remote_number": mask_number(remote(row)),
                 "duration_ms": row.duration_ms,
                 "channel": row.channel_name,
                 "targets": {
@@ -388,10 +480,10 @@ def status(
     if not rows:
         click.echo("No calls yet.")
         return
-    header = f"{'received (UTC)':<20} {'call id':<44} {'dir':<3} {'remote':<16} {'dur':>6}  targets"
-    click.echo(header)
+    width = max(len("call id"), *(len(row.call_id) for row in rows))
+    columns = f"{'dir':<3} {'remote':<16} {'dur':>6}  targets"
+    click.echo(f"{'received (UTC)':<20} {'call id':<{width}} {columns}")
     for row in rows:
-        remote = mask_number(row.from_number if row.direction == "IN" else row.to_number)
         states = ", ".join(
             f"{d.target}={d.status}"
             + (f"[{d.refs['match']['status']}]" if d.refs.get("match") else "")
@@ -399,18 +491,23 @@ def status(
             for d in row.deliveries
         )
         click.echo(
-            f"{_fmt_time(row.received_at):<20} {row.call_id[:44]:<44} {row.direction:<3} "
-            f"{remote[:16]:<16} {row.duration_ms // 1000:>5}s  {states}"
+            f"{_fmt_time(row.received_at):<20} {row.call_id:<{width}} {row.direction:<3} "
+            f"{mask_number(remote(row))[:16]:<16} {row.duration_ms // 1000:>5}s  {states}"
         )
     counts = ledger.counts()
     click.echo("Totals: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    click.echo(click.wrap_text(STATUS_LEGEND, width=100))
 
 
 @main.command("dry-run")
 @config_option
 @click.argument("payload", type=click.Path(exists=True, dir_okay=False))
 @click.option("--target", "targets", multiple=True, help="Only this target (repeatable).")
-@click.option("--offline", is_flag=True, help="Reach no CRM: searches find only --assume-match.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Reach no CRM: searches find only --assume-match; shows the planned job.",
+)
 @click.option(
     "--assume-match",
     "assumptions",
@@ -426,7 +523,7 @@ def dry_run_command(
     assumptions: tuple[str, ...],
 ) -> None:
     """Print, as JSON, what each target would do with the call in PAYLOAD; write nothing."""
-    from connector.dryrun import dry_run
+    from connector.dryrun import DryRunError, dry_run, parse_assumption
     from connector.payload import PayloadError, report_from_json
 
     config = _load(config_path)
@@ -434,14 +531,19 @@ def dry_run_command(
     if unknown:
         raise click.UsageError(f"No target named {', '.join(sorted(unknown))}.")
     try:
+        for assumption in assumptions:
+            parse_assumption(assumption, None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    try:
         report = report_from_json(Path(payload).read_bytes())
     except (PayloadError, ValueError) as exc:
         detail = getattr(exc, "messages", str(exc))
         raise click.ClickException(f"{payload} is not a valid call report: {detail}") from exc
     try:
         result = dry_run(config, report, targets, offline=offline, assumptions=assumptions)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
+    except DryRunError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
 
 

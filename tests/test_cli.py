@@ -1,91 +1,138 @@
-"""The operator commands `status` and `replay`: the ledger alone, no CRM secret needed."""
+"""The CLI for people: status ids, legend and filters; serve on a taken port; send-example down."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from sqlalchemy import update
 
 from connector.cli import main
+from connector.config.load import load_config
 from connector.ledger.ledger import Ledger
-from connector.ledger.tables import DEAD, PENDING, RETRYING
+from connector.ledger.tables import calls
 from connector.payload import parse_report
+
+ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture
-def config_without_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A configuration whose webhook secret and target URL come from variables not set here."""
-    for name in ("SIPGATE_WEBHOOK_SECRET", "WAREHOUSE_URL"):
-        monkeypatch.delenv(name, raising=False)
+def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(
         yaml.safe_dump(
             {
-                "server": {"secret": "${SIPGATE_WEBHOOK_SECRET}"},
-                "storage": {"url": "sqlite:///data/connector.db"},
-                "targets": [
-                    {"name": "warehouse", "type": "database", "url": "${WAREHOUSE_URL}"},
-                    {"name": "archive", "type": "database", "url": "${WAREHOUSE_URL}"},
-                ],
+                "storage": {"url": "sqlite:///ledger.db"},
+                "targets": [{"name": "w", "type": "database", "url": "sqlite:///calls.db"}],
             }
         )
     )
     return path
 
 
-def run(config: Path, *args: str) -> Any:
-    return CliRunner().invoke(main, [*args, "--config", str(config)])
+def store(config_path: Path, example_v1: dict[str, Any], call_id: str, remote: str) -> None:
+    document = {**example_v1, "call": {**example_v1["call"], "id": call_id, "from": remote}}
+    ledger = Ledger.from_url(load_config(config_path).storage.url)
+    ledger.migrate()
+    assert ledger.store_call(parse_report(document), json.dumps(document).encode(), ["w"])
 
 
-def test_the_service_itself_needs_the_secrets(config_without_secrets: Path) -> None:
-    result = run(config_without_secrets, "check-config")
-    assert result.exit_code == 2 and "SIPGATE_WEBHOOK_SECRET is not set" in result.output
+def status(config_path: Path, *args: str) -> list[str]:
+    result = CliRunner().invoke(main, ["status", "--config", str(config_path), *args])
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
 
 
-def test_status_and_replay_work_without_the_secrets(
-    config_without_secrets: Path, example_v1: dict[str, Any]
+def test_status_shows_whole_ids_and_explains_its_cells(
+    config_path: Path, example_v1: dict[str, Any]
 ) -> None:
-    assert run(config_without_secrets, "status").output.strip() == "No calls yet."
-    ledger = Ledger.from_url(f"sqlite:///{config_without_secrets.parent / 'data/connector.db'}")
-    report = parse_report(example_v1)
-    body = json.dumps(example_v1).encode()
-    warehouse, archive = ledger.store_call(report, body, ["warehouse", "archive"]) or []
-    for delivery, finish in (
-        (warehouse, lambda c: ledger.fail(c, "token revoked")),
-        (archive, lambda c: ledger.retry_later(c, "down", ledger.clock() + timedelta(hours=1))),
-    ):
-        claim = ledger.claim(delivery, timedelta(seconds=15))
-        assert claim is not None
-        finish(claim)
-
-    status = run(config_without_secrets, "status")
-    assert status.exit_code == 0 and report.call_id in status.output
-    assert f"{DEAD}=1" in status.output and f"{RETRYING}=1" in status.output
-
-    replayed = run(config_without_secrets, "replay", "--failed")
-    assert (replayed.exit_code, replayed.output.strip()) == (0, "1 deliveries due again.")
-    assert ledger.counts() == {DEAD: 1, PENDING: 1}
-    replayed = run(config_without_secrets, "replay", "--dead")
-    assert replayed.exit_code == 0 and ledger.counts() == {PENDING: 2}
-    assert run(config_without_secrets, "replay", "--dead").exit_code == 1  # nothing left
-    replayed = run(config_without_secrets, "replay", report.call_id)
-    assert (replayed.exit_code, replayed.output.strip()) == (0, "2 deliveries due again.")
-    ledger.engine.dispose()
+    long_id = "pbx-" + "0123456789abcdef" * 4
+    store(config_path, example_v1, long_id, "4921163553400")
+    lines = status(config_path)
+    assert any(long_id in line.split() for line in lines)
+    legend = " ".join(lines[lines.index(next(x for x in lines if x.startswith("Cells:"))) :])
+    assert "target=status[match](attempts: last error)" in legend and "dead" in legend
+    again = status(config_path, "--call", long_id)
+    assert any(long_id in line.split() for line in again)
 
 
-def test_replay_of_an_unknown_call_id_is_one_line(config_without_secrets: Path) -> None:
-    result = run(config_without_secrets, "replay", "pbx-no-such-call")
+def test_status_filters_by_number_in_any_format_and_by_time(
+    config_path: Path, example_v1: dict[str, Any]
+) -> None:
+    store(config_path, example_v1, "call-duesseldorf", "4921163553400")
+    store(config_path, example_v1, "call-berlin", "493012345678")
+    ledger = Ledger.from_url(load_config(config_path).storage.url)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            update(calls)
+            .where(calls.c.call_id == "call-berlin")
+            .values(received_at=datetime.now(UTC) - timedelta(days=3))
+        )
+
+    def ids(*args: str) -> set[str]:
+        found = {line.split()[2] for line in status(config_path, *args) if "call-" in line}
+        return found
+
+    assert ids() == {"call-duesseldorf", "call-berlin"}
+    assert ids("--number", "0211 63553400") == {"call-duesseldorf"}
+    assert ids("--number", "+49 (30) 123456-78") == {"call-berlin"}
+    assert ids("--since", "2d") == {"call-duesseldorf"}
+    assert ids("--since", (datetime.now(UTC) - timedelta(days=4)).date().isoformat()) == {
+        "call-duesseldorf",
+        "call-berlin",
+    }
+    bad = CliRunner().invoke(main, ["status", "--config", str(config_path), "--since", "soon"])
+    assert bad.exit_code == 2 and "30m, 2h, 7d" in bad.output
+
+
+def test_a_second_serve_on_a_taken_port_says_so_and_starts_nothing(config_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "connector",
+                "serve",
+                "--config",
+                str(config_path),
+                "--bind",
+                bind,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"Error: Cannot listen on {bind}: the port is taken (is the service already running?)"
+    ]
+    assert not (config_path.parent / "ledger.db").exists()  # nothing was started
+
+
+def test_send_example_with_the_service_down_is_one_line(config_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/webhooks/sipgate"
+    result = CliRunner().invoke(main, ["send-example", "--url", url])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        "Error: Unknown call id 'pbx-no-such-call' (sipgate-crm status lists the call ids)."
+        f"Error: Could not reach {url}: nothing answers there (is the service running?)"
     ]
 
 
-def test_replay_needs_an_id_or_a_status(config_without_secrets: Path) -> None:
-    assert run(config_without_secrets, "replay").exit_code == 2
-    assert run(config_without_secrets, "replay", "x", "--dead").exit_code == 2
+def test_make_clean_keeps_the_ledger() -> None:
+    done = subprocess.run(
+        ["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    removed = done.stdout.split()
+    assert "rm" in removed and "data" not in removed and "data/" not in removed

@@ -23,7 +23,10 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "sipgate_crm.adapters"
 #: How a shipped adapter's extra is installed (the package is not on an index; README: Install).
-_EXTRA_HINT = "pip install -e '.[{extra}]' in the clone (README, Install)"
+_EXTRA_HINT = (
+    "pip install -e '.[{extra}]' in a clone, or "
+    "'sipgate-crm-connector[{extra}] @ git+URL' (README, Install)"
+)
 
 
 class AdapterNotFound(LookupError):

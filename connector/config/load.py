@@ -401,6 +401,17 @@ def load_storage_config(path: str | os.PathLike[str] | None = None) -> StorageCo
     return StorageConfig(url=resolve_sqlite_url(loaded["url"], chosen.resolve().parent))
 
 
+def load_defaults(path: str | os.PathLike[str] | None = None) -> Defaults:
+    """Read only the ``defaults`` section (region, time zone, language), with no ``${ENV}``
+    reference of any other section needed, like `load_storage_config`."""
+    document, chosen = _read_document(path)
+    section = document.get("defaults", {}) if isinstance(document, dict) else None
+    try:
+        return Defaults(**_DefaultsSchema().load(section if section is not None else {}))
+    except ValidationError as exc:
+        raise ConfigError(problems_from_messages(str(chosen), "defaults", exc.messages)) from exc
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate the configuration file.
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 from hubspot.crm.association_type import AssociationType
 from marshmallow import ValidationError
 
@@ -1055,23 +1054,18 @@ def configured_target(server: HubSpotTestServer, tmp_path: Path, **entry: Any) -
     return parse_config(document, "config.yaml", tmp_path).targets[0]
 
 
-def with_summary_property(tmp_path: Path) -> Path:
-    """The example HubSpot mapping plus a custom call property `sipgate_summary`."""
-    shipped = yaml.safe_load((Path(__file__).parents[2] / "mappings" / "hubspot.yaml").read_text())
-    shipped["fields"]["sipgate_summary"] = "{{ summary }}"
-    path = tmp_path / "with-summary.yaml"
-    path.write_text(yaml.safe_dump(shipped))
-    return path
-
-
 def test_from_config_checks_the_policys_owners_and_mapped_properties(
     server: HubSpotTestServer, tmp_path: Path
 ) -> None:
+    # A limit applies to a mapped field only (check-config reports any other), so map it.
+    (tmp_path / "mine.yaml").write_text(
+        "fields: {hs_call_title: '{{ headline }}', sipgate_summary: '{{ summary }}'}\n"
+    )
     target = configured_target(
         server,
         tmp_path,
+        mapping="mine.yaml",
         owners={"users": {"1234567w0": ERIKA_OWNER}, "fallback": "nobody@example.com"},
-        mapping=str(with_summary_property(tmp_path)),
         limits={"sipgate_summary": 500},
     )
     adapter = HubSpotAdapter.from_config(target)

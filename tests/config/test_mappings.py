@@ -198,7 +198,7 @@ def test_target_overrides_are_reported_in_the_configuration(tmp_path: Path) -> N
     ]
 
 
-def test_dry_run_offline_prints_the_operations(tmp_path: Path) -> None:
+def test_dry_run_offline_prints_the_planned_job(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         {
@@ -224,8 +224,7 @@ def test_dry_run_offline_prints_the_operations(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    [operation] = out["targets"]["w"]["operations"]
-    assert operation["fields"]["title"] == "Invoice inquiry and plan change"
+    assert out["targets"]["w"]["job"]["fields"]["title"] == "Invoice inquiry and plan change"
     assert not (tmp_path / "calls.db").exists()  # nothing written
 
 
