@@ -431,6 +431,21 @@ def migrate(config_path: str) -> None:
     click.echo("Ledger schema is up to date.")
 
 
+@main.command()
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup(config_path: str, file: Path) -> None:
+    """Write a consistent copy of the SQLite ledger to FILE, while the service runs."""
+    config = _load(config_path)
+    from connector.ledger.backup import BackupError, backup_sqlite
+
+    try:
+        pages = backup_sqlite(config.storage.url, file)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Ledger copied to {file} ({pages} pages, integrity ok).")
+
+
 _DURATION = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
