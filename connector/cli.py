@@ -119,6 +119,10 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     """Run only the web server (gunicorn) that receives webhooks."""
     config = _load(config_path)
     _setup(config)
+    from connector.metrics.exposition import enable_multiprocess
+
+    # Before anything imports prometheus_client; gunicorn's workers inherit it.
+    enable_multiprocess(config.server.metrics_directory, "web", wipe=True)
     from connector.delivery.queue import DeliveryQueue, make_huey
     from connector.ledger.ledger import Ledger
     from connector.web.server import GunicornServer
@@ -137,6 +141,9 @@ def worker(config_path: str) -> None:
     """Run only the delivery worker (Huey consumer and the relay that feeds it)."""
     config = _load(config_path)
     _setup(config)
+    from connector.metrics.exposition import enable_multiprocess
+
+    enable_multiprocess(config.server.metrics_directory, "worker", wipe=True)
     from connector.services import run_worker
 
     run_worker(config)

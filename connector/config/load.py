@@ -72,6 +72,10 @@ class _ServerSchema(Schema):
     workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
     threads = fields.Integer(load_default=1, validate=validate.Range(min=1, max=64))
     timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(min=1))
+    metrics_token = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=16)
+    )
+    metrics_directory = fields.String(load_default="data/metrics")
 
 
 def _url(value: str) -> None:
@@ -326,6 +330,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
                 "allowed_ips": tuple(
                     ipaddress.ip_network(ip, strict=False) for ip in server["allowed_ips"]
                 ),
+                "metrics_directory": (base / server["metrics_directory"]).resolve(),
             }
         ),
         storage=StorageConfig(url=resolve_sqlite_url(storage["url"], base)),

@@ -39,6 +39,8 @@ class ServerConfig:
     workers: int = 4
     threads: int = 1
     timeout_seconds: int = 30
+    metrics_token: str | None = None
+    metrics_directory: Path = Path("data/metrics")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector.config.sections import Config
 from connector.ledger.ledger import Ledger
-from connector.web import health, webhooks
+from connector.web import health, metrics, webhooks
 from connector.web.state import WebState
 
 __all__ = ["create_app"]
@@ -49,6 +49,7 @@ def create_app(
     ).init_app(app)
     webhooks.init_app(app, config.server)
     app.register_blueprint(health.bp)
+    metrics.init_app(app)
     app.register_error_handler(HTTPException, _json_error)
     if config.server.trusted_proxies:
         n = config.server.trusted_proxies

@@ -38,6 +38,13 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         return atoms
 
 
+def _child_exit(_server: Any, worker: Any) -> None:
+    """prometheus-client's multiprocess mode: forget the live values of an exited worker."""
+    from connector.metrics.exposition import mark_dead
+
+    mark_dead(worker.pid)
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     """gunicorn with our app factory; every worker process opens its own ledger connections."""
 
@@ -68,6 +75,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "errorlog": "-",
             "loglevel": config.log_level.lower(),
             "forwarded_allow_ips": "*" if config.server.trusted_proxies else "127.0.0.1,::1",
+            "child_exit": _child_exit,
         }
         RedactingLogger.secret = config.server.secret
         super().__init__()
