@@ -53,7 +53,10 @@ def _load(config_path: str) -> Config:
 
 
 def _setup(config: Config) -> None:
+    from connector.logformat import apply_format
+
     configure_logging(config.log_level, [config.server.secret or ""])
+    apply_format(config.log_format)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

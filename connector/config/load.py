@@ -156,6 +156,7 @@ class _RootSchema(Schema):
     log_level = fields.String(
         load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
+    log_format = fields.String(load_default="text", validate=validate.OneOf(["text", "json"]))
     defaults = fields.Dict(load_default=dict)
 
 
@@ -337,6 +338,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         queue=QueueConfig(**{**queue, "url": resolve_sqlite_url(queue["url"], base)}),
         targets=tuple(targets),
         log_level=root["log_level"],
+        log_format=root["log_format"],
         source=Path(file) if file != "<config>" else None,
         defaults=defaults,
         retention=RetentionConfig(**sections["retention"]),
@@ -370,6 +372,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         queue=config.queue,
         targets=config.targets,
         log_level=config.log_level,
+        log_format=config.log_format,
         source=chosen.resolve(),
         defaults=config.defaults,
         retention=config.retention,

@@ -97,6 +97,7 @@ class Config:
     queue: QueueConfig
     targets: tuple[TargetConfig, ...]
     log_level: str = "INFO"
+    log_format: str = "text"
     source: Path | None = None
     defaults: Defaults = field(default_factory=Defaults)
     retention: RetentionConfig = field(default_factory=RetentionConfig)

@@ -19,11 +19,15 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, masking the webhook secret in access-log lines (it may be in the path)."""
 
     secret: str | None = None
+    log_format: str = "text"
 
     def setup(self, cfg: Any) -> None:
         """gunicorn's own error log (e.g. "Error handling request POST /webhooks/…/<secret>")
-        gets the same scrubbing as ours."""
+        gets the same scrubbing as ours, and both its logs our `log_format`."""
+        from connector.logformat import apply_format
+
         super().setup(cfg)
+        apply_format(self.log_format, (self.error_log, self.access_log))
         if self.secret:
             scrub = SecretFilter([self.secret])
             for handler in self.error_log.handlers:
@@ -78,6 +82,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "child_exit": _child_exit,
         }
         RedactingLogger.secret = config.server.secret
+        RedactingLogger.log_format = config.log_format
         super().__init__()
 
     def load_config(self) -> None:
@@ -85,10 +90,12 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
+        from connector.logformat import apply_format
         from connector.logs import configure_logging
         from connector.web.app import create_app
 
         secrets = [self.service_config.server.secret or ""]
         configure_logging(self.service_config.log_level, secrets)
+        apply_format(self.service_config.log_format)
         probes = self.probes() if self.probes else None
         return create_app(self.service_config, probes=probes)
