@@ -83,7 +83,10 @@ def _ledger_only(config_path: str) -> Ledger:
 
 
 def _setup(config: Config) -> None:
+    from connector.logformat import apply_format
+
     configure_logging(config.log_level, [config.server.secret or ""], config.server.webhook_path)
+    apply_format(config.log_format)
 
 
 def _ensure_free(bind: str) -> None:
@@ -170,6 +173,10 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     config = _load(config_path)
     _setup(config)
     _ensure_free(bind or config.server.bind)
+    from connector.metrics.exposition import enable_multiprocess
+
+    # Before anything imports prometheus_client; gunicorn's workers inherit it.
+    enable_multiprocess(config.server.metrics_directory, "web", wipe=True)
     from connector.delivery.queue import DeliveryQueue, make_huey
     from connector.web.server import GunicornServer
 
@@ -187,6 +194,9 @@ def worker(config_path: str) -> None:
     """Run only the delivery worker (Huey consumer and the relay that feeds it)."""
     config = _load(config_path)
     _setup(config)
+    from connector.metrics.exposition import enable_multiprocess
+
+    enable_multiprocess(config.server.metrics_directory, "worker", wipe=True)
     from connector.services import run_worker
 
     _ledger(config.storage.url).engine.dispose()
@@ -564,6 +574,21 @@ def migrate(config_path: str) -> None:
     config = _load(config_path)
     _ledger(config.storage.url).engine.dispose()
     click.echo("Ledger schema is up to date.")
+
+
+@main.command()
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup(config_path: str, file: Path) -> None:
+    """Write a consistent copy of the SQLite ledger to FILE, while the service runs."""
+    config = _load(config_path)
+    from connector.ledger.backup import BackupError, backup_sqlite
+
+    try:
+        pages = backup_sqlite(config.storage.url, file)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Ledger copied to {file} ({pages} pages, integrity ok).")
 
 
 _DURATION = re.compile(r"^(\d+)([mhdw])$")

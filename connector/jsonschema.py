@@ -120,6 +120,7 @@ def config_schema() -> dict[str, Any]:
             "retention": object_schema(_RetentionSchema()),
             "defaults": object_schema(_DefaultsSchema()),
             "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+            "log_format": {"enum": ["text", "json"], "default": "text"},
             "targets": {
                 "type": "array",
                 "minItems": 1,

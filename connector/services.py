@@ -9,6 +9,7 @@ from datetime import timedelta
 from connector.adapters import Adapter, build_adapter
 from connector.config.sections import Config
 from connector.delivery.memo import LedgerMemo
+from connector.delivery.observed import observed
 from connector.delivery.pipeline import DeliveryPipeline
 from connector.delivery.queue import DeliveryQueue, make_huey
 from connector.delivery.relay import Relay
@@ -50,7 +51,7 @@ class Services:
             self.config.queue,
             policies={t.name: t.policy for t in self.config.targets},
         )
-        self.queue.serve(pipeline.process)
+        self.queue.serve(observed(self.ledger, pipeline.process))
         return pipeline
 
     def close(self) -> None:

@@ -77,6 +77,10 @@ class _ServerSchema(Schema):
         load_default=10.0, validate=validate.Range(min=0.5, max=600)
     )
     timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(min=1))
+    metrics_token = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=16)
+    )
+    metrics_directory = fields.String(load_default="data/metrics")
 
 
 def _url(value: str) -> None:
@@ -157,6 +161,7 @@ class _RootSchema(Schema):
     log_level = fields.String(
         load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
     )
+    log_format = fields.String(load_default="text", validate=validate.OneOf(["text", "json"]))
     defaults = fields.Dict(load_default=dict)
 
 
@@ -351,12 +356,14 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
                     key: tuple(ipaddress.ip_network(ip, strict=False) for ip in server[key])
                     for key in ("allowed_ips", "proxy_addresses")
                 },
+                "metrics_directory": (base / server["metrics_directory"]).resolve(),
             }
         ),
         storage=StorageConfig(url=resolve_sqlite_url(storage["url"], base)),
         queue=QueueConfig(**{**queue, "url": resolve_sqlite_url(queue["url"], base)}),
         targets=tuple(targets),
         log_level=root["log_level"],
+        log_format=root["log_format"],
         source=Path(file) if file != "<config>" else None,
         defaults=defaults,
         retention=RetentionConfig(**sections["retention"]),
@@ -426,6 +433,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         queue=config.queue,
         targets=config.targets,
         log_level=config.log_level,
+        log_format=config.log_format,
         source=chosen.resolve(),
         defaults=config.defaults,
         retention=config.retention,

@@ -45,6 +45,8 @@ class ServerConfig:
     workers: int = 4
     threads: int = 4
     timeout_seconds: int = 30
+    metrics_token: str | None = None
+    metrics_directory: Path = Path("data/metrics")
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Config:
     queue: QueueConfig
     targets: tuple[TargetConfig, ...]
     log_level: str = "INFO"
+    log_format: str = "text"
     source: Path | None = None
     defaults: Defaults = field(default_factory=Defaults)
     retention: RetentionConfig = field(default_factory=RetentionConfig)

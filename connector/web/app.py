@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from connector.config.sections import Config
 from connector.ledger.ledger import Ledger
-from connector.web import health, webhooks
+from connector.web import health, metrics, webhooks
 from connector.web.forwarded import TrustedProxies
 from connector.web.state import WebState
 
@@ -50,6 +50,7 @@ def create_app(
     ).init_app(app)
     webhooks.init_app(app, config.server)
     app.register_blueprint(health.bp)
+    metrics.init_app(app)
     app.register_error_handler(HTTPException, _json_error)
     if config.server.trusted_proxies:
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]

@@ -20,11 +20,15 @@ class RedactingLogger(Logger):  # type: ignore[misc]
     reaches the access or error log (a mistyped secret in the path stays out too)."""
 
     redact: Redactor = Redactor([], None)
+    log_format: str = "text"
 
     def setup(self, cfg: Any) -> None:
         """gunicorn's own error log (e.g. "Error handling request POST /webhooks/…/<secret>")
-        gets the same scrubbing as ours."""
+        gets the same scrubbing as ours, and both its logs our `log_format`."""
+        from connector.logformat import apply_format
+
         super().setup(cfg)
+        apply_format(self.log_format, (self.error_log, self.access_log))
         scrub = RedactingFilter(self.redact)
         for handler in self.error_log.handlers:
             handler.addFilter(scrub)
@@ -35,6 +39,13 @@ class RedactingLogger(Logger):  # type: ignore[misc]
             key: self.redact(value) if isinstance(value, str) else value
             for key, value in atoms.items()
         }
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    """prometheus-client's multiprocess mode: forget the live values of an exited worker."""
+    from connector.metrics.exposition import mark_dead
+
+    mark_dead(worker.pid)
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -74,8 +85,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             if config.server.trusted_proxies
             else "",
             "forwarder_headers": "",
+            "child_exit": _child_exit,
         }
         RedactingLogger.redact = Redactor([config.server.secret or ""], config.server.webhook_path)
+        RedactingLogger.log_format = config.log_format
         super().__init__()
 
     def load_config(self) -> None:
@@ -83,10 +96,12 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
+        from connector.logformat import apply_format
         from connector.logs import configure_logging
         from connector.web.app import create_app
 
         server = self.service_config.server
         configure_logging(self.service_config.log_level, [server.secret or ""], server.webhook_path)
+        apply_format(self.service_config.log_format)
         probes = self.probes() if self.probes else None
         return create_app(self.service_config, probes=probes)

@@ -1,0 +1,61 @@
+"""``log_format: json`` end to end: every line the web side and the worker write is a JSON object
+with the common fields, delivery lines carry their context, and none holds personal data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import RunningService, raw_chunked_post
+
+pytestmark = pytest.mark.integration
+
+SECRET = "path-secret-0123456789abcdef"
+
+
+def _lines(running: RunningService, name: str) -> list[dict[str, Any]]:
+    text = running.log(name)
+    assert text.strip(), f"{name} wrote nothing"
+    parsed = []
+    for line in text.splitlines():
+        record = json.loads(line)  # every line parses
+        assert isinstance(record, dict)
+        assert {"timestamp", "level", "logger", "message"} <= set(record), line
+        parsed.append(record)
+    return parsed
+
+
+def test_every_line_is_json_without_personal_data(
+    tmp_path: Path, example_v1: dict[str, Any]
+) -> None:
+    running = RunningService(tmp_path, log_format="json", server={"secret": SECRET})
+    running.start_web()
+    running.start_worker()
+    try:
+        body = json.dumps(example_v1).encode()
+        path = f"/webhooks/sipgate/{SECRET}"
+        assert raw_chunked_post(running.port, path, body)[0] == 200
+        assert raw_chunked_post(running.port, path, body)[0] == 200  # a duplicate
+        assert raw_chunked_post(running.port, path, b"{not json")[0] == 400
+        running.wait_for(lambda rows: rows and rows[0]["targets"]["warehouse"]["status"] == "done")
+    finally:
+        running.stop()
+    web, worker = _lines(running, "web"), _lines(running, "worker")
+    assert any(r["logger"] == "gunicorn.access" for r in web)  # the access log is JSON too
+    delivered = [r for r in worker if r.get("delivery_id") is not None]
+    assert delivered and all(r["target"] == "warehouse" for r in delivered)
+    assert all(r["call_id"] == example_v1["call"]["id"] for r in delivered)
+    everything = running.log("web") + running.log("worker")
+    call = example_v1["call"]
+    personal = [
+        SECRET,
+        call["from"],
+        call["to"],
+        call["users"][0]["fullName"],
+        example_v1["assist"]["summary"]["content"][:40],
+        example_v1["assist"]["transcription"]["chunks"][0]["content"][:40],
+    ]
+    assert [p for p in personal if p in everything] == []

@@ -1,0 +1,73 @@
+"""``/metrics`` across real gunicorn workers and the worker process (multiprocess mode)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.harness import RunningService, raw_chunked_post
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "scrape-token-0123456789abcdef"
+
+
+def scrape(running: RunningService) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = requests.get(
+        f"{running.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    )
+    assert response.status_code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+
+def test_every_scrape_adds_up_all_processes(tmp_path: Path, example_v1: dict[str, Any]) -> None:
+    running = RunningService(tmp_path, server={"metrics_token": TOKEN})
+    stale = tmp_path / "data" / "metrics" / "web" / "counter_999999.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left over from an earlier run")
+    running.start_web()
+    running.start_worker()
+    try:
+        assert not stale.exists()  # wiped at start
+        assert requests.get(f"{running.url}/metrics", timeout=10).status_code == 401
+        for n in range(6):
+            call = json.loads(json.dumps(example_v1))
+            call["call"]["id"] = f"metrics-{n}"
+            status, _ = raw_chunked_post(
+                running.port, "/webhooks/sipgate", json.dumps(call).encode()
+            )
+            assert status == 200
+        running.wait_for(
+            lambda rows: (
+                len(rows) == 6 and all(r["targets"]["warehouse"]["status"] == "done" for r in rows)
+            )
+        )
+        accepted = ("sipgate_crm_webhooks_total", (("outcome", "accepted"), ("reason", "")))
+        done = ("sipgate_crm_deliveries_total", (("outcome", "done"), ("target", "warehouse")))
+        duration = ("sipgate_crm_delivery_duration_seconds_count", (("target", "warehouse"),))
+        state = ("sipgate_crm_ledger_deliveries", (("state", "done"), ("target", "warehouse")))
+        # Two gunicorn workers took the webhooks; any of them answers the scrape with the sum.
+        for _ in range(4):
+            found = scrape(running)
+            assert found[accepted] == 6
+            attempts = {k: v for k, v in found.items() if k[0] == "sipgate_crm_deliveries_total"}
+            # Under load a 3-second lease may run out: attempts then exceed the calls.
+            assert found[done] == 6 and found[duration] == sum(attempts.values()), attempts
+            assert found[state] == 6
+        assert (
+            "metrics-"
+            not in requests.get(
+                f"{running.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+            ).text
+        )
+    finally:
+        running.stop()
