@@ -12,7 +12,9 @@ from connector.delivery.memo import LedgerMemo
 from connector.delivery.pipeline import DeliveryPipeline
 from connector.delivery.queue import DeliveryQueue, make_huey
 from connector.delivery.relay import Relay
+from connector.delivery.requests import RequestRunner
 from connector.ledger.ledger import Ledger
+from connector.ledger.requests import Requests
 
 __all__ = ["Services", "run_worker"]
 
@@ -60,9 +62,15 @@ class Services:
 
 
 def run_worker(config: Config) -> None:
-    """Run the Huey consumer and the relay until SIGINT/SIGTERM."""
+    """Run the Huey consumer, the relay and the console's request runner until SIGINT/SIGTERM."""
     services = Services.open(config)
     services.pipeline()
+    runner = RequestRunner(
+        Requests(services.ledger.engine),
+        services.adapters,
+        {t.name: t.policy for t in config.targets},
+        config.queue.poll_interval_seconds,
+    )
     relay = Relay(
         services.ledger,
         services.queue,
@@ -81,8 +89,10 @@ def run_worker(config: Config) -> None:
         ", ".join(services.adapters),
     )
     relay.start()
+    runner.start()
     try:
         consumer.run()
     finally:
         relay.stop()
+        runner.stop()
         services.close()

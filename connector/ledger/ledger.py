@@ -41,6 +41,7 @@ from connector.ledger.tables import (
     SKIPPED,
     calls,
     deliveries,
+    delivery_attempts,
     target_memos,
     target_states,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "DeliveryState",
     "LeaseLost",
     "Ledger",
+    "delivery_state",
 ]
 
 # Built once: the request path only binds parameters to these.
@@ -105,6 +107,13 @@ class CallSummary:
     duration_ms: int
     channel_name: str | None
     deliveries: tuple[DeliveryState, ...]
+    user_names: str | None = None
+    pk: int = 0  # the ledger's row id: newer calls have higher ones
+
+    @property
+    def remote_number(self) -> str:
+        """The customer's side of the call."""
+        return self.from_number if self.direction == "IN" else self.to_number
 
 
 def _now() -> datetime:
@@ -180,6 +189,10 @@ class Ledger:
                         "to_number": report.to_number[:64],
                         "duration_ms": report.duration // timedelta(milliseconds=1),
                         "channel_name": report.channel.name[:255] if report.channel else None,
+                        "user_names": ", ".join(u.full_name for u in report.users if u.full_name)[
+                            :500
+                        ]
+                        or None,
                     },
                 ).scalar_one()
                 if not targets:
@@ -265,15 +278,28 @@ class Ledger:
         )
 
     def _finish(self, claim: Claim, **values: Any) -> bool:
+        """End the attempt under our lease, adding it to the delivery's attempt history."""
+        now = _now()
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
                 .where(
                     deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
                 )
-                .values(lease_until=None, lease_token=None, updated_at=_now(), **values)
+                .values(lease_until=None, lease_token=None, updated_at=now, **values)
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            conn.execute(
+                delivery_attempts.insert().values(
+                    delivery_id=claim.delivery_id,
+                    attempt=claim.attempts,
+                    finished_at=now,
+                    status=values["status"],
+                    detail=values.get("last_error"),
+                )
+            )
+            return True
 
     def record_ref(
         self, claim: Claim, key: str, value: Any, renew: timedelta | None = None
@@ -526,7 +552,7 @@ class Ledger:
                     .where(deliveries.c.call_pk.in_(by_call))
                     .order_by(deliveries.c.target)
                 ):
-                    by_call[d.call_pk].append(_state(d))
+                    by_call[d.call_pk].append(delivery_state(d))
         return [
             CallSummary(
                 call_id=r.call_id,
@@ -557,7 +583,8 @@ class Ledger:
             yield conn
 
 
-def _state(row: Any) -> DeliveryState:
+def delivery_state(row: Any) -> DeliveryState:
+    """A `DeliveryState` from a ``deliveries`` row."""
     refs = row.refs
     if isinstance(refs, str):  # defensive: some drivers hand JSON back as text
         refs = json.loads(refs)

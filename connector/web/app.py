@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector.config.sections import Config
 from connector.ledger.ledger import Ledger
-from connector.web import health, webhooks
+from connector.web import console, health, webhooks
 from connector.web.state import WebState
 
 __all__ = ["create_app"]
@@ -37,7 +37,8 @@ def create_app(
     database is down must still boot (it answers 503 until the database is back). `probes` are
     reported by ``/readyz`` without deciding readiness (e.g. the queue's ping).
     With ``server.trusted_proxies: N`` the client address is taken from X-Forwarded-For,
-    trusting exactly the last N entries (the ones our own proxies appended).
+    trusting exactly the last N entries (the ones our own proxies appended), and the console's
+    links honour the proxy's X-Forwarded-Prefix (serving it under e.g. ``/crm/console/``).
     """
     app = Flask("connector")
     app.config["MAX_CONTENT_LENGTH"] = None  # the intake enforces the limit itself
@@ -49,8 +50,9 @@ def create_app(
     ).init_app(app)
     webhooks.init_app(app, config.server)
     app.register_blueprint(health.bp)
+    console.init_app(app, config.console)
     app.register_error_handler(HTTPException, _json_error)
     if config.server.trusted_proxies:
         n = config.server.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_prefix=n)  # type: ignore[method-assign]
     return app
