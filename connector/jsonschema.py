@@ -11,7 +11,13 @@ from typing import Any
 from marshmallow import Schema, fields, missing, validate
 
 from connector.adapters import adapter_class, available_adapters
-from connector.config.load import _DefaultsSchema, _QueueSchema, _ServerSchema, _StorageSchema
+from connector.config.load import (
+    _ConsoleSchema,
+    _DefaultsSchema,
+    _QueueSchema,
+    _ServerSchema,
+    _StorageSchema,
+)
 from connector.config.policy import MappingSchema, TargetPolicySchema
 
 __all__ = ["config_schema", "field_schema", "mapping_file_schema", "object_schema"]
@@ -110,6 +116,7 @@ def config_schema() -> dict[str, Any]:
             "storage": object_schema(_StorageSchema()),
             "queue": object_schema(_QueueSchema()),
             "defaults": object_schema(_DefaultsSchema()),
+            "console": object_schema(_ConsoleSchema()),
             "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
             "targets": {
                 "type": "array",

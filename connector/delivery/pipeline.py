@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connector.adapters import (
     Adapter,
@@ -27,8 +28,9 @@ from connector.config.policy import DeliveryPolicy
 from connector.config.sections import QueueConfig
 from connector.delivery.filters import skip_reason
 from connector.delivery.planning import plan_delivery
+from connector.delivery.review import Review
 from connector.ledger.ledger import Claim, LeaseLost, Ledger
-from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, SKIPPED
+from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, REVIEW, SKIPPED
 from connector.payload import PayloadError, report_from_json
 from connector.render import TemplateProblem
 
@@ -159,6 +161,8 @@ class DeliveryPipeline:
             return Outcome(delivery_id, SKIPPED, filtered)
         try:
             plan = plan_delivery(report, policy, adapter, journal)
+            if plan.review is not None:
+                return self._hold(claim, journal.as_dict(), plan.review)
             if plan.job is None:
                 reason = plan.skip_reason or "nothing to write"
                 self.ledger.complete(claim, journal.as_dict(), skipped_reason=reason)
@@ -200,6 +204,16 @@ class DeliveryPipeline:
             raise LeaseLost(f"delivery {delivery_id}")
         log.info("call %s → %s: done (attempt %d)", claim.call_id, claim.target, claim.attempts)
         return Outcome(delivery_id, DONE)
+
+    def _hold(self, claim: Claim, refs: dict[str, Any], review: Review) -> Outcome:
+        """Hold the delivery in the review queue; at the deadline the fallback policy applies."""
+        reason = f"Held for review ({review.reason})"
+        self.ledger.hold_for_review(
+            claim, refs, reason, review.deadline, queued_until=review.deadline + self.requeue_after
+        )
+        self.schedule(claim.delivery_id, review.deadline)
+        log.info("call %s → %s: %s", claim.call_id, claim.target, reason)
+        return Outcome(claim.delivery_id, REVIEW, reason)
 
     def _too_old(self, claim: Claim) -> bool:
         age = datetime.now(UTC) - claim.retry_since

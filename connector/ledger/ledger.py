@@ -38,6 +38,7 @@ from connector.ledger.tables import (
     PENDING,
     PROCESSING,
     RETRYING,
+    REVIEW,
     SKIPPED,
     calls,
     deliveries,
@@ -363,6 +364,25 @@ class Ledger:
             values["attempts"] = deliveries.c.attempts - 1
         return self._finish(claim, **values)
 
+    def hold_for_review(
+        self,
+        claim: Claim,
+        refs: dict[str, Any],
+        reason: str,
+        until: datetime,
+        *,
+        queued_until: datetime | None = None,
+    ) -> bool:
+        """Hold the delivery for a person until `until`; it is due again then (or when assigned)."""
+        return self._finish(
+            claim,
+            status=REVIEW,
+            refs=refs,
+            last_error=reason,
+            next_attempt_at=until,
+            queued_until=queued_until,
+        )
+
     def fail(self, claim: Claim, error: str) -> bool:
         """Give the delivery up: status dead, with the reason."""
         return self._finish(claim, status=DEAD, last_error=error)
@@ -370,7 +390,7 @@ class Ledger:
     def _due_condition(self, now: datetime) -> Any:
         return or_(
             and_(
-                deliveries.c.status.in_((PENDING, RETRYING)),
+                deliveries.c.status.in_((PENDING, RETRYING, REVIEW)),
                 deliveries.c.next_attempt_at <= now,
             ),
             and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),

@@ -21,7 +21,7 @@ def init_app(app: Flask, console: ConsoleConfig) -> None:
     """Serve the console on `app` when it is enabled; sessions are signed with its key."""
     if not console.enabled:
         return
-    from connector.web.console import auth, pages, settings  # noqa: F401 - views
+    from connector.web.console import auth, pages, review, settings  # noqa: F401 - views
     from connector.web.console.blueprint import bp
 
     app.secret_key = console.secret_key
