@@ -81,7 +81,7 @@ class RunningService:
             ],
         }
         for key, value in overrides.items():
-            document[key] = {**document[key], **value} if isinstance(value, dict) else value
+            document[key] = {**document.get(key, {}), **value} if isinstance(value, dict) else value
         self.config_path = folder / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(document))
         self.env = {
@@ -113,8 +113,8 @@ class RunningService:
             try:
                 if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or too busy booting to answer within a second
             if self.web.poll() is not None:
                 break
             time.sleep(0.1)
