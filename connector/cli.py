@@ -257,6 +257,20 @@ def adapters() -> None:
         click.echo(reason, err=True)
 
 
+@main.group()
+def console() -> None:
+    """The sales-ops console (``console:`` in the configuration)."""
+
+
+@console.command("hash-password")
+@click.password_option("--password", help="The password (asked for when not given).")
+def hash_password(password: str) -> None:
+    """Print a password hash for console.users[].password_hash."""
+    from connector.web.console.auth import hash_password as make_hash
+
+    click.echo(make_hash(password))
+
+
 # --- operating ------------------------------------------------------------------------------------
 
 

@@ -13,9 +13,11 @@ from connector.delivery.observed import observed
 from connector.delivery.pipeline import DeliveryPipeline
 from connector.delivery.queue import DeliveryQueue, make_huey
 from connector.delivery.relay import Relay
+from connector.delivery.requests import RequestRunner
 from connector.delivery.retention import RetentionWorker, retaining_targets
 from connector.ledger.clock import Clock, system_clock
 from connector.ledger.ledger import Ledger
+from connector.ledger.requests import Requests
 
 __all__ = ["Services", "run_worker"]
 
@@ -62,9 +64,15 @@ class Services:
 
 
 def run_worker(config: Config) -> None:
-    """Run the Huey consumer and the relay until SIGINT/SIGTERM."""
+    """Run the Huey consumer, the relay and the console's request runner until SIGINT/SIGTERM."""
     services = Services.open(config)
     leases = services.pipeline().leases
+    runner = RequestRunner(
+        Requests(services.ledger.engine),
+        services.adapters,
+        {t.name: t.policy for t in config.targets},
+        config.queue.poll_interval_seconds,
+    )
     relay = Relay(
         services.ledger,
         services.queue,
@@ -91,10 +99,12 @@ def run_worker(config: Config) -> None:
     leases.start()
     relay.start()
     retention.start()
+    runner.start()
     try:
         consumer.run()
     finally:
         relay.stop()
         retention.stop()
+        runner.stop()
         leases.stop()
         services.close()

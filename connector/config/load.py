@@ -29,7 +29,10 @@ from marshmallow import (
 from connector.adapters.registry import AdapterNotFound, adapter_class
 from connector.config.policy import POLICY_KEYS, Defaults, TargetAbilities, load_policy
 from connector.config.sections import (
+    ROLES,
     Config,
+    ConsoleConfig,
+    ConsoleUser,
     QueueConfig,
     RetentionConfig,
     ServerConfig,
@@ -163,6 +166,58 @@ class _RootSchema(Schema):
     )
     log_format = fields.String(load_default="text", validate=validate.OneOf(["text", "json"]))
     defaults = fields.Dict(load_default=dict)
+    console = fields.Dict(load_default=dict)
+
+
+def _password_hash(value: str) -> None:
+    if not value.startswith(("scrypt:", "pbkdf2:")):
+        raise ValidationError(
+            "Must be a hash from `sipgate-crm console hash-password` (scrypt:… or pbkdf2:…)."
+        )
+
+
+class _ConsoleUserSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9._@-]{1,64}$", error="Use letters, digits, . _ @ -."),
+    )
+    password_hash = fields.String(required=True, validate=_password_hash)
+    role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
+
+
+class _ConsoleSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    enabled = fields.Boolean(load_default=False)
+    secret_key = fields.String(load_default="", validate=validate.Length(max=500))
+    users = fields.List(fields.Nested(_ConsoleUserSchema), load_default=list)
+    session_hours = fields.Float(load_default=12.0, validate=validate.Range(min=0.1, max=720))
+    login_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1, max=100))
+    login_window_minutes = fields.Integer(load_default=15, validate=validate.Range(min=1))
+    links = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        load_default=dict,
+    )
+
+    @validates_schema
+    def _usable(self, data: dict[str, Any], **_: Any) -> None:
+        if not data["enabled"]:
+            return
+        if len(data["secret_key"]) < 32:
+            raise ValidationError(
+                "At least 32 characters (e.g. ${SIPGATE_CONSOLE_KEY}); it signs the sessions.",
+                "secret_key",
+            )
+        if not data["users"]:
+            raise ValidationError("Configure at least one user.", "users")
+        names = [u["name"] for u in data["users"]]
+        if len(set(names)) != len(names):
+            raise ValidationError("User names must be unique.", "users")
 
 
 def _region(value: str) -> None:
@@ -316,6 +371,14 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         except ValidationError as exc:
             problems.extend(problems_from_messages(file, key, exc.messages))
 
+    console = ConsoleConfig()
+    try:
+        loaded = _ConsoleSchema().load(root["console"])
+        console = ConsoleConfig(
+            **{**loaded, "users": tuple(ConsoleUser(**u) for u in loaded["users"])}
+        )
+    except ValidationError as exc:
+        problems.extend(problems_from_messages(file, "console", exc.messages))
     try:
         defaults = Defaults(**_DefaultsSchema().load(root["defaults"]))
     except ValidationError as exc:
@@ -367,6 +430,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         source=Path(file) if file != "<config>" else None,
         defaults=defaults,
         retention=RetentionConfig(**sections["retention"]),
+        console=console,
     )
 
 
@@ -427,14 +491,4 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """
     document, chosen = _read_document(path)
     config = parse_config(document, str(chosen), chosen.resolve().parent)
-    return Config(
-        server=config.server,
-        storage=config.storage,
-        queue=config.queue,
-        targets=config.targets,
-        log_level=config.log_level,
-        log_format=config.log_format,
-        source=chosen.resolve(),
-        defaults=config.defaults,
-        retention=config.retention,
-    )
+    return dataclasses.replace(config, source=chosen.resolve())

@@ -39,8 +39,11 @@ __all__ = [
     "target_policy_schema",
 ]
 
-TIE_BREAKS = ("most_recent", "owner", "all")
-NO_MATCH = ("skip", "create_contact", "create_lead", "log_unmatched")
+TIE_BREAKS = ("most_recent", "owner", "all", "review")
+NO_MATCH = ("skip", "create_contact", "create_lead", "log_unmatched", "review")
+#: ``review`` holds a call for a person; after ``review_hours`` these apply instead.
+FALLBACK_TIE_BREAKS = TIE_BREAKS[:-1]
+FALLBACK_NO_MATCH = NO_MATCH[:-1]
 TRANSCRIPT_MODES = ("off", "summary", "full")
 PRIORITIES = ("low", "normal", "high")
 TASK_OWNERS = ("call_owner", "fallback", "none")
@@ -79,6 +82,9 @@ class MatchingPolicy:
     objects: tuple[str, ...] = ()
     tie_break: str = "most_recent"
     on_no_match: str = "log_unmatched"
+    review_hours: float = 24.0
+    fallback_tie_break: str = "most_recent"
+    fallback_on_no_match: str = "log_unmatched"
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,13 @@ class MatchingSchema(_Strict):
     objects = fields.List(fields.String(), load_default=None, allow_none=True)
     tie_break = fields.String(load_default="most_recent", validate=validate.OneOf(TIE_BREAKS))
     on_no_match = fields.String(load_default="log_unmatched", validate=validate.OneOf(NO_MATCH))
+    review_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0.01, max=24 * 30))
+    fallback_tie_break = fields.String(
+        load_default="most_recent", validate=validate.OneOf(FALLBACK_TIE_BREAKS)
+    )
+    fallback_on_no_match = fields.String(
+        load_default="log_unmatched", validate=validate.OneOf(FALLBACK_NO_MATCH)
+    )
 
 
 class TasksSchema(_Strict):
@@ -460,7 +473,7 @@ def load_policy(
             blocked_numbers=tuple(filters["blocked_numbers"]),
         ),
         matching=MatchingPolicy(
-            objects=objects, tie_break=matching["tie_break"], on_no_match=matching["on_no_match"]
+            objects=objects, **{k: v for k, v in matching.items() if k != "objects"}
         ),
         owners=OwnerPolicy(users=dict(owners["users"]), fallback=owners["fallback"]),
         tasks=TaskPolicy(

@@ -6,6 +6,7 @@ Adapters and the delivery side read these; `connector.config.load` builds them f
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from typing import Any
 from connector.config.policy import Defaults, DeliveryPolicy
 
 __all__ = [
+    "ROLES",
     "Config",
+    "ConsoleConfig",
+    "ConsoleUser",
     "IPNetwork",
     "QueueConfig",
     "RetentionConfig",
@@ -70,6 +74,40 @@ class QueueConfig:
     give_up_after_hours: float = 72.0
 
 
+#: Console roles: a viewer sees calls and states; an operator also sees transcripts and acts.
+ROLES = ("viewer", "operator")
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    """A sales-ops console account: its login name, Werkzeug password hash and role."""
+
+    name: str
+    password_hash: str
+    role: str = "viewer"
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The sales-ops console under ``/console/`` (off unless enabled with a key and users).
+
+    `links` per target: ``portal_id`` (HubSpot) for record links; Salesforce targets link to
+    their ``instance_url``.
+    """
+
+    enabled: bool = False
+    secret_key: str = ""
+    users: tuple[ConsoleUser, ...] = ()
+    session_hours: float = 12.0
+    login_attempts: int = 5
+    login_window_minutes: int = 15
+    links: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def user(self, name: str) -> ConsoleUser | None:
+        """The account called `name`, or ``None``."""
+        return next((u for u in self.users if u.name == name), None)
+
+
 @dataclass(frozen=True)
 class RetentionConfig:
     """How long the ledger keeps what it stored about a call (``None``: forever).
@@ -107,6 +145,7 @@ class Config:
     source: Path | None = None
     defaults: Defaults = field(default_factory=Defaults)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def target(self, name: str) -> TargetConfig:
         """The target called `name`; `KeyError` if there is none."""

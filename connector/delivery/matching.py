@@ -25,6 +25,9 @@ MATCHED = "matched"
 AMBIGUOUS = "ambiguous"
 UNMATCHED = "unmatched"
 CREATED = "created"
+#: A person's decisions: a record chosen in the review queue, a number pinned to a record.
+ASSIGNED = "assigned"
+PINNED = "pinned"
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

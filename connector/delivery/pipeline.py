@@ -30,8 +30,9 @@ from connector.config.sections import QueueConfig
 from connector.delivery.filters import skip_reason
 from connector.delivery.leases import HeldLease, LeaseKeeper
 from connector.delivery.planning import plan_delivery
+from connector.delivery.review import Review
 from connector.ledger.ledger import UNEXPECTED_LIMIT, Claim, LeaseLost, Ledger
-from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, SKIPPED
+from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, REVIEW, SKIPPED
 from connector.payload import PayloadError, report_from_json
 from connector.render.sandbox import TemplateProblem
 
@@ -179,6 +180,8 @@ class DeliveryPipeline:
             return Outcome(delivery_id, SKIPPED, filtered)
         try:
             plan = plan_delivery(report, policy, adapter, journal)
+            if plan.review is not None:
+                return self._hold(claim, journal.as_dict(), plan.review)
             if plan.job is None:
                 reason = plan.skip_reason or "nothing to write"
                 self.ledger.complete(claim, journal.as_dict(), skipped_reason=reason)
@@ -213,6 +216,14 @@ class DeliveryPipeline:
             raise LeaseLost(f"delivery {delivery_id}")
         log.info("call %s → %s: done (attempt %d)", claim.call_id, claim.target, claim.attempts)
         return Outcome(delivery_id, DONE)
+
+    def _hold(self, claim: Claim, refs: dict[str, Any], review: Review) -> Outcome:
+        """Hold the delivery in the review queue; at the deadline the fallback policy applies."""
+        reason = f"Held for review ({review.reason})"
+        # Due again at the deadline: the relay sends it then, like any due delivery.
+        self.ledger.hold_for_review(claim, refs, reason, review.deadline)
+        log.info("call %s → %s: %s", claim.call_id, claim.target, reason)
+        return Outcome(claim.delivery_id, REVIEW, reason)
 
     def _too_old(self, claim: Claim) -> bool:
         age = self.ledger.clock() - claim.retry_since

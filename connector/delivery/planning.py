@@ -8,6 +8,7 @@ on the same records as the first attempt.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,7 +16,15 @@ from typing import Any
 
 from connector.adapters.base import Adapter, CrmRecord, DeliveryJob, Journal, TaskSpec
 from connector.config.policy import DeliveryPolicy
-from connector.delivery.matching import CREATED, UNMATCHED, MatchOutcome, choose_records
+from connector.delivery.matching import (
+    AMBIGUOUS,
+    CREATED,
+    PINNED,
+    UNMATCHED,
+    MatchOutcome,
+    choose_records,
+)
+from connector.delivery.review import Review, pinned_record, review_decision
 from connector.payload import CallReport
 from connector.phone import PhoneNumber, parse_sipgate
 from connector.render.context import build_context
@@ -29,11 +38,15 @@ CUT_MARKER = " […]"
 
 @dataclass(frozen=True)
 class Plan:
-    """The job for the adapter, or the reason why there is nothing to write."""
+    """The job for the adapter, or the reason why there is nothing to write.
+
+    `review` is set when the call is held for a person (``review`` policies) instead.
+    """
 
     job: DeliveryJob | None
     match: MatchOutcome | None
     skip_reason: str | None = None
+    review: Review | None = None
 
 
 def add_business_days(start: date, days: int) -> date:
@@ -94,20 +107,31 @@ def _match(
     journal: Journal,
     owner_id: str | None,
     assumed: list[CrmRecord] | None,
-) -> MatchOutcome:
+) -> tuple[MatchOutcome, Review | None]:
     recorded = journal.get("match")
-    if recorded is not None:  # a retry logs on the records the first attempt chose
-        return MatchOutcome.from_ref(recorded)
+    if recorded is not None:  # a retry (or a person's assignment) decides the records
+        return MatchOutcome.from_ref(recorded), None
     if caller is None or not policy.matching.objects:
-        outcome = MatchOutcome((), UNMATCHED)
-    else:
-        hits = (
-            assumed
-            if assumed is not None
-            else adapter.search_by_phone(caller, policy.matching.objects)
+        return MatchOutcome((), UNMATCHED), None
+    pinned = pinned_record(adapter.memo, caller) if assumed is None else None
+    if pinned is not None:
+        return MatchOutcome((pinned,), PINNED, 1), None
+    hits = (
+        assumed if assumed is not None else adapter.search_by_phone(caller, policy.matching.objects)
+    )
+    region = policy.defaults.region
+    matching = policy.matching
+    if matching.tie_break == "review":
+        every = choose_records(
+            hits, caller, dataclasses.replace(matching, tie_break="all"), region, owner_id
         )
-        outcome = choose_records(hits, caller, policy.matching, policy.defaults.region, owner_id)
-    return outcome
+        if len(every.records) > 1:
+            held, matching = review_decision(
+                matching, journal, AMBIGUOUS, list(every.records), caller
+            )
+            if held is not None:
+                return MatchOutcome(every.records, AMBIGUOUS, every.candidates), held
+    return choose_records(hits, caller, matching, region, owner_id), None
 
 
 def plan_delivery(
@@ -128,24 +152,35 @@ def plan_delivery(
     owner_id = resolve_owner(report, policy, adapter)
     outcome = MatchOutcome((), UNMATCHED)
     if adapter.searchable_objects:
-        outcome = _match(caller, policy, adapter, journal, owner_id, assumed_hits)
-        rule = policy.matching.on_no_match
-        if outcome.status == UNMATCHED and rule == "skip":
-            # A withheld or empty number matches no record either: skip means skip.
-            reason = "no matching record" if caller is not None else "no caller number to match"
-            return Plan(None, outcome, reason)
-        # Without a number there is nothing to create a record for: the call is logged unmatched.
-        if outcome.status == UNMATCHED and caller is not None and rule.startswith("create_"):
-            object_type = rule.removeprefix("create_")
-            if object_type not in adapter.creatable_objects:
-                return Plan(None, outcome, f"this target cannot create {object_type} records")
-            fields = render_fields(policy.new_record, _context(report, policy, None))
-            if create:
-                record = adapter.create_record(object_type, caller, fields, journal)
-            else:
-                record = CrmRecord(object_type, "(new)", (caller.e164,))
-            outcome = MatchOutcome((record,), CREATED)
-        journal.record("match", outcome.as_ref())
+        outcome, held = _match(caller, policy, adapter, journal, owner_id, assumed_hits)
+        if held is not None:
+            return Plan(None, outcome, "held for review: ambiguous", held)
+        if outcome.status == UNMATCHED:
+            rule = policy.matching.on_no_match
+            if rule == "review" and caller is not None:
+                held, fallback = review_decision(policy.matching, journal, UNMATCHED, [], caller)
+                if held is not None:
+                    return Plan(None, outcome, "held for review: no match", held)
+                rule = fallback.on_no_match
+            elif rule == "review":
+                rule = policy.matching.fallback_on_no_match  # no number: nothing to review
+            if rule == "skip":
+                # A withheld or empty number matches no record either: skip means skip.
+                reason = "no matching record" if caller is not None else "no caller number to match"
+                return Plan(None, outcome, reason)
+            # Without a number there is nothing to create a record for: logged unmatched.
+            if caller is not None and rule in ("create_contact", "create_lead"):
+                object_type = rule.removeprefix("create_")
+                if object_type not in adapter.creatable_objects:
+                    return Plan(None, outcome, f"this target cannot create {object_type} records")
+                fields = render_fields(policy.new_record, _context(report, policy, None))
+                if create:
+                    record = adapter.create_record(object_type, caller, fields, journal)
+                else:
+                    record = CrmRecord(object_type, "(new)", (caller.e164,))
+                outcome = MatchOutcome((record,), CREATED)
+        if journal.get("match") is None:  # a recorded one (e.g. a person's choice) stays as is
+            journal.record("match", outcome.as_ref())
 
     context = _context(report, policy, outcome.records[0] if outcome.records else None)
     fields, overflow = _render_call_fields(context, policy, adapter)

@@ -63,9 +63,11 @@ from connector.ledger.tables import (
     PENDING,
     PROCESSING,
     RETRYING,
+    REVIEW,
     SKIPPED,
     calls,
     deliveries,
+    delivery_attempts,
     target_memos,
     target_states,
 )
@@ -83,6 +85,7 @@ __all__ = [
     "LedgerFileGone",
     "LedgerUnavailable",
     "UnknownCall",
+    "delivery_state",
 ]
 
 MAX_ATTEMPT = timedelta(minutes=15)
@@ -107,6 +110,7 @@ _CALL_COLUMNS = (
     "to_number",
     "duration_ms",
     "channel_name",
+    "user_names",
 )
 _DELIVERY_COLUMNS = (
     "call_pk",
@@ -175,6 +179,13 @@ class CallSummary:
     duration_ms: int
     channel_name: str | None
     deliveries: tuple[DeliveryState, ...]
+    user_names: str | None = None
+    pk: int = 0  # the ledger's row id: newer calls have higher ones
+
+    @property
+    def remote_number(self) -> str:
+        """The customer's side of the call."""
+        return self.from_number if self.direction == "IN" else self.to_number
 
 
 class Ledger:
@@ -276,6 +287,11 @@ class Ledger:
                         "to_number": report.to_number,
                         "duration_ms": report.duration // timedelta(milliseconds=1),
                         "channel_name": report.channel.name if report.channel else None,
+                        # Who took the call, for the console's filter (names joined, bounded).
+                        "user_names": ", ".join(u.full_name for u in report.users if u.full_name)[
+                            :500
+                        ]
+                        or None,
                     }
                 ),
             )
@@ -400,15 +416,28 @@ class Ledger:
         )
 
     def _finish(self, claim: Claim, **values: Any) -> bool:
+        """End the attempt under our lease, adding it to the delivery's attempt history."""
+        now = self.clock()
         with self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
                 .where(
                     deliveries.c.id == claim.delivery_id, deliveries.c.lease_token == claim.token
                 )
-                .values(lease_until=None, lease_token=None, updated_at=self.clock(), **values)
+                .values(lease_until=None, lease_token=None, updated_at=now, **values)
             )
-            return result.rowcount == 1
+            if result.rowcount != 1:
+                return False
+            conn.execute(
+                delivery_attempts.insert().values(
+                    delivery_id=claim.delivery_id,
+                    attempt=claim.attempts,
+                    finished_at=now,
+                    status=values["status"],
+                    detail=values.get("last_error"),
+                )
+            )
+            return True
 
     def record_ref(
         self, claim: Claim, key: str, value: Any, renew: timedelta | None = None
@@ -488,6 +517,18 @@ class Ledger:
             values["unexpected_failures"] = deliveries.c.unexpected_failures + 1
         return self._finish(claim, **values)
 
+    def hold_for_review(
+        self,
+        claim: Claim,
+        refs: dict[str, Any],
+        reason: str,
+        until: datetime,
+    ) -> bool:
+        """Hold the delivery for a person until `until`; it is due again then (or when assigned)."""
+        return self._finish(
+            claim, status=REVIEW, refs=refs, last_error=reason, next_attempt_at=until
+        )
+
     def fail(self, claim: Claim, error: str) -> bool:
         """Give the delivery up: status dead, with the reason."""
         return self._finish(claim, status=DEAD, last_error=error)
@@ -495,7 +536,7 @@ class Ledger:
     def _due_condition(self, now: datetime) -> Any:
         return or_(
             and_(
-                deliveries.c.status.in_((PENDING, RETRYING)),
+                deliveries.c.status.in_((PENDING, RETRYING, REVIEW)),
                 deliveries.c.next_attempt_at <= now,
             ),
             and_(deliveries.c.status == PROCESSING, deliveries.c.lease_until < now),
@@ -713,7 +754,7 @@ class Ledger:
                     .where(deliveries.c.call_pk.in_(by_call))
                     .order_by(deliveries.c.target)
                 ):
-                    by_call[d.call_pk].append(_state(d))
+                    by_call[d.call_pk].append(delivery_state(d))
         return [
             CallSummary(
                 call_id=r.call_id,
@@ -749,7 +790,8 @@ def _unavailable(url: str, reason: str, path: Path | None) -> LedgerUnavailable:
     return LedgerUnavailable(f"Cannot open the ledger {url}: {reason}. {hint}")
 
 
-def _state(row: Any) -> DeliveryState:
+def delivery_state(row: Any) -> DeliveryState:
+    """A `DeliveryState` from a ``deliveries`` row."""
     refs = row.refs
     if isinstance(refs, str):  # defensive: some drivers hand JSON back as text
         refs = json.loads(refs)

@@ -26,10 +26,14 @@ __all__ = [
     "PENDING",
     "PROCESSING",
     "RETRYING",
+    "REVIEW",
     "SKIPPED",
     "STATUSES",
     "calls",
+    "console_actions",
+    "console_requests",
     "deliveries",
+    "delivery_attempts",
     "metadata",
     "target_memos",
     "target_states",
@@ -41,7 +45,10 @@ DONE = "done"
 SKIPPED = "skipped"
 RETRYING = "failed-retrying"
 DEAD = "dead"
-STATUSES = (PENDING, PROCESSING, DONE, SKIPPED, RETRYING, DEAD)
+#: Held for a person to choose the record (``tie_break: review`` / ``on_no_match: review``);
+#: due again at its deadline, when the target's fallback policy applies.
+REVIEW = "review"
+STATUSES = (PENDING, PROCESSING, DONE, SKIPPED, RETRYING, DEAD, REVIEW)
 
 #: A call's raw body once retention removed its content.
 CONTENT_REMOVED = b""
@@ -66,7 +73,12 @@ calls = Table(
     Column("to_number", String(64), nullable=False),
     Column("duration_ms", BigInteger(), nullable=False),
     Column("channel_name", String(255), nullable=True),
+    # The sipgate users on the call ("Max Mustermann, Erika Beispiel"), for the console's filter.
+    Column("user_names", String(500), nullable=True),
     Index("ix_calls_call_id", "call_id"),
+    Index("ix_calls_from_number", "from_number"),
+    Index("ix_calls_to_number", "to_number"),
+    Index("ix_calls_received_at", "received_at"),
 )
 
 deliveries = Table(
@@ -114,4 +126,57 @@ target_memos = Table(
     Column("key", String(255), primary_key=True),
     Column("value", Text(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+#: Every attempt's outcome, written with the delivery's own update (the console shows them).
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("delivery_id", ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text(), nullable=True),
+    Index("ix_delivery_attempts_delivery_id", "delivery_id"),
+)
+
+#: What console users did (who, what, when), including failed logins for the rate limit.
+console_actions = Table(
+    "console_actions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("user", String(64), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("call_id", String(255), nullable=True),
+    Column("target", String(64), nullable=True),
+    Column("detail", JSON(), nullable=False, default=dict),
+    Index("ix_console_actions_call_id", "call_id"),
+    Index("ix_console_actions_action_at", "action", "at"),
+)
+
+#: Work the console asks of the worker (the web side never talks to a CRM): a target's check,
+#: a search in a target's CRM. The worker stores the result; the page shows it.
+console_requests = Table(
+    "console_requests",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kind", String(20), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("params", JSON(), nullable=False, default=dict),
+    Column("status", String(20), nullable=False),
+    Column("result", JSON(), nullable=True),
+    Column("requested_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Index("ix_console_requests_status", "status"),
+    Index("ix_console_requests_kind_target", "kind", "target"),
 )

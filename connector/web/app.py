@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from connector.config.sections import Config
 from connector.ledger.ledger import Ledger
-from connector.web import health, metrics, webhooks
+from connector.web import console, health, metrics, webhooks
 from connector.web.forwarded import TrustedProxies
 from connector.web.state import WebState
 
@@ -38,7 +38,8 @@ def create_app(
     reported by ``/readyz`` without deciding readiness (e.g. the queue's ping).
     With ``server.trusted_proxies: N`` the client address is taken from X-Forwarded-For,
     trusting exactly the last N entries, and only on connections from
-    ``server.proxy_addresses``.
+    ``server.proxy_addresses``; the console's links honour those proxies' X-Forwarded-Prefix
+    (serving it under e.g. ``/crm/console/``).
     """
     app = Flask("connector")
     app.config["MAX_CONTENT_LENGTH"] = None  # the intake enforces the limit itself
@@ -51,6 +52,7 @@ def create_app(
     webhooks.init_app(app, config.server)
     app.register_blueprint(health.bp)
     metrics.init_app(app)
+    console.init_app(app, config.console)
     app.register_error_handler(HTTPException, _json_error)
     if config.server.trusted_proxies:
         app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]

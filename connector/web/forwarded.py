@@ -21,7 +21,8 @@ class TrustedProxies:
     def __init__(self, app: Any, proxies: Iterable[IPNetwork], hops: int) -> None:
         self.app = app
         self.proxies = tuple(proxies)
-        self.forwarded = ProxyFix(app, x_for=hops)
+        # X-Forwarded-Prefix lets a proxy serve the console under a path of its own.
+        self.forwarded = ProxyFix(app, x_for=hops, x_prefix=hops)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if in_networks(environ.get("REMOTE_ADDR"), self.proxies):

@@ -108,7 +108,7 @@ class RunningService:
             ],
         }
         for key, value in overrides.items():
-            document[key] = {**document[key], **value} if isinstance(value, dict) else value
+            document[key] = {**document.get(key, {}), **value} if isinstance(value, dict) else value
         self.config_path = folder / "config.yaml"
         self.config_path.write_text(yaml.safe_dump(document))
         self.env = {
