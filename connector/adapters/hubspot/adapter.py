@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
-import jinja2
-
 from connector.adapters import (
     Adapter,
     CheckResult,
@@ -19,6 +17,7 @@ from connector.adapters import (
     PhoneNumber,
     RateLimiter,
     WriteResult,
+    mapped_constants,
 )
 from connector.adapters.hubspot.check import HubSpotPreflight
 from connector.adapters.hubspot.client import HubSpotClient, rate_limiter
@@ -81,7 +80,7 @@ class HubSpotAdapter(Adapter):
             preflight.owner_refs["owners.fallback"] = owners.fallback
         mapped = [*target.policy.fields, *target.policy.limits]
         preflight.checked_properties = list(dict.fromkeys([*preflight.checked_properties, *mapped]))
-        preflight.mapped_values = _constants(target.policy.fields)
+        preflight.mapped_values = mapped_constants(target.policy.fields)
         return adapter
 
     def bind_memo(self, memo: Memo) -> None:
@@ -126,17 +125,3 @@ class HubSpotAdapter(Adapter):
     def close(self) -> None:
         """Drop the SDK's connection pools and close a shared rate limit store."""
         self.client.close()
-
-
-def _constants(templates: Mapping[str, jinja2.Template]) -> dict[str, str]:
-    """What each template renders without any data (templates that need data are left out):
-    the values the mapping writes whatever the call."""
-    constants: dict[str, str] = {}
-    for name, template in templates.items():
-        try:
-            text = template.render().strip()
-        except (jinja2.TemplateError, TypeError, ValueError):
-            continue  # reads the call (undefined without it): not a constant
-        if text:
-            constants[name] = text
-    return constants
