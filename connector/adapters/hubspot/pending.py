@@ -62,14 +62,10 @@ def _fingerprint(object_type: str, properties: Mapping[str, Any]) -> str:
     return fingerprint(*(_normal(name, properties.get(name)) for name in _IDENTITY[object_type]))
 
 
-def _pending_parts(marker: Any) -> tuple[float, list[str | None] | None]:
-    """(time, fingerprints by position) of a ``<step>_pending`` marker; a bare time (journals
-    written before fingerprints were recorded) has no fingerprints."""
-    if isinstance(marker, Mapping):
-        sent = marker.get("sent")
-        fingerprints = [f if isinstance(f, str) else None for f in sent] if sent else None
-        return float(marker["at"]), fingerprints
-    return float(marker), None
+def _pending_parts(marker: Mapping[str, Any]) -> tuple[float, list[str | None]]:
+    """(time, fingerprints by position) of a ``<step>_pending`` marker."""
+    sent = marker.get("sent") or []
+    return float(marker["at"]), [f if isinstance(f, str) else None for f in sent]
 
 
 class _Marker:

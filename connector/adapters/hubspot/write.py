@@ -303,8 +303,6 @@ class HubSpotWriter:
         pending = journal.get(f"{step}_pending")
         if pending:
             since, sent = _pending_parts(pending)
-            if sent is None:  # recorded before fingerprints were: this rendering's
-                sent = [_fingerprint(c.object_type, c.properties) for c in creates]
             wanted = (sent + [None] * count)[:count]
             for position, object_id in self._find_sent(creates, since, wanted, known).items():
                 known[position] = object_id
