@@ -1071,9 +1071,7 @@ def test_check_refuses_a_mapped_constant_that_is_no_option_of_an_enumeration(
         "  sipgate_mood: '{{ summary }}'\n",  # rendered per call: not checked here
         encoding="utf-8",
     )
-    adapter = HubSpotAdapter.from_config(
-        configured_target(server, tmp_path, mapping=str(mapping))
-    )
+    adapter = HubSpotAdapter.from_config(configured_target(server, tmp_path, mapping=str(mapping)))
     assert [r.message for r in adapter.check() if not r.ok] == [
         "Call property 'sipgate_sentiment' takes one of positive, negative; the mapping writes "
         "'neutral'.",
