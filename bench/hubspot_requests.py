@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:  # also runnable as ``python bench/hubspot_request
     sys.path.insert(0, str(ROOT))
 
 from connector.adapters import DeliveryJob, Journal, TaskSpec  # noqa: E402
-from connector.adapters.hubspot import HubSpotAdapter, HubSpotOptions  # noqa: E402
+from connector.adapters.hubspot import HubSpotAdapter  # noqa: E402
 from connector.adapters.kit.ratelimit import Budget, MemorySlotStore, RateLimiter  # noqa: E402
 from connector.phone import PhoneNumber, parse_sipgate  # noqa: E402
 from connector.testing.contract import example_report  # noqa: E402
@@ -79,7 +79,7 @@ def requests_per_call(calls: int, cache_seconds: float) -> float:
         numbers = seed(server)
         adapter = HubSpotAdapter(
             "bench",
-            HubSpotOptions().load(
+            HubSpotAdapter.config_schema().load(
                 {
                     "access_token": DEFAULT_TOKEN,
                     "base_url": server.url,
@@ -110,7 +110,9 @@ def drain(calls: int, budget: int) -> tuple[float, float, int, float]:
         )
         adapter = HubSpotAdapter(
             "bench",
-            HubSpotOptions().load({"access_token": DEFAULT_TOKEN, "base_url": server.url}),
+            HubSpotAdapter.config_schema().load(
+                {"access_token": DEFAULT_TOKEN, "base_url": server.url}
+            ),
             limiter=limiter,
         )
         server.clear_request_log()

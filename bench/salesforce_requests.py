@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from connector.adapters import DeliveryJob, Journal, TaskSpec  # noqa: E402
-from connector.adapters.salesforce import SalesforceAdapter, SalesforceOptions  # noqa: E402
+from connector.adapters.salesforce import SalesforceAdapter  # noqa: E402
 from connector.phone import PhoneNumber, parse_sipgate  # noqa: E402
 from connector.testing.contract import example_report  # noqa: E402
 from tests.fakes.salesforce_server import SalesforceTestServer  # noqa: E402
@@ -102,7 +102,7 @@ def run(scenario: Scenario, calls: int) -> tuple[int, float, int]:
             LastName="Beispiel", Phone="0211 63553400", AccountId=account, Phone_E164__c="+" + KNOWN
         )
         server.add_opportunity(AccountId=account)
-        options = SalesforceOptions().load(
+        options = SalesforceAdapter.config_schema().load(
             {
                 "instance_url": server.instance_url,
                 "auth": {

@@ -9,7 +9,8 @@ pinned by a test, so nothing leaves it by accident. In groups:
   `TranscriptChunk`, `PhoneNumber` (with its `variants`), `parse_stored`, `same_number`;
 * errors: `AdapterError`, `RetryableError`, `OutcomeUnknown`, `TargetParked`, `PermanentError`;
 * state: `Journal` (per delivery), `Memo` / `MemoryMemo` (per target);
-* protocols as helpers: `create_once` and `fingerprint`, `CallerClaims`, `OwnerCache`;
+* protocols as helpers: `create_once` and `fingerprint`, `CallerClaims`, `OwnerCache`, and
+  `mapped_constants` (what a mapping writes whatever the call, for a preflight);
 * HTTP: `HttpClient`, `HttpPolicy`, `Failure`, `retry_after`, `TimeoutHTTPAdapter`, `scrub`,
   and the shared request budget `RateLimiter` with `Budget` and `open_store`;
 * text: `truncate_to`, `html`, `bullets`;
@@ -28,6 +29,7 @@ from connector.adapters.base import (
     WriteResult,
 )
 from connector.adapters.kit.claims import CallerClaims
+from connector.adapters.kit.constants import mapped_constants
 from connector.adapters.kit.errors import (
     AdapterError,
     OutcomeUnknown,
@@ -108,6 +110,7 @@ __all__ = [
     "create_once",
     "fingerprint",
     "html",
+    "mapped_constants",
     "open_store",
     "option",
     "parse_stored",

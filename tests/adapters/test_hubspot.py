@@ -39,6 +39,7 @@ from connector.adapters.hubspot import (
     HubSpotAdapter,
     HubSpotOptions,
 )
+from connector.adapters.hubspot.options import RateLimitOptions
 from connector.adapters.kit.ratelimit import Budget, MemorySlotStore, RateLimiter
 from connector.config.load import parse_config
 from connector.config.policy import DeliveryPolicy, MatchingPolicy, TaskPolicy
@@ -81,7 +82,7 @@ def server() -> Iterator[HubSpotTestServer]:
         yield running
 
 
-def options(server: HubSpotTestServer, **extra: Any) -> dict[str, Any]:
+def options(server: HubSpotTestServer, **extra: Any) -> HubSpotOptions:
     """Loaded options pointing at `server`, with budgets that do not slow tests down."""
     document: dict[str, Any] = {
         "access_token": DEFAULT_TOKEN,
@@ -91,12 +92,17 @@ def options(server: HubSpotTestServer, **extra: Any) -> dict[str, Any]:
         "rate_limit": {"requests_per_10s": 100_000, "searches_per_second": 100_000},
     }
     document.update(extra)
-    loaded: dict[str, Any] = HubSpotOptions().load(document)
+    loaded: HubSpotOptions = HubSpotAdapter.config_schema().load(document)
     return loaded
 
 
-def make(server: HubSpotTestServer, **extra: Any) -> HubSpotAdapter:
-    return HubSpotAdapter("hubspot-test", options(server, **extra))
+def make(
+    server: HubSpotTestServer, owners: dict[str, str] | None = None, **extra: Any
+) -> HubSpotAdapter:
+    """An adapter for `server`; `owners` are the policy's users' owners its check verifies."""
+    made = HubSpotAdapter("hubspot-test", options(server, **extra))
+    made.preflight.owner_refs.update({f"owners.users.{u}": o for u, o in (owners or {}).items()})
+    return made
 
 
 @pytest.fixture
@@ -173,29 +179,27 @@ class TestHubSpotContract(AdapterContract):
 
 
 def test_options_have_documented_defaults() -> None:
-    loaded = HubSpotOptions().load({"access_token": "pat-eu1-fictional"})
-    assert loaded == {
-        "access_token": "pat-eu1-fictional",
-        "base_url": "https://api.hubapi.com",
-        "connect_timeout": 5.0,
-        "read_timeout": 30.0,
-        "rate_limit": {"requests_per_10s": 90, "searches_per_second": 4},
-        "rate_limit_store": None,
-        "associate_company": True,
-        "deal_rule": "none",
-        "ticket": None,
-        "unique_call_property": None,
-        "call_id_property": "hs_call_external_id",
-        "mapping": None,
-        "owners": {},
-        "cache_seconds": 300.0,
-        "portal_time_zone": "UTC",
-        "required_properties": [],
-    }
+    loaded = HubSpotAdapter.config_schema().load({"access_token": "pat-eu1-fictional"})
+    assert loaded == HubSpotOptions(
+        access_token="pat-eu1-fictional",
+        base_url="https://api.hubapi.com",
+        connect_timeout=5.0,
+        read_timeout=30.0,
+        rate_limit=RateLimitOptions(requests_per_10s=90, searches_per_second=4),
+        rate_limit_store=None,
+        associate_company=True,
+        deal_rule="none",
+        ticket=None,
+        unique_call_property=None,
+        call_id_property="hs_call_external_id",
+        cache_seconds=300.0,
+        portal_time_zone="UTC",
+        required_properties=(),
+    )
 
 
 def test_options_reject_mistakes_and_accept_numeric_ids() -> None:
-    schema = HubSpotOptions()
+    schema = HubSpotAdapter.config_schema()
     with pytest.raises(ValidationError) as missing:
         schema.load({})
     assert "access_token" in missing.value.messages
@@ -205,6 +209,7 @@ def test_options_reject_mistakes_and_accept_numeric_ids() -> None:
         "portal_time_zone": "Mars/Olympus",
         "rate_limit": {"requests_per_second": 5},
         "ticket": {"channels": []},
+        "owners": {"w1": "77001"},  # the delivery policy's key, not an option
     }
     with pytest.raises(ValidationError) as caught:
         schema.load({"access_token": "t", **bad})
@@ -212,13 +217,13 @@ def test_options_reject_mistakes_and_accept_numeric_ids() -> None:
     loaded = schema.load(
         {
             "access_token": "t",
-            "owners": {"w1": 77001, 42: "erika.mustermann@example.com"},
             "ticket": {"channels": ["Support", 4711], "pipeline": 0, "stage": 1},
             "rate_limit_store": "sqlite:///data/ratelimit.db",
         }
     )
-    assert loaded["owners"] == {"w1": "77001", "42": "erika.mustermann@example.com"}
-    assert loaded["ticket"] == {"channels": ["Support", "4711"], "pipeline": "0", "stage": "1"}
+    assert loaded.ticket is not None
+    assert list(loaded.ticket.channels) == ["Support", "4711"]
+    assert (loaded.ticket.pipeline, loaded.ticket.stage) == ("0", "1")
 
 
 def test_association_ids_are_the_sdks() -> None:
@@ -621,7 +626,7 @@ def test_a_500_is_retryable_and_the_retry_logs_the_call_once(
 
     with pytest.raises(RetryableError):
         adapter.write(job, journal)
-    assert journal.get("call_pending") == MARCH_28_2230Z  # a 500 may have been applied
+    assert journal.get("call.pending") == MARCH_28_2230Z  # a 500 may have been applied
 
     # Right away, HubSpot's search might not show a call made by the failed attempt yet.
     with pytest.raises(RetryableError) as waiting:
@@ -646,7 +651,7 @@ def test_timeout_after_the_create_committed_finds_the_call_instead_of_duplicatin
         adapter.write(job, journal)
     assert "did not answer" in str(caught.value)
     assert len(calls_logged(server, "call-1")) == 1  # HubSpot did create it
-    assert journal.get("call") is None and journal.get("call_pending")
+    assert journal.get("call") is None and journal.get("call.pending")
 
     refs = adapter.write(job, Journal(journal.as_dict())).refs
 
@@ -702,14 +707,14 @@ def test_connection_refused_is_retryable_and_creates_nothing(
 ) -> None:
     adapter = HubSpotAdapter(
         "hubspot-test",
-        HubSpotOptions().load(
+        HubSpotAdapter.config_schema().load(
             {"access_token": DEFAULT_TOKEN, "base_url": "http://127.0.0.1:9", "connect_timeout": 1}
         ),
     )
     journal = Journal()
     with pytest.raises(RetryableError, match="Cannot connect"):
         adapter.write(DeliveryJob(example_report("call-x")), journal)
-    assert journal.get("call_pending") is None  # nothing left: no lookup needed on retry
+    assert journal.get("call.pending") is None  # nothing left: no lookup needed on retry
 
 
 def test_429_ten_secondly_is_retryable_after_the_advertised_wait(
@@ -797,7 +802,7 @@ def test_rejected_values_are_permanent_without_personal_data(
     message = str(caught.value)
     assert "VALIDATION_ERROR" in message
     assert "23125012" not in message and "erika" not in message and "012" not in message
-    assert journal.get("call_pending") is None  # a 400 created nothing
+    assert journal.get("call.pending") is None  # a 400 created nothing
 
 
 def test_error_texts_keep_only_hubspots_category_codes_names_and_correlation_id(
@@ -1003,8 +1008,8 @@ def test_check_finds_unknown_owners_and_properties(server: HubSpotTestServer) ->
     )
     problems = [r.message for r in adapter.check() if not r.ok]
     assert problems == [
-        "owners.w2: HubSpot has no active owner 99999.",
-        "owners.w3: HubSpot has no active owner with the e-mail no***@example.com.",
+        "owners.users.w2: HubSpot has no active owner 99999.",
+        "owners.users.w3: HubSpot has no active owner with the e-mail no***@example.com.",
         "Call property 'hs_call_title' does not require unique values, so it cannot be "
         "unique_call_property.",
         "HubSpot calls have no property 'sipgate_topics'.",
@@ -1076,6 +1081,53 @@ def test_from_config_checks_the_policys_owners_and_mapped_properties(
     server.add_property("calls", "sipgate_summary")
     server.add_owner("77003", "nobody@example.com")
     assert all(r.ok for r in adapter.check())
+
+
+def test_check_refuses_a_mapped_constant_that_is_no_option_of_an_enumeration(
+    server: HubSpotTestServer, tmp_path: Path
+) -> None:
+    server.add_property(
+        "calls", "sipgate_sentiment", type="enumeration", options=["positive", "negative"]
+    )
+    server.add_property("calls", "sipgate_mood", type="enumeration", options=["calm", "angry"])
+    mapping = tmp_path / "sentiment.yaml"
+    mapping.write_text(
+        "fields:\n"
+        "  sipgate_sentiment: neutral\n"  # a constant HubSpot refuses on every call
+        "  sipgate_mood: '{{ summary }}'\n",  # rendered per call: not checked here
+        encoding="utf-8",
+    )
+    adapter = HubSpotAdapter.from_config(configured_target(server, tmp_path, mapping=str(mapping)))
+    assert [r.message for r in adapter.check() if not r.ok] == [
+        "Call property 'sipgate_sentiment' takes one of positive, negative; the mapping writes "
+        "'neutral'.",
+    ]
+    # The check told the truth: the write is what HubSpot refuses.
+    job = DeliveryJob(example_report("call-enum"), fields={"sipgate_sentiment": "neutral"})
+    with pytest.raises(PermanentError, match="INVALID_OPTION"):
+        adapter.write(job, Journal())
+
+    mapping.write_text("fields:\n  sipgate_sentiment: positive\n", encoding="utf-8")
+    fixed = configured_target(server, tmp_path, mapping=str(mapping))
+    assert all(r.ok for r in HubSpotAdapter.from_config(fixed).check())
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "stage", "problem"),
+    [
+        ("0", "2", None),
+        ("7", "2", "ticket.pipeline: HubSpot has no ticket pipeline '7'."),
+        ("0", "9", "ticket.stage: ticket pipeline '0' has no stage '9' (it has 1, 2, 3, 4)."),
+    ],
+)
+def test_check_verifies_the_ticket_pipeline_and_stage(
+    server: HubSpotTestServer, pipeline: str, stage: str, problem: str | None
+) -> None:
+    adapter = make(server, ticket={"channels": ["Support"], "pipeline": pipeline, "stage": stage})
+    results = adapter.check()
+    assert [r.message for r in results if not r.ok] == ([problem] if problem else [])
+    if problem is None:
+        assert f"Ticket pipeline '{pipeline}' has stage '{stage}'." in [r.message for r in results]
 
 
 @pytest.mark.parametrize("transcript", ["full", "summary"])
@@ -1216,9 +1268,9 @@ def test_workers_share_one_budget_through_the_configured_store(
     first, second = make(server, **shared), make(server, **shared)  # e.g. two processes
     first.resolve_owner("erika.mustermann@example.com")
     first.resolve_owner("max.mustermann@example.com")
-    assert second.limiter.try_acquire("general") is None  # the budget is used up for both
+    assert second.client.limiter.try_acquire("general") is None  # the budget is used up for both
     other_token = make(server, **shared, access_token="pat-eu1-33333333-fictional")
-    assert other_token.limiter.try_acquire("general") is not None  # its own budget
+    assert other_token.client.limiter.try_acquire("general") is not None  # its own budget
     for adapter in (first, second, other_token):
         adapter.close()
 
@@ -1495,7 +1547,7 @@ def test_a_contact_in_the_memo_that_lost_the_number_is_not_reused(
         timeout=5,
     )
     assert response.status_code == 200
-    adapter.cache.forget([first.id])  # the cache expired
+    adapter.searcher.cache.forget([first.id])  # the cache expired
 
     job, journal = replan(adapter, from_caller("call-m2"), policy, Journal())
     refs = adapter.write(job, journal).refs
@@ -1506,7 +1558,7 @@ def test_a_contact_in_the_memo_that_lost_the_number_is_not_reused(
     assert phones == {first.id: "+43 1 5551234", second.id: "+493023125012"}
     assert edges(server, "calls", refs["call"]) == {("contacts", second.id, 194)}
     # The memo now names the new contact: a third call reuses it without creating another.
-    adapter.cache.forget([second.id])
+    adapter.searcher.cache.forget([second.id])
     job, journal = replan(adapter, from_caller("call-m3"), policy, Journal())
     assert [m.id for m in job.matches] == [second.id]
     assert len(server.objects("contacts")) == 2
@@ -1583,7 +1635,7 @@ def test_locked_and_migration_in_progress_are_retried_and_created_nothing(
         adapter.write(job, journal)
     assert not isinstance(caught.value, TargetParked)
     assert caught.value.retry_after == wait
-    assert journal.get("call_pending") is None  # no lookup needed, no wait
+    assert journal.get("call.pending") is None  # no lookup needed, no wait
     adapter.write(job, journal)
     assert len(calls_logged(server, f"call-{status}")) == 1
 
@@ -1608,7 +1660,7 @@ def test_408_is_retried_after_a_lookup(server: HubSpotTestServer) -> None:
     job = DeliveryJob(example_report("call-408"))
     with pytest.raises(RetryableError):
         adapter.write(job, journal)
-    assert journal.get("call_pending") == MARCH_28_2230Z
+    assert journal.get("call.pending") == MARCH_28_2230Z
     wall.advance(PENDING_SETTLE_SECONDS)
     adapter.write(job, journal)
     assert len(calls_logged(server, "call-408")) == 1
@@ -1640,13 +1692,13 @@ def test_a_create_the_limiter_refuses_keeps_an_earlier_unknown_outcome(
     journal = Journal()
     with pytest.raises(RetryableError):
         adapter.write(job, journal)
-    assert journal.get("call_pending") == MARCH_28_2230Z
+    assert journal.get("call.pending") == MARCH_28_2230Z
 
     wall.advance(PENDING_SETTLE_SECONDS)
     limiter.refused = {"general"}
     with pytest.raises(RetryableError, match="No request slot"):
         adapter.write(job, journal)
-    assert journal.get("call_pending") == MARCH_28_2230Z  # the next attempt looks up again
+    assert journal.get("call.pending") == MARCH_28_2230Z  # the next attempt looks up again
 
 
 def test_a_429_on_the_next_try_keeps_the_lookup_for_a_lost_batch(wall: ManualClock) -> None:
@@ -1697,7 +1749,7 @@ def test_a_create_answer_that_cannot_be_read_is_an_unknown_outcome(
     journal = Journal()
     with pytest.raises(RetryableError, match="could not be read"):
         adapter.write(job, journal)
-    assert journal.get("call") is None and journal.get("call_pending") == MARCH_28_2230Z
+    assert journal.get("call") is None and journal.get("call.pending") == MARCH_28_2230Z
 
     wall.advance(PENDING_SETTLE_SECONDS)
     refs = adapter.write(job, journal).refs
@@ -1748,8 +1800,8 @@ def test_more_than_100_action_items_become_tasks_in_batches_of_100() -> None:
         assert subjects == sorted(f"Punkt {n}" for n in range(150))
         assert sorted(refs["tasks"]) == sorted(t["id"] for t in running.objects("tasks"))
         assert [d["body"]["inputs"] for d in adapter.describe_write(job)[1:]] == [
-            [t.body() for t in adapter._task_creates(job)[:100]],
-            [t.body() for t in adapter._task_creates(job)[100:]],
+            [t.body() for t in adapter.records.task_creates(job)[:100]],
+            [t.body() for t in adapter.records.task_creates(job)[100:]],
         ]
     finally:
         running.stop()

@@ -46,6 +46,7 @@ EXPECTED = [
     "create_once",
     "fingerprint",
     "html",
+    "mapped_constants",
     "open_store",
     "option",
     "parse_stored",

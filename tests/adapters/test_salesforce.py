@@ -33,6 +33,7 @@ from connector.adapters import (
     DeliveryJob,
     Journal,
     MemoryMemo,
+    OutcomeUnknown,
     PermanentError,
     RetryableError,
     TargetParked,
@@ -43,18 +44,20 @@ from connector.adapters.salesforce import (
     REQUEST_LIMIT_PARK,
     SUBJECT_LIMIT,
     TASK_FIELDS,
+    PolicyNeeds,
     SalesforceAdapter,
     SalesforceOptions,
-    _memo_key,
     build_sosl,
     escape_soql,
     escape_sosl,
 )
+from connector.adapters.salesforce.options import LeadDefaults
 from connector.config.policy import Defaults, DeliveryPolicy, MatchingPolicy, OwnerPolicy
 from connector.config.sections import TargetConfig
 from connector.delivery.planning import plan_delivery
 from connector.payload import Channel
 from connector.phone import PhoneNumber, parse_sipgate
+from connector.render.sandbox import make_environment
 from connector.testing import example_report, minimal_report
 
 INSTANCE = "https://beispiel.my.salesforce.com"
@@ -75,8 +78,8 @@ def number() -> PhoneNumber:
     return parsed
 
 
-def options(**overrides: Any) -> dict[str, Any]:
-    loaded: dict[str, Any] = SalesforceOptions().load(
+def options(**overrides: Any) -> SalesforceOptions:
+    loaded: SalesforceOptions = SalesforceAdapter.config_schema().load(
         {
             "instance_url": INSTANCE,
             "auth": {
@@ -90,8 +93,9 @@ def options(**overrides: Any) -> dict[str, Any]:
     return loaded
 
 
-def make(**overrides: Any) -> SalesforceAdapter:
-    return SalesforceAdapter("crm", options(**overrides))
+def make(owners: dict[str, str] | None = None, **overrides: Any) -> SalesforceAdapter:
+    """An adapter; `owners` are the policy's owners (sipgate user → owner) `check` verifies."""
+    return SalesforceAdapter("crm", options(**overrides), needs=PolicyNeeds(owners=owners or {}))
 
 
 def configured(policy: DeliveryPolicy, **overrides: Any) -> SalesforceAdapter:
@@ -378,17 +382,14 @@ def test_match_field_subrequest_error_is_permanent(org: Org) -> None:
 
 def test_option_defaults() -> None:
     loaded = options()
-    assert loaded["api_version"] == "59.0"
-    assert (loaded["connect_timeout"], loaded["read_timeout"]) == (5.0, 30.0)
-    assert loaded["search_objects"] == ["contact", "lead"]
-    assert loaded["what_rule"] == "account"
-    assert loaded["lead_defaults"] == {
-        "last_name": "Unknown caller",
-        "company": "Unknown company",
-    }
-    assert loaded["auth"]["method"] == "client_credentials"
-    assert loaded["match_field"] is None and loaded["external_id_field"] is None
-    assert loaded["case"] is None and loaded["owners"] == {} and loaded["mapping"] is None
+    assert loaded.api_version == "59.0"
+    assert (loaded.connect_timeout, loaded.read_timeout) == (5.0, 30.0)
+    assert list(loaded.search_objects) == ["contact", "lead"]
+    assert loaded.what_rule == "account"
+    assert loaded.lead_defaults == LeadDefaults("Unknown caller", "Unknown company")
+    assert loaded.auth["method"] == "client_credentials"
+    assert loaded.match_field is None and loaded.external_id_field is None
+    assert loaded.case is None
 
 
 @pytest.mark.parametrize(
@@ -410,13 +411,14 @@ def test_option_defaults() -> None:
     ],
 )
 def test_each_login_flow_is_accepted(auth: dict[str, Any], method: str) -> None:
-    assert options(auth=auth)["auth"]["method"] == method
+    assert options(auth=auth).auth["method"] == method
 
 
 @pytest.mark.parametrize(
     ("overrides", "key"),
     [
         ({"colour": "blue"}, "colour"),
+        ({"owners": {"w0": "0055g00000AbCdEAAA"}}, "owners"),  # the policy's key, not an option
         ({"auth": {}}, "auth"),
         ({"auth": {"session_id": "x", "client_id": "y", "client_secret": "z"}}, "auth"),
         ({"auth": {"client_id": "id", "client_secret": "s", "region": "eu"}}, "auth"),
@@ -439,8 +441,8 @@ def test_bad_options_are_rejected(overrides: dict[str, Any], key: str) -> None:
 
 def test_every_request_has_the_configured_timeouts() -> None:
     adapter = make(connect_timeout=2, read_timeout=9)
-    assert adapter.session.get_adapter(f"{INSTANCE}/x").timeout == (2.0, 9.0)  # type: ignore[attr-defined]
-    assert adapter.session.get_adapter(f"{INSTANCE}/x").max_retries.total == 0
+    assert adapter.client.session.get_adapter(f"{INSTANCE}/x").timeout == (2.0, 9.0)  # type: ignore[attr-defined]
+    assert adapter.client.session.get_adapter(f"{INSTANCE}/x").max_retries.total == 0
 
 
 # --- the composite body ----------------------------------------------------------------------
@@ -772,10 +774,10 @@ def test_a_permanent_error_wins_over_a_lock(org: Org) -> None:
         (
             500,
             [{"errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error occurred"}],
-            RetryableError,
+            OutcomeUnknown,  # a 5xx may have been applied: the retry looks before it creates
         ),
-        (503, "<html>Service Unavailable</html>", RetryableError),
-        (502, "", RetryableError),
+        (503, "<html>Service Unavailable</html>", OutcomeUnknown),
+        (502, "", OutcomeUnknown),
         (
             400,
             [{"errorCode": "JSON_PARSER_ERROR", "message": 'Cannot deserialize "+49 211"'}],
@@ -1098,18 +1100,18 @@ def test_a_new_caller_gets_one_lead_while_search_cannot_see_it(org: Org) -> None
 
 def test_a_lead_being_created_elsewhere_means_retry(org: Org) -> None:
     adapter = make()
-    adapter.memo.reserve(_memo_key(number()), f"pending|{time.time()}|other")
+    adapter.memo.reserve(adapter.leads.claims.key(number()), f"pending|{time.time()}|other")
     with pytest.raises(RetryableError, match="creating the lead"):
         adapter.create_record("lead", number(), {}, Journal())
 
 
 def test_a_stale_claim_is_taken_over_after_looking(org: Org) -> None:
     adapter = make()
-    adapter.memo.set(_memo_key(number()), f"pending|{time.time() - 3600}|crashed")
+    adapter.memo.set(adapter.leads.claims.key(number()), f"pending|{time.time() - 3600}|crashed")
     org.answers.append(("FROM Lead WHERE Phone", rows({"Id": LEAD_ID})))
     assert adapter.create_record("lead", number(), {}, Journal()).id == LEAD_ID
     assert any("Phone = '+49 211 63553400'" in q for q in org.queries)
-    assert (adapter.memo.get(_memo_key(number())) or "").startswith(f"{LEAD_ID}|")
+    assert (adapter.memo.get(adapter.leads.claims.key(number())) or "").startswith(f"{LEAD_ID}|")
 
 
 class RacingMemo(MemoryMemo):
@@ -1123,7 +1125,7 @@ class RacingMemo(MemoryMemo):
 def test_two_deliveries_taking_over_a_stale_claim_create_one_lead(org: Org) -> None:
     adapter = make()
     adapter.bind_memo(RacingMemo())
-    adapter.memo.set(_memo_key(number()), f"pending|{time.time() - 3600}|crashed")
+    adapter.memo.set(adapter.leads.claims.key(number()), f"pending|{time.time() - 3600}|crashed")
     created = org.mock.post(f"{DATA}sobjects/Lead/", json={"id": LEAD_ID, "success": True})
     with pytest.raises(RetryableError, match="creating the lead"):
         adapter.create_record("lead", number(), {}, Journal())
@@ -1332,7 +1334,9 @@ def test_a_lead_carries_match_field_and_a_lost_create_is_looked_up_by_it(org: Or
 def test_leads_not_searched_get_no_match_field_and_are_looked_up_by_phone(org: Org) -> None:
     adapter = make(match_field="Phone_E164__c", search_objects=["contact"])
     created = org.mock.post(f"{DATA}sobjects/Lead/", json={"id": LEAD_ID, "success": True})
-    adapter.create_record("lead", number(), {}, Journal({"lead_claim": "mine"}))
+    adapter.create_record(
+        "lead", number(), {}, Journal({"lead.claim": "mine", "lead.pending": 1.0})
+    )
     assert "Phone_E164__c" not in json.loads(created.calls[0].request.body or b"")
     assert [q for q in org.queries if "FROM Lead" in q] == [
         "SELECT Id FROM Lead WHERE Phone = '+49 211 63553400' AND IsConverted = false "
@@ -1342,7 +1346,7 @@ def test_leads_not_searched_get_no_match_field_and_are_looked_up_by_phone(org: O
 
 def test_a_remembered_lead_is_reused_only_while_it_exists_unconverted(org: Org) -> None:
     adapter = make()
-    adapter.memo.set(_memo_key(number()), f"{LEAD_ID}|{time.time()}")
+    adapter.memo.set(adapter.leads.claims.key(number()), f"{LEAD_ID}|{time.time()}")
     fresh = "00Q5g00000NEWAAAAA"
     created = org.mock.post(f"{DATA}sobjects/Lead/", json={"id": fresh, "success": True})
     lead = adapter.create_record("lead", number(), {}, Journal())  # the check finds nothing
@@ -1350,7 +1354,7 @@ def test_a_remembered_lead_is_reused_only_while_it_exists_unconverted(org: Org) 
     assert f"SELECT Id FROM Lead WHERE Id = '{LEAD_ID}' AND IsConverted = false LIMIT 1" in (
         org.queries
     )
-    assert (adapter.memo.get(_memo_key(number())) or "").startswith(f"{fresh}|")
+    assert (adapter.memo.get(adapter.leads.claims.key(number())) or "").startswith(f"{fresh}|")
 
 
 # --- error messages --------------------------------------------------------------------------
@@ -1484,6 +1488,41 @@ def test_check_follows_the_policy(org: Org) -> None:
     ) in failures
     upserting = configured(policy, external_id_field="Sipgate_Call_Id__c").check()
     assert not any("View All Data" in r.message for r in upserting)
+
+
+def test_check_refuses_a_mapped_constant_a_restricted_picklist_lacks(org: Org) -> None:
+    check_org(org)
+    org.mock.replace(
+        responses.GET,
+        f"{DATA}sobjects/Task/describe",
+        json=describe(
+            *TASK_FIELDS,
+            "Sentiment__c",
+            "Mood__c",
+            "Origin__c",
+            TaskSubtype=picklist("Call"),
+            CallType=picklist("Inbound", "Outbound"),
+            Type=picklist("Call"),
+            Status=picklist("Completed", "Not Started"),
+            Priority=picklist("High", "Normal", "Low"),
+            Sentiment__c={**picklist("positive", "negative"), "restrictedPicklist": True},
+            Mood__c={**picklist("calm"), "restrictedPicklist": True},
+            Origin__c=picklist("web"),  # not restricted: Salesforce takes any value
+        ),
+    )
+    templates = make_environment()
+    fields = {
+        "Sentiment__c": templates.from_string("neutral"),  # refused on every call
+        "Mood__c": templates.from_string("{{ summary }}"),  # rendered per call: not checked
+        "Origin__c": templates.from_string("phone"),
+    }
+    failures = [r.message for r in configured(DeliveryPolicy(fields=fields)).check() if not r.ok]
+    assert failures == [
+        "Task.Sentiment__c is a restricted picklist without the value 'neutral' the mapping "
+        "writes (active values: negative, positive).",
+    ]
+    fields["Sentiment__c"] = templates.from_string("positive")
+    assert all(r.ok for r in configured(DeliveryPolicy(fields=fields)).check())
 
 
 def test_check_says_when_nothing_is_searched(org: Org) -> None:

@@ -875,6 +875,11 @@ _URL_MAP = Map(
         Rule("/crm/v3/objects/<object_type>/<object_id>", endpoint="archive", methods=["DELETE"]),
         Rule("/crm/v3/owners/", endpoint="list_owners", methods=["GET"]),
         Rule("/crm/v3/owners/<owner_id>", endpoint="read_owner", methods=["GET"]),
+        Rule(
+            "/crm/v3/pipelines/<object_type>/<pipeline_id>",
+            endpoint="read_pipeline",
+            methods=["GET"],
+        ),
         Rule("/crm/v3/properties/<object_type>", endpoint="list_properties", methods=["GET"]),
         Rule("/crm/v3/properties/<object_type>", endpoint="create_property", methods=["POST"]),
         Rule(
@@ -907,6 +912,12 @@ _URL_MAP = Map(
     ],
     strict_slashes=False,
 )
+
+#: The pipeline and stage properties of the object types that have pipelines.
+_PIPELINE_PROPERTIES = {
+    "tickets": ("hs_pipeline", "hs_pipeline_stage"),
+    "deals": ("pipeline", "dealstage"),
+}
 
 _UNAUTHENTICATED_ENDPOINTS = frozenset({"oauth_token_info", "private_app_token_info"})
 _WRITE_ENDPOINTS = frozenset({"create", "update", "archive", "v4_create", "v4_create_default"})
@@ -1423,6 +1434,8 @@ class HubSpotTestServer(FakeServer[HubSpotRequest]):
             return _Reply(200, prop.to_json())
         if endpoint == "create_property":
             return self._create_property(spec, self._require_object(body))
+        if endpoint == "read_pipeline":
+            return self._read_pipeline(spec, args["pipeline_id"])
         return self._dispatch_v4(endpoint, spec, args, query, body)
 
     def _dispatch_v4(
@@ -1553,6 +1566,42 @@ class HubSpotTestServer(FakeServer[HubSpotRequest]):
         if start + size < len(owners):
             body["paging"] = {"next": {"after": str(start + size)}}
         return _Reply(200, body)
+
+    def _read_pipeline(self, spec: ObjectTypeSpec, pipeline_id: str) -> _Reply:
+        """``GET /crm/v3/pipelines/{type}/{id}``: the pipeline and its stages, taken from the
+        options of the type's pipeline and stage properties (one pipeline holds every stage)."""
+        pipeline_property, stage_property = _PIPELINE_PROPERTIES.get(spec.name, ("", ""))
+        pipelines = self._properties[spec.name].get(pipeline_property)
+        stages = self._properties[spec.name].get(stage_property)
+        if pipelines is None or stages is None or pipeline_id not in pipelines.options:
+            raise _ApiError(
+                404, _error(f"Pipeline {pipeline_id} does not exist", "OBJECT_NOT_FOUND")
+            )
+        stamp = _iso(pipelines.created_at)
+        return _Reply(
+            200,
+            {
+                "id": pipeline_id,
+                "label": pipeline_id,
+                "displayOrder": 0,
+                "archived": False,
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "stages": [
+                    {
+                        "id": stage,
+                        "label": stage,
+                        "displayOrder": order,
+                        "metadata": {},
+                        "archived": False,
+                        "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
+                        "createdAt": stamp,
+                        "updatedAt": stamp,
+                    }
+                    for order, stage in enumerate(stages.options)
+                ],
+            },
+        )
 
     def _read_owner(self, owner_id: str, id_property: str | None, archived: str | None) -> _Reply:
         for owner in self._owners.values():

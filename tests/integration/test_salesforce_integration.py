@@ -31,8 +31,8 @@ from connector.adapters import (
 from connector.adapters.salesforce import (
     DESCRIPTION_LIMIT,
     REQUEST_LIMIT_PARK,
+    PolicyNeeds,
     SalesforceAdapter,
-    SalesforceOptions,
 )
 from connector.config.policy import DeliveryPolicy, MatchingPolicy
 from connector.config.sections import TargetConfig
@@ -61,8 +61,11 @@ def number(digits: str = CALLER) -> PhoneNumber:
     return parsed
 
 
-def adapter_for(server: SalesforceTestServer, **overrides: Any) -> SalesforceAdapter:
-    loaded = SalesforceOptions().load(
+def adapter_for(
+    server: SalesforceTestServer, owners: dict[str, str] | None = None, **overrides: Any
+) -> SalesforceAdapter:
+    """An adapter for `server`; `owners` are the policy's owners `check` verifies."""
+    loaded = SalesforceAdapter.config_schema().load(
         {
             "instance_url": server.instance_url,
             "auth": {
@@ -75,7 +78,12 @@ def adapter_for(server: SalesforceTestServer, **overrides: Any) -> SalesforceAda
             **overrides,
         }
     )
-    return SalesforceAdapter("salesforce", loaded, session=server.client_session())
+    return SalesforceAdapter(
+        "salesforce",
+        loaded,
+        session=server.client_session(),
+        needs=PolicyNeeds(owners=owners or {}),
+    )
 
 
 def call_tasks(server: SalesforceTestServer, call_id: str) -> list[dict[str, Any]]:
@@ -124,7 +132,7 @@ class TestSalesforceContract(AdapterContract):
         return adapter_for(self.server)
 
     def make_unreachable_adapter(self, tmp_path: Path) -> Adapter:
-        loaded = SalesforceOptions().load(
+        loaded = SalesforceAdapter.config_schema().load(
             {
                 "instance_url": "https://127.0.0.1:1",
                 "auth": {"session_id": "00D-fictional-session"},
@@ -732,10 +740,12 @@ def test_mapped_custom_fields_are_cut_to_their_length(server: SalesforceTestServ
         assert len(call["Call_Summary__c"]) == 255 and call["Call_Summary__c"].endswith("…")
     assert len(server.requests(path_regex=r"/sobjects/Task/describe")) == 1  # once per adapter
     # `check` as `from_config` builds it (with the mapped fields), on the test server's session.
-    options = SalesforceAdapter.from_config(
+    needs = SalesforceAdapter.from_config(
         TargetConfig("salesforce", "salesforce", adapter.options, policy)
-    ).options
-    checked = SalesforceAdapter("salesforce", options, session=server.client_session())
+    ).needs
+    checked = SalesforceAdapter(
+        "salesforce", adapter.options, session=server.client_session(), needs=needs
+    )
     messages = [r.message for r in checked.check() if r.ok]
     assert (
         "Task.Call_Summary__c (mapped) holds at most 255 characters: longer rendered values are "

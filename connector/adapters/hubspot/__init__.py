@@ -17,22 +17,30 @@ Per delivery the adapter writes, through the official SDK (``hubspot-api-client`
 
 A matched call with action items thus costs three requests: the search, the call, the tasks.
 
-Idempotency: the id of every object is recorded in the delivery's `Journal` right after it was
-created, and a retry skips what is recorded. Before a create is sent, ``<step>_pending`` is
-recorded with the time and, for tasks, note and ticket, a SHA-256 fingerprint of the values
-sent (subject, body and due date of a task; body and time of a note; subject and content of a
-ticket); when the outcome stays unknown (timeout, dropped connection, 408, 5xx, an answer that
-cannot be read) the retry first looks the object up: the call by ``call_id_property`` = sipgate
-call id, tasks, note and ticket by their association, creation time and fingerprint, so a retry
-that renders other text still finds them and another call's objects are not taken for ours.
-HubSpot's search index lags behind writes ("it may take a few moments"), so when the lookup
-finds nothing, or not all of a batch, within `PENDING_SETTLE_SECONDS` of the unknown attempt the
-delivery is retried later instead of writing a possible duplicate; after that, what was found
-is kept and only the rest is created. A create HubSpot refused or the rate limiter never sent
-leaves an earlier attempt's ``<step>_pending`` in place.
+The adapter is composed of four parts: `HubSpotClient` (the SDK under the kit's rate limiter,
+HubSpot's answers as the pipeline's errors), `HubSpotSearcher` (phone searches, contacts by id,
+owners through the kit's `OwnerCache`), `HubSpotWriter` (the writes below) and
+`HubSpotPreflight` (``check``).
 
-Contacts for unknown callers (``create_record``): the durable `Memo` shared by all workers
-remembers "this number got contact N" (and "someone is creating it right now"), so two calls
+Idempotency: the id of every object is recorded in the delivery's `Journal` right after it was
+created, and a retry skips what is recorded. The call is created with the kit's `create_once`
+(``call.pending`` holds the time of a create whose outcome is unknown). Before a batch of tasks,
+a note or a ticket is sent, ``<step>_pending`` is recorded with the time and the kit's
+`fingerprint` of the values sent (subject, body and due date of a task; body and time of a note;
+subject and content of a ticket); when the outcome stays unknown (timeout, dropped connection,
+408, 5xx, an answer that cannot be read) the retry first looks the object up: the call by
+``call_id_property`` = sipgate call id, tasks, note and ticket by their association, creation
+time and fingerprint, so a retry that renders other text still finds them and another call's
+objects are not taken for ours. HubSpot's search index lags behind writes ("it may take a few
+moments"), so when the lookup finds nothing, or not all of a batch, within
+`PENDING_SETTLE_SECONDS` of the unknown attempt the delivery is retried later instead of writing
+a possible duplicate; after that, what was found is kept and only the rest is created. A create
+HubSpot refused or the rate limiter never sent leaves an earlier attempt's ``<step>_pending`` in
+place.
+
+Contacts for unknown callers (``create_record``): the kit's `CallerClaims` in the durable `Memo`
+shared by all workers remember "this number got contact N" (and "someone is creating it right
+now"), so two calls
 from a new number minutes apart yield one contact although the second search cannot see the
 first contact yet. A remembered contact is used only while one of its numbers is still the
 caller's; otherwise a new contact replaces it in the memo. Contacts are created with
@@ -57,16 +65,21 @@ has ``_request_timeout=(connect_timeout, read_timeout)``.
 Messages of errors and log lines carry no phone numbers, e-mail addresses or tokens: of
 HubSpot's error answers only the category, error codes, property names, context keys and
 correlation id are passed on. ``check`` asks for ``crm.objects.companies.read`` when the policy
-matches companies or ``associate_company`` is on.
+matches companies or ``associate_company`` is on, verifies that every constant the mapping
+writes into an enumeration property is one of its options (HubSpot answers ``INVALID_OPTION``
+otherwise) and, with ``ticket``, that the pipeline exists and has the stage.
 """
 
 from __future__ import annotations
 
 from connector.adapters.hubspot.adapter import HubSpotAdapter
-from connector.adapters.hubspot.check import REQUIRED_SCOPES
+from connector.adapters.hubspot.check import REQUIRED_SCOPES, HubSpotPreflight
+from connector.adapters.hubspot.client import HubSpotClient
 from connector.adapters.hubspot.options import CALL_ID_PROPERTY, HubSpotOptions
 from connector.adapters.hubspot.pending import PENDING_SETTLE_SECONDS
 from connector.adapters.hubspot.records import ASSOCIATION_TYPES
+from connector.adapters.hubspot.search import HubSpotSearcher
+from connector.adapters.hubspot.write import HubSpotWriter
 
 __all__ = [
     "ASSOCIATION_TYPES",
@@ -74,5 +87,9 @@ __all__ = [
     "PENDING_SETTLE_SECONDS",
     "REQUIRED_SCOPES",
     "HubSpotAdapter",
+    "HubSpotClient",
     "HubSpotOptions",
+    "HubSpotPreflight",
+    "HubSpotSearcher",
+    "HubSpotWriter",
 ]

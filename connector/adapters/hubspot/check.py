@@ -1,13 +1,17 @@
-"""The preflight (``sipgate-crm check``): token and scopes, mapped owners, call properties."""
+"""The HubSpot preflight (``sipgate-crm check``): token and scopes, mapped owners, call
+properties and the options of the enumeration properties the mapping fills, the ticket's
+pipeline and stage."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from connector.adapters.base import AdapterError, CheckResult
+from connector.adapters import AdapterError, CheckResult
+from connector.adapters.hubspot.client import HubSpotClient
 from connector.adapters.hubspot.errors import _Rejected
-from connector.adapters.hubspot.owners import OwnersMixin
+from connector.adapters.hubspot.options import HubSpotOptions
+from connector.adapters.hubspot.search import HubSpotSearcher
 
 #: Scopes every target needs; companies/tickets/deals scopes are added by the options.
 REQUIRED_SCOPES = (
@@ -22,40 +26,55 @@ def _mask_email(email: str) -> str:
     return f"{local[:2]}***@{domain}" if domain else "***"
 
 
-class CheckMixin(OwnersMixin):
-    """`check` of the HubSpot adapter, and the scopes the options need."""
+class HubSpotPreflight:
+    """`check` of a HubSpot target: what its options and delivery policy need of the portal.
 
-    associate_company: bool
-    #: The object types the target's matching policy searches (set by `from_config`).
-    matched_objects: tuple[str, ...]
-    deal_rule: str
-    ticket: Mapping[str, Any] | None
-    unique_call_property: str | None
-    #: What `check` verifies: owner references by config path, call properties by name.
-    owner_refs: dict[str, str]
-    checked_properties: list[str]
+    `matched_objects` are the object types the matching policy searches, `owner_refs` the
+    owners it names (config path → id or e-mail), `checked_properties` the call properties
+    that must exist and `mapped_values` what the mapping writes into them for a call without
+    data (its constant values), checked against the options of enumeration properties.
+    """
+
+    def __init__(
+        self, client: HubSpotClient, searcher: HubSpotSearcher, options: HubSpotOptions
+    ) -> None:
+        self.client = client
+        self.searcher = searcher
+        self.options = options
+        self.matched_objects: tuple[str, ...] = ()
+        self.owner_refs: dict[str, str] = {}
+        self.checked_properties: list[str] = list(
+            dict.fromkeys(
+                [
+                    options.call_id_property,
+                    *([options.unique_call_property] if options.unique_call_property else []),
+                    *options.required_properties,
+                ]
+            )
+        )
+        self.mapped_values: dict[str, str] = {}
 
     def required_scopes(self) -> list[str]:
         """The scopes this target's options and matching policy need."""
         scopes = list(REQUIRED_SCOPES)
-        if self.associate_company or "company" in self.matched_objects:
+        if self.options.associate_company or "company" in self.matched_objects:
             scopes.append("crm.objects.companies.read")
-        if self.deal_rule != "none":
+        if self.options.deal_rule != "none":
             scopes.append("crm.objects.deals.read")
-        if self.ticket:
+        if self.options.ticket:
             scopes.append("tickets")
         return scopes
 
     def _token_scopes(self) -> list[str] | None:
         """The token's scopes from HubSpot's private-app token introspection (no SDK method)."""
-        api_client = self._basic.api_client
-        info = self._send(
+        api_client = self.client.basic.api_client
+        info = self.client.send(
             "general",
             "reading the token's scopes",
             api_client.call_api,
             "/oauth/v2/private-apps/get/access-token-info",
             "POST",
-            body={"tokenKey": self.access_token},
+            body={"tokenKey": self.client.access_token},
             response_types_map={200: "object"},
             auth_settings=[],
             _return_http_data_only=True,
@@ -75,11 +94,13 @@ class CheckMixin(OwnersMixin):
             except _Rejected:
                 scopes = None  # not a private-app token (OAuth, service key): probe instead
             if scopes is None:
-                self._send("general", "reading contacts", self._basic.get_page, "contacts", limit=1)
+                self.client.send(
+                    "general", "reading contacts", self.client.basic.get_page, "contacts", limit=1
+                )
         except _Rejected as exc:
             return [CheckResult(False, str(exc))]
         except AdapterError as exc:
-            return [CheckResult(False, f"Cannot reach HubSpot at {self.base_url}: {exc}")]
+            return [CheckResult(False, f"Cannot reach HubSpot at {self.client.base_url}: {exc}")]
         if scopes is None:
             results.append(
                 CheckResult(True, "Access token accepted; HubSpot did not list its scopes.")
@@ -100,6 +121,7 @@ class CheckMixin(OwnersMixin):
                 )
         results.extend(self._check_owners())
         results.extend(self._check_properties())
+        results.extend(self._check_ticket())
         return results
 
     def _check_owners(self) -> list[CheckResult]:
@@ -108,8 +130,7 @@ class CheckMixin(OwnersMixin):
         for where, owner in owners.items():
             try:
                 if "@" in owner:
-                    self._owner_cache.pop(owner.strip().casefold(), None)
-                    if self.resolve_owner(owner) is None:
+                    if self.searcher.find_owner(owner.strip()) is None:
                         problems.append(
                             CheckResult(
                                 False,
@@ -118,7 +139,9 @@ class CheckMixin(OwnersMixin):
                             )
                         )
                 else:
-                    self._send("general", "reading an owner", self._owners.get_by_id, owner)
+                    self.client.send(
+                        "general", "reading an owner", self.client.owners.get_by_id, owner
+                    )
             except _Rejected as exc:
                 if exc.status == 403:  # the same for every owner: say it once
                     problems.append(CheckResult(False, f"owners: cannot be checked: {exc}"))
@@ -140,10 +163,10 @@ class CheckMixin(OwnersMixin):
         results: list[CheckResult] = []
         for name in wanted:
             try:
-                prop = self._send(
+                prop = self.client.send(
                     "general",
                     "reading a call property",
-                    self._properties.get_by_name,
+                    self.client.properties.get_by_name,
                     "calls",
                     name,
                 )
@@ -156,7 +179,10 @@ class CheckMixin(OwnersMixin):
             except AdapterError as exc:
                 results.append(CheckResult(False, f"Call property {name}: cannot check: {exc}"))
                 continue
-            if name == self.unique_call_property and not getattr(prop, "has_unique_value", False):
+            results.extend(self._check_options(name, prop))
+            if name == self.options.unique_call_property and not getattr(
+                prop, "has_unique_value", False
+            ):
                 results.append(
                     CheckResult(
                         False,
@@ -167,3 +193,56 @@ class CheckMixin(OwnersMixin):
         if not results:
             results.append(CheckResult(True, f"Call properties present: {', '.join(wanted)}."))
         return results
+
+    def _check_options(self, name: str, prop: Any) -> list[CheckResult]:
+        """A mapped constant of an enumeration property that is none of its options (HubSpot
+        would refuse every call with ``INVALID_OPTION``)."""
+        value = self.mapped_values.get(name)
+        offered = [str(o.value) for o in getattr(prop, "options", None) or ()]
+        if value is None or getattr(prop, "type", "") != "enumeration" or not offered:
+            return []
+        if value in offered:
+            return []
+        return [
+            CheckResult(
+                False,
+                f"Call property {name!r} takes one of {', '.join(offered)}; the mapping writes "
+                f"{value!r}.",
+            )
+        ]
+
+    def _check_ticket(self) -> list[CheckResult]:
+        """The ticket's pipeline exists and has the ticket's stage (when tickets are on)."""
+        ticket = self.options.ticket
+        if ticket is None:
+            return []
+        try:
+            pipeline = self.client.send(
+                "general",
+                "reading the ticket pipeline",
+                self.client.pipelines.get_by_id,
+                "tickets",
+                ticket.pipeline,
+            )
+        except _Rejected as exc:
+            if exc.status != 404:
+                return [CheckResult(False, f"ticket.pipeline: {exc}")]
+            return [
+                CheckResult(
+                    False, f"ticket.pipeline: HubSpot has no ticket pipeline {ticket.pipeline!r}."
+                )
+            ]
+        except AdapterError as exc:
+            return [CheckResult(False, f"ticket.pipeline: cannot check: {exc}")]
+        stages = [str(stage.id) for stage in getattr(pipeline, "stages", None) or ()]
+        if ticket.stage not in stages:
+            return [
+                CheckResult(
+                    False,
+                    f"ticket.stage: ticket pipeline {ticket.pipeline!r} has no stage "
+                    f"{ticket.stage!r} (it has {', '.join(stages) or 'none'}).",
+                )
+            ]
+        return [
+            CheckResult(True, f"Ticket pipeline {ticket.pipeline!r} has stage {ticket.stage!r}.")
+        ]

@@ -4,7 +4,7 @@
 are retried after the wait HubSpot's headers name; 423 (Locked: "wait at least 2 seconds") and
 477 (Migration in Progress, parked when its Retry-After is long) are retried; 401, 403 (naming
 missing scopes) and other 4xx are permanent (`_Rejected`); 408, 5xx and answers that cannot be
-read may or may not have been applied (`_OutcomeUnknown`).
+read may or may not have been applied (`OutcomeUnknown`). Retry-After is read by the kit.
 
 Errors end up in the ledger and in logs, so HubSpot's free-text messages (which quote the values
 sent: names, numbers, e-mail addresses) are never passed on: only HubSpot's category, error
@@ -18,11 +18,18 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
-from email.utils import parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connector.adapters.base import AdapterError, Memo, PermanentError, RetryableError, TargetParked
+from connector.adapters import (
+    AdapterError,
+    Memo,
+    OutcomeUnknown,
+    PermanentError,
+    RetryableError,
+    TargetParked,
+    retry_after,
+)
 from connector.adapters.hubspot.values import _iso, _parse_time
 
 _DAILY_MEMO = "hubspot:daily-limit-reset"
@@ -36,10 +43,6 @@ _LOCKED_WAIT = 2.0
 _MIGRATION_WAIT = 60.0
 #: A 477 whose Retry-After is longer parks the whole target instead of one delivery.
 _MIGRATION_PARK_AFTER = 15 * 60.0
-
-
-class _OutcomeUnknown(RetryableError):
-    """The request may have been applied or not (timeout or 5xx after sending)."""
 
 
 class _Rejected(PermanentError):
@@ -138,37 +141,6 @@ def _safe_message(info: Mapping[str, Any]) -> str:
     return "; ".join(parts) or "no details"
 
 
-def _header(headers: Any, name: str) -> str | None:
-    getter = getattr(headers, "get", None)
-    if getter is None:
-        return None
-    value = getter(name)
-    return str(value) if value is not None else None
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
-
-
-def _retry_after(headers: Any, now: datetime) -> float | None:
-    """Retry-After in seconds: a number of seconds or an HTTP date (RFC 9110)."""
-    value = _header(headers, "Retry-After")
-    seconds = _seconds(value)
-    if seconds is not None or value is None:
-        return seconds
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - now).total_seconds())
-
-
 def _http_error(
     status: int,
     body: Any,
@@ -181,7 +153,7 @@ def _http_error(
     """The error for HubSpot's answer `status`/`body` to `operation` (a ``kind`` request) at
     `now`; `daily_limit` gives the parking for a used-up daily limit (it consults the memo)."""
     info = _body_json(body)
-    headers = getattr(exc, "headers", None)
+    headers: Mapping[str, str] = getattr(exc, "headers", None) or {}
     category = str(info.get("category") or info.get("errorType") or "")
     if _TOKEN.fullmatch(category) is None:
         category = ""
@@ -189,7 +161,7 @@ def _http_error(
         policy = info.get("policyName")
         if policy == "DAILY":
             return daily_limit()
-        wait = _retry_after(headers, now)
+        wait = retry_after(headers, now, ())
         if wait is None:
             wait = _rate_limit_wait(headers, kind)
         named = policy if isinstance(policy, str) and _TOKEN.fullmatch(policy) else kind
@@ -197,12 +169,12 @@ def _http_error(
             f"HubSpot rate limit reached ({named}) while {operation}.", retry_after=wait
         )
     if status == 423:  # Locked: HubSpot applied nothing; "wait at least 2 seconds"
-        wait = max(_LOCKED_WAIT, _retry_after(headers, now) or 0.0)
+        wait = max(_LOCKED_WAIT, retry_after(headers, now, ()) or 0.0)
         return RetryableError(
             f"HubSpot is busy with the records of {operation} (423 Locked).", retry_after=wait
         )
     if status == 477:  # Migration in Progress: the portal is being moved; nothing applied
-        wait = _retry_after(headers, now)
+        wait = retry_after(headers, now, ())
         if wait is not None and wait > _MIGRATION_PARK_AFTER:
             return TargetParked(
                 f"HubSpot is migrating the account's data (477) while {operation}.",
@@ -235,9 +207,9 @@ def _http_error(
             info,
         )
     if status == 0:  # the SDK could not read the answer (or the connection broke)
-        return _OutcomeUnknown(f"HubSpot's answer to {operation} could not be read.")
+        return OutcomeUnknown(f"HubSpot's answer to {operation} could not be read.")
     if status == 408 or status >= 500:  # may have been applied all the same
-        return _OutcomeUnknown(f"HubSpot failed {operation} ({status}).")
+        return OutcomeUnknown(f"HubSpot failed {operation} ({status}).")
     return _Rejected(
         f"HubSpot rejected {operation} ({status} {category}): {_safe_message(info)}",
         status,
@@ -245,13 +217,16 @@ def _http_error(
     )
 
 
-def _rate_limit_wait(headers: Any, kind: str) -> float:
+def _rate_limit_wait(headers: Mapping[str, str], kind: str) -> float:
     if kind == "search":
         return 1.0  # searches: 5 per second; their 429s carry no headers
-    if _header(headers, "X-HubSpot-RateLimit-Secondly-Remaining") == "0":
+    if headers.get("X-HubSpot-RateLimit-Secondly-Remaining") == "0":
         return 1.0
-    interval = _seconds(_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds"))
-    return interval / 1000 if interval else 10.0
+    try:
+        interval = float(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds") or 0)
+    except ValueError:
+        interval = 0.0
+    return interval / 1000 if interval > 0 else 10.0
 
 
 def _daily_limit_parked(memo: Memo, now: datetime, zone: ZoneInfo) -> TargetParked:

@@ -13,15 +13,12 @@ earlier attempt with unknown outcome had recorded; a marker this attempt did not
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.adapters.base import Journal, RetryableError
+from connector.adapters import Journal, RetryableError, fingerprint
 from connector.adapters.hubspot.records import _Create
-from connector.adapters.hubspot.sdk import SdkBase, _results
 from connector.adapters.hubspot.values import _parse_time
 
 #: After a create with unknown outcome, how long HubSpot's search may lag behind before a
@@ -62,18 +59,13 @@ def _normal(name: str, value: Any) -> str:
 
 def _fingerprint(object_type: str, properties: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the identifying property values of an object of `object_type`."""
-    values = [_normal(name, properties.get(name)) for name in _IDENTITY[object_type]]
-    return hashlib.sha256(json.dumps(values, ensure_ascii=False).encode()).hexdigest()
+    return fingerprint(*(_normal(name, properties.get(name)) for name in _IDENTITY[object_type]))
 
 
-def _pending_parts(marker: Any) -> tuple[float, list[str | None] | None]:
-    """(time, fingerprints by position) of a ``<step>_pending`` marker; a bare time (journals
-    written before fingerprints were recorded) has no fingerprints."""
-    if isinstance(marker, Mapping):
-        sent = marker.get("sent")
-        fingerprints = [f if isinstance(f, str) else None for f in sent] if sent else None
-        return float(marker["at"]), fingerprints
-    return float(marker), None
+def _pending_parts(marker: Mapping[str, Any]) -> tuple[float, list[str | None]]:
+    """(time, fingerprints by position) of a ``<step>_pending`` marker."""
+    sent = marker.get("sent") or []
+    return float(marker["at"]), [f if isinstance(f, str) else None for f in sent]
 
 
 class _Marker:
@@ -100,106 +92,94 @@ class _Marker:
             self.was_set = False
 
 
-class PendingMixin(SdkBase):
-    """The lookups and the wait after an unknown outcome, for writes and new contacts."""
+def wait_for_index(pending_since: float, now: float, what: str) -> None:
+    """Raise `RetryableError` while the unknown attempt of `pending_since` (epoch s) is too
+    recent at `now` for a lookup that found nothing to be trusted."""
+    age = now - pending_since
+    if age < PENDING_SETTLE_SECONDS:
+        raise RetryableError(
+            f"Whether the last attempt created the HubSpot {what} is unknown and HubSpot's "
+            "search may not show it yet; looking again shortly.",
+            retry_after=PENDING_SETTLE_SECONDS - age,
+        )
 
-    call_id_property: str
 
-    def _wait_for_index(self, pending_since: float, what: str) -> None:
-        """Raise `RetryableError` while the unknown attempt of `pending_since` (epoch s) is
-        too recent for a lookup that found nothing to be trusted."""
-        age = self.wall_clock() - pending_since
-        if age < PENDING_SETTLE_SECONDS:
-            raise RetryableError(
-                f"Whether the last attempt created the HubSpot {what} is unknown and HubSpot's "
-                "search may not show it yet; looking again shortly.",
-                retry_after=PENDING_SETTLE_SECONDS - age,
-            )
-
-    def _find_call(self, sipgate_call_id: str) -> str | None:
-        body = {
-            "filterGroups": [
-                {
-                    "filters": [
-                        {
-                            "propertyName": self.call_id_property,
-                            "operator": "EQ",
-                            "value": sipgate_call_id,
-                        }
-                    ]
-                }
-            ],
-            "properties": [self.call_id_property],
-            "sorts": [{"propertyName": "hs_createdate", "direction": "ASCENDING"}],
-            "limit": 10,
-        }
-        operation = "looking up the call"
-        response = self._send("search", operation, self._search.do_search, "calls", body)
-        ids = [str(r.id) for r in _results(response, operation)]
-        return ids[0] if ids else None
-
-    def _find_sent(
-        self,
-        creates: Sequence[_Create],
-        since: float,
-        wanted: Sequence[str | None],
-        known: Sequence[str | None] = (),
-    ) -> dict[int, str]:
-        """Objects HubSpot made since `since` (epoch s, less the clock slack) on the record
-        the `creates` are associated with, by the position in `wanted` whose fingerprint
-        they have: the lookup after a create with unknown outcome. Positions with ``None`` in
-        `wanted` or an id in `known` are not looked for, and ids in `known` are not taken
-        again. Of several objects with the same fingerprint the newest is taken."""
-        first = creates[0]
-        object_type = first.object_type
-        identity = _IDENTITY[object_type]
-        created = _CREATED.get(object_type, _CREATED_DEFAULT)
-        after = datetime.fromtimestamp(since, tz=UTC) - _CLOCK_SLACK
-        filters: list[dict[str, Any]] = [
+def call_lookup_body(call_id_property: str, sipgate_call_id: str) -> dict[str, Any]:
+    """The search for calls whose `call_id_property` is the sipgate call id, oldest first."""
+    return {
+        "filterGroups": [
             {
-                "propertyName": created,
-                "operator": "GTE",
-                "value": str(int(after.timestamp() * 1000)),
+                "filters": [
+                    {"propertyName": call_id_property, "operator": "EQ", "value": sipgate_call_id}
+                ]
             }
-        ]
-        if first.links:
-            link = first.links[0]
-            filters.append(
-                {
-                    "propertyName": f"associations.{_SINGULAR[link.to_type]}",
-                    "operator": "EQ",
-                    "value": link.to_id,
-                }
-            )
-        elif first.properties.get("hubspot_owner_id"):
-            filters.append(
-                {
-                    "propertyName": "hubspot_owner_id",
-                    "operator": "EQ",
-                    "value": first.properties["hubspot_owner_id"],
-                }
-            )
-        body = {
-            "filterGroups": [{"filters": filters}],
-            "properties": list(identity),
-            "sorts": [{"propertyName": created, "direction": "DESCENDING"}],
-            "limit": _LOOKUP_LIMIT,
-        }
-        operation = f"looking up recent {object_type}"
-        response = self._send("search", operation, self._search.do_search, object_type, body)
-        taken = {k for k in known if k}
-        open_positions = [
-            p for p, f in enumerate(wanted) if f is not None and not (p < len(known) and known[p])
-        ]
-        found: dict[int, str] = {}
-        for result in _results(response, operation):
-            object_id = str(result.id)
-            if object_id in taken:
-                continue
-            fingerprint = _fingerprint(object_type, result.properties or {})
-            for position in open_positions:
-                if wanted[position] == fingerprint and position not in found:
-                    found[position] = object_id
-                    taken.add(object_id)
-                    break
-        return found
+        ],
+        "properties": [call_id_property],
+        "sorts": [{"propertyName": "hs_createdate", "direction": "ASCENDING"}],
+        "limit": 10,
+    }
+
+
+def sent_lookup_body(creates: Sequence[_Create], since: float) -> dict[str, Any]:
+    """The search for objects like `creates` made since `since` (epoch s, less the clock slack)
+    on the record they are associated with (or of their owner), newest first."""
+    first = creates[0]
+    object_type = first.object_type
+    created = _CREATED.get(object_type, _CREATED_DEFAULT)
+    after = datetime.fromtimestamp(since, tz=UTC) - _CLOCK_SLACK
+    filters: list[dict[str, Any]] = [
+        {"propertyName": created, "operator": "GTE", "value": str(int(after.timestamp() * 1000))}
+    ]
+    if first.links:
+        link = first.links[0]
+        filters.append(
+            {
+                "propertyName": f"associations.{_SINGULAR[link.to_type]}",
+                "operator": "EQ",
+                "value": link.to_id,
+            }
+        )
+    elif first.properties.get("hubspot_owner_id"):
+        filters.append(
+            {
+                "propertyName": "hubspot_owner_id",
+                "operator": "EQ",
+                "value": first.properties["hubspot_owner_id"],
+            }
+        )
+    return {
+        "filterGroups": [{"filters": filters}],
+        "properties": list(_IDENTITY[object_type]),
+        "sorts": [{"propertyName": created, "direction": "DESCENDING"}],
+        "limit": _LOOKUP_LIMIT,
+    }
+
+
+def match_sent(
+    object_type: str,
+    results: Sequence[Any],
+    wanted: Sequence[str | None],
+    known: Sequence[str | None] = (),
+) -> dict[int, str]:
+    """The lookup's `results` by the position in `wanted` whose fingerprint they have.
+
+    Positions with ``None`` in `wanted` or an id in `known` are not looked for, and ids in
+    `known` are not taken again. Of several objects with the same fingerprint the newest (the
+    first result) is taken.
+    """
+    taken = {k for k in known if k}
+    open_positions = [
+        p for p, f in enumerate(wanted) if f is not None and not (p < len(known) and known[p])
+    ]
+    found: dict[int, str] = {}
+    for result in results:
+        object_id = str(result.id)
+        if object_id in taken:
+            continue
+        sent = _fingerprint(object_type, result.properties or {})
+        for position in open_positions:
+            if wanted[position] == sent and position not in found:
+                found[position] = object_id
+                taken.add(object_id)
+                break
+    return found

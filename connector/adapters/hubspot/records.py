@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from typing import Any
 
-from connector.adapters.base import Adapter, DeliveryJob, TaskSpec
+from connector.adapters import DeliveryJob, TaskSpec
+from connector.adapters.hubspot.options import HubSpotOptions
 from connector.adapters.hubspot.values import _iso, _properties
 from connector.phone import parse_sipgate
 from connector.text import paragraphs_html, truncate_to
@@ -94,28 +95,26 @@ class _Create:
         return {"properties": dict(self.properties), "associations": [k.body() for k in self.links]}
 
 
-class RecordsMixin(Adapter):
-    """Building what the HubSpot adapter writes, and its `describe_write`."""
+class CallRecords:
+    """What a delivery writes under `options`: the bodies of the call, tasks, note and ticket
+    with their associations, and `describe_write` listing the requests."""
 
-    call_id_property: str
-    unique_call_property: str | None
-    associate_company: bool
-    deal_rule: str
-    ticket: Mapping[str, Any] | None
+    def __init__(self, options: HubSpotOptions) -> None:
+        self.options = options
 
-    def _contacts(self, job: DeliveryJob) -> list[str]:
+    def contacts(self, job: DeliveryJob) -> list[str]:
         return list(dict.fromkeys(m.id for m in job.matches if m.object_type == "contact"))
 
     def _companies(self, job: DeliveryJob) -> list[str]:
         ids = [m.id for m in job.matches if m.object_type == "company"]
-        if self.associate_company:
+        if self.options.associate_company:
             ids += [m.parent_id for m in job.matches if m.object_type == "contact" and m.parent_id]
         return list(dict.fromkeys(ids))
 
     def _links(self, job: DeliveryJob, object_type: str) -> tuple[_Link, ...]:
         links = [
             _Link("contacts", cid, ASSOCIATION_TYPES[(object_type, "contacts")])
-            for cid in self._contacts(job)
+            for cid in self.contacts(job)
         ]
         if object_type == "calls" or not links:
             # Follow-ups go on the contacts; on companies only when no contact matched.
@@ -135,24 +134,24 @@ class RecordsMixin(Adapter):
             "hs_call_to_number": _number_for_hubspot(report.to_number) or None,
             "hs_call_status": "COMPLETED",
             "hubspot_owner_id": job.owner_id,
-            self.call_id_property: report.call_id,
+            self.options.call_id_property: report.call_id,
         }
-        if self.unique_call_property:
-            owned.pop(self.unique_call_property, None)  # it is the upsert's id
+        if self.options.unique_call_property:
+            owned.pop(self.options.unique_call_property, None)  # it is the upsert's id
         return {**_properties(job.fields), **_properties(owned)}
 
-    def _call_create(self, job: DeliveryJob, deal_id: str | None) -> _Create:
+    def call_create(self, job: DeliveryJob, deal_id: str | None) -> _Create:
         links = self._links(job, "calls")
         if deal_id:
             links += (_Link("deals", deal_id, ASSOCIATION_TYPES[("calls", "deals")]),)
         return _Create("calls", self._call_properties(job), links)
 
-    def _task_creates(self, job: DeliveryJob) -> list[_Create]:
+    def task_creates(self, job: DeliveryJob) -> list[_Create]:
         links = self._links(job, "tasks")
         return [self._task_create(spec, job, links) for spec in job.tasks]
 
     @staticmethod
-    def _task_batches(tasks: list[_Create]) -> list[list[_Create]]:
+    def task_batches(tasks: list[_Create]) -> list[list[_Create]]:
         """The tasks in batches of at most 100 (HubSpot's limit), one request each."""
         return [tasks[start : start + _MAX_BATCH] for start in range(0, len(tasks), _MAX_BATCH)]
 
@@ -171,7 +170,7 @@ class RecordsMixin(Adapter):
         )
         return _Create("tasks", properties, links)
 
-    def _note_create(self, job: DeliveryJob) -> _Create | None:
+    def note_create(self, job: DeliveryJob) -> _Create | None:
         if not job.overflow.strip():
             return None
         properties = _properties(
@@ -183,11 +182,11 @@ class RecordsMixin(Adapter):
         )
         return _Create("notes", properties, self._links(job, "notes"))
 
-    def _ticket_create(self, job: DeliveryJob) -> _Create | None:
-        channel = job.report.channel
-        if not self.ticket or channel is None:
+    def ticket_create(self, job: DeliveryJob) -> _Create | None:
+        channel, ticket = job.report.channel, self.options.ticket
+        if ticket is None or channel is None:
             return None
-        wanted = {str(c).casefold() for c in self.ticket["channels"]}
+        wanted = {str(c).casefold() for c in ticket.channels}
         if channel.id.casefold() not in wanted and channel.name.casefold() not in wanted:
             return None
         subject = job.report.headline or str(job.fields.get("hs_call_title") or "") or "Call"
@@ -195,14 +194,14 @@ class RecordsMixin(Adapter):
             {
                 "subject": truncate_to(subject, 255),
                 "content": job.report.summary or None,
-                "hs_pipeline": self.ticket["pipeline"],
-                "hs_pipeline_stage": self.ticket["stage"],
+                "hs_pipeline": ticket.pipeline,
+                "hs_pipeline_stage": ticket.stage,
                 "hubspot_owner_id": job.owner_id,
             }
         )
         return _Create("tickets", properties, self._links(job, "tickets"))
 
-    def _deal_search_body(self, contact_id: str) -> dict[str, Any]:
+    def deal_search_body(self, contact_id: str) -> dict[str, Any]:
         return {
             "filterGroups": [
                 {
@@ -227,28 +226,28 @@ class RecordsMixin(Adapter):
         listed, and the call's association with the deal (206) is described there.
         """
         ops: list[dict[str, Any]] = []
-        contacts = self._contacts(job)
-        if self.deal_rule == "most_recent_open" and contacts:
+        contacts = self.contacts(job)
+        if self.options.deal_rule == "most_recent_open" and contacts:
             ops.append(
                 {
                     "op": "search",
                     "object": "deals",
                     "method": "POST",
                     "path": "/crm/v3/objects/deals/search",
-                    "body": self._deal_search_body(contacts[0]),
+                    "body": self.deal_search_body(contacts[0]),
                     "then": "associate the call with the most recently modified open deal "
                     f"(type {ASSOCIATION_TYPES[('calls', 'deals')]})",
                 }
             )
-        call = self._call_create(job, None)
-        if self.unique_call_property:
+        call = self.call_create(job, None)
+        if self.options.unique_call_property:
             ops.append(
                 {
                     "op": "upsert",
                     "object": "calls",
                     "method": "POST",
                     "path": "/crm/v3/objects/calls/batch/upsert",
-                    "body": {"inputs": [self._upsert_input(job, call)]},
+                    "body": {"inputs": [self.upsert_input(job, call)]},
                 }
             )
             ops.extend(
@@ -263,7 +262,7 @@ class RecordsMixin(Adapter):
                 for link in call.links
             )
         else:
-            ops.append(self._describe_create(call))
+            ops.append(self.describe_create(call))
         ops.extend(
             {
                 "op": "batch/create",
@@ -272,15 +271,15 @@ class RecordsMixin(Adapter):
                 "path": "/crm/v3/objects/tasks/batch/create",
                 "body": {"inputs": [t.body() for t in batch]},
             }
-            for batch in self._task_batches(self._task_creates(job))
+            for batch in self.task_batches(self.task_creates(job))
         )
-        for extra in (self._note_create(job), self._ticket_create(job)):
+        for extra in (self.note_create(job), self.ticket_create(job)):
             if extra is not None:
-                ops.append(self._describe_create(extra))
+                ops.append(self.describe_create(extra))
         return ops
 
     @staticmethod
-    def _describe_create(create: _Create) -> dict[str, Any]:
+    def describe_create(create: _Create) -> dict[str, Any]:
         return {
             "op": "create",
             "object": create.object_type,
@@ -289,9 +288,9 @@ class RecordsMixin(Adapter):
             "body": create.body(),
         }
 
-    def _upsert_input(self, job: DeliveryJob, call: _Create) -> dict[str, Any]:
+    def upsert_input(self, job: DeliveryJob, call: _Create) -> dict[str, Any]:
         return {
-            "idProperty": self.unique_call_property,
+            "idProperty": self.options.unique_call_property,
             "id": job.report.call_id,
             "properties": dict(call.properties),
         }

@@ -1,5 +1,5 @@
-"""Finding contacts and companies by phone number: the search bodies (one request per object
-type), the reading of results as `CrmRecord`, and the number → records cache of this process."""
+"""The HubSpot searcher: contacts and companies by phone number (one request per object type,
+results cached in this process), contacts by id, and owners by e-mail (the kit's owner cache)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from connector.adapters.base import CrmRecord, PermanentError
-from connector.adapters.hubspot.sdk import SdkBase, _results
+from connector.adapters import CrmRecord, OwnerCache, PermanentError, PhoneNumber
+from connector.adapters.hubspot.client import HubSpotClient, _object_id, _results
+from connector.adapters.hubspot.errors import _Rejected
 from connector.adapters.hubspot.values import _parse_time
 from connector.logs import mask_number
-from connector.phone import PhoneNumber
 
-#: The package's logger (not this module's): log lines keep the name they had before the
-#: adapter was split into modules.
+#: The package's logger: every part of the adapter logs under it.
 log = logging.getLogger("connector.adapters.hubspot")
 
 _SEARCH_LIMIT = 100  # results per phone search; the policy picks among them
@@ -40,6 +39,8 @@ _COMPANY_PROPERTIES = (
     "hs_lastmodifieddate",
 )
 _OBJECTS = {"contact": "contacts", "company": "companies"}
+#: Object types the searcher finds, most specific first.
+SEARCHABLE_OBJECTS = ("contact", "company")
 
 
 class _RecordCache:
@@ -87,17 +88,22 @@ class _RecordCache:
                 del self._entries[key]
 
 
-class SearchMixin(SdkBase):
-    """`search_by_phone` and `describe_search` of the HubSpot adapter."""
+class HubSpotSearcher:
+    """Reads of the HubSpot adapter: phone searches (cached for `cache.ttl` seconds), contacts
+    by id and owners by e-mail (cached as long); `name` is the target's, for log lines."""
 
-    cache: _RecordCache
+    def __init__(self, name: str, client: HubSpotClient, cache: _RecordCache) -> None:
+        self.name = name
+        self.client = client
+        self.cache = cache
+        self.owners = OwnerCache(self.find_owner, cache.ttl, cache.clock)
 
-    def _object_names(self, object_types: Sequence[str]) -> list[str]:
-        unknown = [t for t in object_types if t not in self.searchable_objects]
+    @staticmethod
+    def _object_names(object_types: Sequence[str]) -> list[str]:
+        unknown = [t for t in object_types if t not in SEARCHABLE_OBJECTS]
         if unknown:
             raise PermanentError(
-                f"HubSpot targets search {', '.join(self.searchable_objects)}, not "
-                f"{', '.join(unknown)}."
+                f"HubSpot targets search {', '.join(SEARCHABLE_OBJECTS)}, not {', '.join(unknown)}."
             )
         return list(dict.fromkeys(object_types))
 
@@ -166,14 +172,14 @@ class SearchMixin(SdkBase):
                 records.extend(cached)
                 continue
             operation = f"searching {_OBJECTS[object_type]} by phone"
-            response = self._send(
+            response = self.client.send(
                 "search",
                 operation,
-                self._search.do_search,
+                self.client.search.do_search,
                 _OBJECTS[object_type],
                 self._phone_search_body(object_type, number),
             )
-            found = [self._record(object_type, r) for r in _results(response, operation)]
+            found = [self.record(object_type, r) for r in _results(response, operation)]
             log.debug(
                 "%s: %d %s found for %s",
                 self.name,
@@ -188,8 +194,60 @@ class SearchMixin(SdkBase):
                 break  # a certain hit of a more specific type: the policy picks this type
         return records
 
+    def resolve_owner(self, email: str) -> str | None:
+        """The id of the active HubSpot owner with this e-mail address, or ``None``; answers
+        are kept for ``cache_seconds`` (the planner asks for every call)."""
+        return self.owners.resolve(email)
+
+    def find_owner(self, email: str) -> str | None:
+        """The id of the active owner with this e-mail address, asked of HubSpot (no cache)."""
+        operation = "looking up an owner"
+        page = self.client.send(
+            "general", operation, self.client.owners.get_page, email=email, limit=1
+        )
+        results = _results(page, operation)
+        return str(results[0].id) if results else None
+
+    def read_contact(self, contact_id: str) -> CrmRecord | None:
+        """The contact `contact_id`, read by id (no search lag) with its numbers; ``None`` if
+        it is gone (deleted or merged)."""
+        operation = "reading a contact"
+        try:
+            found = self.client.send(
+                "general",
+                operation,
+                self.client.basic.get_by_id,
+                "contacts",
+                contact_id,
+                properties=list(_CONTACT_PROPERTIES),
+            )
+        except _Rejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        _object_id(found, operation)  # an answer naming no contact is no answer
+        return self.record("contact", found)
+
+    def first_contact_with_phone(self, number: PhoneNumber) -> CrmRecord | None:
+        """The oldest contact whose ``phone`` is `number` in E.164 (the adapter writes it so)."""
+        body = {
+            "filterGroups": [
+                {"filters": [{"propertyName": "phone", "operator": "EQ", "value": number.e164}]}
+            ],
+            "properties": list(_CONTACT_PROPERTIES),
+            "sorts": [{"propertyName": "createdate", "direction": "ASCENDING"}],
+            "limit": 1,
+        }
+        operation = "looking up a new contact"
+        response = self.client.send(
+            "search", operation, self.client.search.do_search, "contacts", body
+        )
+        results = _results(response, operation)
+        return self.record("contact", results[0]) if results else None
+
     @staticmethod
-    def _record(object_type: str, result: Any) -> CrmRecord:
+    def record(object_type: str, result: Any) -> CrmRecord:
+        """A search or read result as a `CrmRecord` with the numbers HubSpot stores."""
         props: Mapping[str, Any] = result.properties or {}
         raw: tuple[str, ...]
         if object_type == "contact":

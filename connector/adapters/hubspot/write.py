@@ -1,36 +1,54 @@
-"""Writing a delivery (``write``): the call, its tasks, note and ticket, each at most once per
-call id, recorded in the delivery's `Journal` (see the package docstring).
+"""The HubSpot writer: the call, its tasks, note and ticket, each at most once per call id and
+recorded in the delivery's `Journal`, and contacts for new callers (see the package docstring).
 
-Journal keys of one delivery: ``call`` (id), ``call_pending`` (epoch s of a create with unknown
-outcome), ``call_associated`` (upsert mode), ``deal``; per create step (``tasks``, or
-``tasks_1``, ``tasks_2``… when there are more than 100 tasks, then ``tasks`` with all ids;
-``note``; ``ticket``): ``<step>`` (the ids), ``<step>_pending`` (``{"at": epoch s, "sent":
-[fingerprint or null per object]}``) and ``<step>_known`` (ids found of a partly found batch).
+Journal keys of one delivery: ``call`` (id) and ``call.pending`` (epoch s of a create with
+unknown outcome, the kit's `create_once`), ``call_associated`` (upsert mode), ``deal``,
+``contact`` with ``contact.claim``/``contact.pending`` (the kit's `CallerClaims`); per create
+step (``tasks``, or ``tasks_1``, ``tasks_2``… when there are more than 100 tasks, then ``tasks``
+with all ids; ``note``; ``ticket``): ``<step>`` (the ids), ``<step>_pending`` (``{"at": epoch
+s, "sent": [fingerprint or null per object]}``) and ``<step>_known`` (ids found of a partly
+found batch).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from connector.adapters.base import (
+from connector.adapters import (
     AdapterError,
+    CallerClaims,
+    CrmRecord,
     DeliveryJob,
     Journal,
+    Memo,
+    OutcomeUnknown,
     PermanentError,
+    PhoneNumber,
     RetryableError,
     WriteResult,
+    create_once,
+    same_number,
 )
-from connector.adapters.hubspot.errors import _OutcomeUnknown, _Rejected
+from connector.adapters.hubspot.client import HubSpotClient, _object_id, _results
+from connector.adapters.hubspot.errors import _Rejected
 from connector.adapters.hubspot.pending import (
-    PendingMixin,
+    PENDING_SETTLE_SECONDS,
     _fingerprint,
     _Marker,
     _pending_parts,
+    call_lookup_body,
+    match_sent,
+    sent_lookup_body,
+    wait_for_index,
 )
-from connector.adapters.hubspot.records import _CATEGORY, RecordsMixin, _Create
-from connector.adapters.hubspot.sdk import _object_id, _results
-from connector.adapters.hubspot.search import _RecordCache
+from connector.adapters.hubspot.records import _CATEGORY, CallRecords, _Create
+from connector.adapters.hubspot.search import HubSpotSearcher
+from connector.adapters.hubspot.values import _properties
+from connector.logs import mask_number
+
+log = logging.getLogger("connector.adapters.hubspot")
 
 _CLOSED_STAGES = frozenset({"closedwon", "closedlost"})
 
@@ -42,10 +60,36 @@ _LABELS = {"tasks": "follow-up tasks", "notes": "note", "tickets": "ticket"}
 _Sender = Callable[[Sequence[_Create], Callable[[], None]], tuple[list[str], str]]
 
 
-class WriteMixin(RecordsMixin, PendingMixin):
-    """`write` of the HubSpot adapter."""
+class HubSpotWriter:
+    """Writes of the HubSpot adapter through `client`: `write` and `create_contact`.
 
-    cache: _RecordCache
+    `records` builds the bodies, `searcher` finds what a lost attempt created (and keeps the
+    cache a stale association is dropped from); `wall_clock` gives epoch seconds.
+    """
+
+    def __init__(
+        self,
+        client: HubSpotClient,
+        searcher: HubSpotSearcher,
+        records: CallRecords,
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.client = client
+        self.searcher = searcher
+        self.records = records
+        self.wall_clock = wall_clock
+        self.claims = self.claims_in(client.memo)
+
+    def claims_in(self, memo: Memo) -> CallerClaims:
+        """The new-caller claims kept in `memo` (the target's shared memo)."""
+        return CallerClaims(
+            memo,
+            "contact",
+            stale_seconds=PENDING_SETTLE_SECONDS,
+            busy_retry_seconds=5.0,
+            settle_seconds=PENDING_SETTLE_SECONDS,
+            clock=self.wall_clock,
+        )
 
     def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
         """Log the call, then its tasks, note and ticket; each step at most once per call id.
@@ -57,35 +101,37 @@ class WriteMixin(RecordsMixin, PendingMixin):
         call_id = journal.get("call")
         if call_id is None:
             call_id = self._write_call(job, journal)
-        elif self.unique_call_property and not journal.get("call_associated"):
-            self._associate(str(call_id), self._call_create(job, self._deal(job, journal)), journal)
+        elif self.records.options.unique_call_property and not journal.get("call_associated"):
+            self._associate(
+                str(call_id), self.records.call_create(job, self._deal(job, journal)), journal
+            )
         refs: dict[str, Any] = {"call": str(call_id)}
-        tasks = self._task_creates(job)
+        tasks = self.records.task_creates(job)
         if tasks:
             refs["tasks"] = self._write_tasks(tasks, journal)
-        note = self._note_create(job)
+        note = self.records.note_create(job)
         if note is not None:
             [refs["note"]] = self._write_creates("note", [note], journal, self._create_one)
-        ticket = self._ticket_create(job)
+        ticket = self.records.ticket_create(job)
         if ticket is not None:
             [refs["ticket"]] = self._write_creates("ticket", [ticket], journal, self._create_one)
         return WriteResult(refs=refs)
 
     def _deal(self, job: DeliveryJob, journal: Journal) -> str | None:
         """The deal ``deal_rule`` picks (looked up once per delivery), or None."""
-        contacts = self._contacts(job)
-        if self.deal_rule != "most_recent_open" or not contacts:
+        contacts = self.records.contacts(job)
+        if self.records.options.deal_rule != "most_recent_open" or not contacts:
             return None
         recorded = journal.get("deal")
         if recorded is not None:
             return str(recorded) or None
         operation = "looking up open deals"
-        response = self._send(
+        response = self.client.send(
             "search",
             operation,
-            self._search.do_search,
+            self.client.search.do_search,
             "deals",
-            self._deal_search_body(contacts[0]),
+            self.records.deal_search_body(contacts[0]),
         )
         deal_id = ""
         for result in _results(response, operation):
@@ -98,15 +144,15 @@ class WriteMixin(RecordsMixin, PendingMixin):
         return deal_id or None
 
     def _write_call(self, job: DeliveryJob, journal: Journal) -> str:
-        call = self._call_create(job, self._deal(job, journal))
-        if self.unique_call_property:
+        call = self.records.call_create(job, self._deal(job, journal))
+        if self.records.options.unique_call_property:
             operation = "upserting the call"
-            response = self._send(
+            response = self.client.send(
                 "general",
                 operation,
-                self._batch.upsert,
+                self.client.batch.upsert,
                 "calls",
-                {"inputs": [self._upsert_input(job, call)]},
+                {"inputs": [self.records.upsert_input(job, call)]},
             )
             results = _results(response, operation)
             if not results:
@@ -117,36 +163,36 @@ class WriteMixin(RecordsMixin, PendingMixin):
             journal.record("call", call_id)
             self._associate(call_id, call, journal)
             return call_id
-        pending = journal.get("call_pending")
-        if pending:
-            found = self._find_call(job.report.call_id)
-            if found is not None:
-                journal.record("call", found)
-                return found
-            self._wait_for_index(float(pending), "call")
-        marker = _Marker(journal, "call_pending", self.wall_clock)
-        operation = "creating the call"
-        try:
-            created = self._send(
-                "general",
-                operation,
-                self._basic.create,
-                "calls",
-                call.body(),
-                before_send=marker.set,
-            )
-            call_id = _object_id(created, operation)
-        except _OutcomeUnknown:
-            raise
-        except _Rejected as exc:
-            marker.undo()
-            self._forget_stale_matches(job, exc, journal)
-            raise
-        except AdapterError:
-            marker.undo()
-            raise
-        journal.record("call", call_id)
-        return call_id
+
+        def create() -> str:
+            operation = "creating the call"
+            try:
+                created = self.client.send(
+                    "general", operation, self.client.basic.create, "calls", call.body()
+                )
+            except _Rejected as exc:
+                self._forget_stale_matches(job, exc, journal)
+                raise
+            return _object_id(created, operation)
+
+        return create_once(
+            journal,
+            "call",
+            create,
+            lambda: self._find_call(job.report.call_id),
+            settle_seconds=PENDING_SETTLE_SECONDS,
+            clock=self.wall_clock,
+        )
+
+    def _find_call(self, sipgate_call_id: str) -> str | None:
+        """The call HubSpot holds for the sipgate call id (the lookup after a lost create)."""
+        operation = "looking up the call"
+        body = call_lookup_body(self.records.options.call_id_property, sipgate_call_id)
+        response = self.client.send(
+            "search", operation, self.client.search.do_search, "calls", body
+        )
+        ids = [str(r.id) for r in _results(response, operation)]
+        return ids[0] if ids else None
 
     def _forget_stale_matches(self, job: DeliveryJob, exc: _Rejected, journal: Journal) -> None:
         """A 400 for association targets that no longer exist: when they came from the cache,
@@ -155,8 +201,8 @@ class WriteMixin(RecordsMixin, PendingMixin):
         context = exc.info.get("context")
         invalid = isinstance(context, Mapping) and "INVALID_OBJECT_IDS" in context
         ids = [m.id for m in job.matches]
-        if exc.status == 400 and invalid and self.cache.holds(ids):
-            self.cache.forget(ids)
+        if exc.status == 400 and invalid and self.searcher.cache.holds(ids):
+            self.searcher.cache.forget(ids)
             journal.record("match", None)  # planning treats it as not recorded
             if journal.get("deal") is not None:
                 journal.record("deal", None)
@@ -169,10 +215,10 @@ class WriteMixin(RecordsMixin, PendingMixin):
     def _associate(self, call_id: str, call: _Create, journal: Journal) -> None:
         """Associate an upserted call (idempotent PUTs), then record that it is done."""
         for link in call.links:
-            self._send(
+            self.client.send(
                 "general",
                 "associating the call",
-                self._associations.create,
+                self.client.associations.create,
                 "calls",
                 call_id,
                 link.to_type,
@@ -193,7 +239,7 @@ class WriteMixin(RecordsMixin, PendingMixin):
         recorded = journal.get("tasks")
         if recorded is not None:
             return [str(t) for t in recorded]
-        batches = self._task_batches(tasks)
+        batches = self.records.task_batches(tasks)
         if len(batches) == 1:
             return self._write_creates("tasks", tasks, journal, self._create_tasks)
         ids: list[str] = []
@@ -206,10 +252,10 @@ class WriteMixin(RecordsMixin, PendingMixin):
         self, creates: Sequence[_Create], before_send: Callable[[], None]
     ) -> tuple[list[str], str]:
         operation = "creating the follow-up tasks"
-        response = self._send(
+        response = self.client.send(
             "general",
             operation,
-            self._batch.create,
+            self.client.batch.create,
             "tasks",
             {"inputs": [t.body() for t in creates]},
             before_send=before_send,
@@ -222,10 +268,10 @@ class WriteMixin(RecordsMixin, PendingMixin):
     ) -> tuple[list[str], str]:
         [create] = creates
         operation = f"creating the {_LABELS[create.object_type]}"
-        created = self._send(
+        created = self.client.send(
             "general",
             operation,
-            self._basic.create,
+            self.client.basic.create,
             create.object_type,
             create.body(),
             before_send=before_send,
@@ -257,8 +303,6 @@ class WriteMixin(RecordsMixin, PendingMixin):
         pending = journal.get(f"{step}_pending")
         if pending:
             since, sent = _pending_parts(pending)
-            if sent is None:  # recorded before fingerprints were: this rendering's
-                sent = [_fingerprint(c.object_type, c.properties) for c in creates]
             wanted = (sent + [None] * count)[:count]
             for position, object_id in self._find_sent(creates, since, wanted, known).items():
                 known[position] = object_id
@@ -266,7 +310,7 @@ class WriteMixin(RecordsMixin, PendingMixin):
                 found = [str(k) for k in known]
                 journal.record(step, found)
                 return found
-            self._wait_for_index(since, label)
+            wait_for_index(since, self.wall_clock(), label)
             if any(known):
                 journal.record(f"{step}_known", known)
         missing = [p for p, k in enumerate(known) if k is None]
@@ -287,7 +331,7 @@ class WriteMixin(RecordsMixin, PendingMixin):
         )
         try:
             new_ids, problems = send([creates[p] for p in missing], marker.set)
-        except _OutcomeUnknown:
+        except OutcomeUnknown:
             raise
         except AdapterError:
             marker.undo()
@@ -301,3 +345,55 @@ class WriteMixin(RecordsMixin, PendingMixin):
                 f"HubSpot created {len(new_ids)} of {len(missing)} {label}: {problems}."
             )
         return ids
+
+    def _find_sent(
+        self,
+        creates: Sequence[_Create],
+        since: float,
+        wanted: Sequence[str | None],
+        known: Sequence[str | None],
+    ) -> dict[int, str]:
+        """What a create with unknown outcome since `since` made, by position in `wanted`."""
+        object_type = creates[0].object_type
+        operation = f"looking up recent {object_type}"
+        response = self.client.send(
+            "search",
+            operation,
+            self.client.search.do_search,
+            object_type,
+            sent_lookup_body(creates, since),
+        )
+        return match_sent(object_type, _results(response, operation), wanted, known)
+
+    def create_contact(
+        self, number: PhoneNumber, fields: Mapping[str, Any], journal: Journal
+    ) -> CrmRecord:
+        """A contact with ``phone`` = +E.164 (plus `fields`) for an unknown caller, at most one
+        per number across deliveries (the kit's `CallerClaims` in the target's memo): while
+        another delivery creates it this raises `RetryableError` with a short ``retry_after``.
+        A remembered contact is reused only while one of its numbers is still the caller's."""
+        body = {"properties": {**_properties(fields), "phone": number.e164}, "associations": []}
+
+        def create() -> str:
+            operation = "creating a contact"
+            created = self.client.send(
+                "general", operation, self.client.basic.create, "contacts", body
+            )
+            contact_id = _object_id(created, operation)
+            log.info("created contact %s for %s", contact_id, mask_number(number.e164))
+            return contact_id
+
+        def lookup() -> str | None:
+            found = self.searcher.first_contact_with_phone(number)
+            return found.id if found is not None else None
+
+        def is_live(contact_id: str) -> bool:
+            existing = self.searcher.read_contact(contact_id)  # None: deleted or merged
+            return existing is not None and any(
+                same_number(stored, number, number.region or "") for stored in existing.phones
+            )
+
+        contact_id = self.claims.record_for(number, journal, create, lookup, is_live)
+        record = CrmRecord("contact", contact_id, phones=(number.e164,), extra={"created": True})
+        self.searcher.cache.put(("contact", number.e164), [record])
+        return record

@@ -8,7 +8,8 @@ in the target's `Memo` first (keyed by a hash of the number: no phone numbers in
   answer is looked up, not created twice), then remembers the record for `remember_seconds`;
 * a delivery that finds the record remembered reuses it (while `is_live` says it still exists);
 * a delivery that finds another one creating it retries shortly (`RetryableError`), and a claim
-  older than `stale_seconds` (its worker died) is taken over after a lookup.
+  older than `stale_seconds` (its worker died) is taken over after a lookup, which is trusted
+  to find nothing only `settle_seconds` after the lost attempt (a CRM whose search lags).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class CallerClaims:
         remember_seconds: float = 24 * 3600.0,
         stale_seconds: float = 600.0,
         busy_retry_seconds: float = 15.0,
+        settle_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.memo = memo
@@ -47,6 +49,7 @@ class CallerClaims:
         self.remember_seconds = remember_seconds
         self.stale_seconds = stale_seconds
         self.busy_retry_seconds = busy_retry_seconds
+        self.settle_seconds = settle_seconds
         self.clock = clock
 
     def key(self, number: PhoneNumber) -> str:
@@ -77,7 +80,15 @@ class CallerClaims:
             return known
         journal.record(token_key, token)
         try:
-            record_id = create_once(journal, self.kind, create, lookup, look_first=look_first)
+            record_id = create_once(
+                journal,
+                self.kind,
+                create,
+                lookup,
+                look_first=look_first,
+                settle_seconds=self.settle_seconds,
+                clock=self.clock,
+            )
         except OutcomeUnknown:
             raise  # the claim stays ours: the retry takes it over and looks first
         except (PermanentError, RetryableError):

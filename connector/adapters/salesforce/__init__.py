@@ -57,11 +57,12 @@ owners) may be invisible to the integration user and then cannot be found: `chec
 
 Leads for unknown callers (`create_record`): ``Phone`` = international format, ``LastName``/
 ``Company`` from ``lead_defaults``, ``match_field`` = +E.164 when Leads are searched with it.
-The shared `Memo` remembers "this number (hashed E.164) got lead X" for a day (reused after one
-query showed it exists unconverted) and "a delivery is creating it" (a claim taken over with
-compare-and-set when its worker died), so a repeat caller gets the same lead while SOSL cannot
-see it yet; a retry whose create had an unknown outcome looks the lead up with SOQL first, by
-``match_field`` or else the exact ``Phone`` text it sent (see `leads` for the limits).
+The kit's `CallerClaims` in the shared `Memo` remember "this number (hashed E.164) got lead X"
+for a day (reused after one query showed it exists unconverted) and "a delivery is creating it"
+(a claim taken over with compare-and-set when its worker died), so a repeat caller gets the same
+lead while SOSL cannot see it yet; a retry whose create had an unknown outcome looks the lead up
+with SOQL first, by ``match_field`` or else the exact ``Phone`` text it sent (see `leads` for
+the limits).
 
 Authentication: simple-salesforce never holds credentials (its own re-login on
 ``INVALID_SESSION_ID`` recurses without bound through ``SFType`` calls). The adapter logs in itself
@@ -77,63 +78,79 @@ parks the target for `REQUEST_LIMIT_PARK` (one hour): Salesforce counts requests
 24-hour window ("calls are blocked until usage for the preceding 24 hours drops below the
 limit"), so there is no reset time to wait for, and capacity comes back as old requests age
 out. ``REQUEST_LIMIT_EXCEEDED`` for concurrent long-running requests is a short `RetryableError`.
-``UNABLE_TO_LOCK_ROW``, 5xx, timeouts and connection errors are retryable; validation, permission
+``UNABLE_TO_LOCK_ROW``, 5xx, timeouts and connection errors are retryable (a timeout, a
+connection lost after connecting, 408 and 5xx are the kit's `OutcomeUnknown`: a lost Lead create
+is looked up before it is sent again); validation, permission
 and other 4xx errors are permanent and carry Salesforce's error code and message, with values
 Salesforce echoes (field contents, also in a trigger's nested ``first error:``, and query text:
 any message with ``ERROR at Row:``), phone numbers and e-mail addresses removed.
 
-`SalesforceAdapter.from_config` passes what the adapter needs of the target's policy:
-``matching.objects``, ``on_no_match`` (`check` asks for Lead create rights only for
-``create_lead``), ``defaults.timezone``, the owners and the mapped Task and Lead fields.
+`SalesforceAdapter.from_config` passes what the adapter needs of the target's policy
+(`PolicyNeeds`): ``matching.objects``, ``on_no_match`` (`check` asks for Lead create rights only
+for ``create_lead``), ``defaults.timezone``, the owners and the mapped Task (with the constants
+the mapping writes, checked against restricted picklists) and Lead fields.
 
 Modules (names with a leading underscore are internal to the package):
 
-- `options`: the option schemas (`SalesforceOptions`) and their validators;
+- `options`: the typed options (`SalesforceOptions`) and what the policy asks (`PolicyNeeds`);
 - `soql`: SOQL/SOSL text (`escape_sosl`, `escape_soql`, `build_sosl`, the ``match_field`` queries);
 - `auth`: the login flows (client credentials, JWT bearer, session id, SOAP password);
 - `errors`: Salesforce's errors as `RetryableError`/`TargetParked`/`PermanentError`, scrubbed;
-- `client`: the HTTP session with its timeouts, the login and re-login, every API request;
+- `client`: `SalesforceClient`, the HTTP session with its timeouts, the login and re-login,
+  every API request;
 - `lengths`: the org's text field lengths (describe, once per type), for the mapping's fields;
 - `records`: the records and collection requests of one write, without I/O;
 - `taskvalues`: the org's Task Status and Priority values;
-- `search`, `leads`, `write`, `check`: the adapter's parts (phone search and owners, leads for
-  unknown callers, writing with idempotent retries, the preflight check);
-- `adapter`: `SalesforceAdapter`, which puts the parts together.
+- `search`, `leads`, `write`, `check`: the adapter's parts `SalesforceSearcher` (phone search
+  and owners), `SalesforceLeads` (leads for unknown callers), `SalesforceWriter` (writing with
+  idempotent retries) and `SalesforcePreflight` (the check);
+- `adapter`: `SalesforceAdapter`, which composes the parts.
 """
 
 from __future__ import annotations
 
 import logging
 
-# ``X as X``: importable from here as before the split, but (as before) not in ``__all__``.
 from connector.adapters.salesforce.adapter import SalesforceAdapter
-from connector.adapters.salesforce.auth import JWT_BEARER_GRANT
-from connector.adapters.salesforce.auth import JWT_LIFETIME_SECONDS as JWT_LIFETIME_SECONDS
-from connector.adapters.salesforce.check import TASK_FIELDS
-from connector.adapters.salesforce.errors import (
-    CONCURRENT_LIMIT_RETRY_SECONDS as CONCURRENT_LIMIT_RETRY_SECONDS,
+from connector.adapters.salesforce.auth import JWT_BEARER_GRANT, JWT_LIFETIME_SECONDS
+from connector.adapters.salesforce.check import TASK_FIELDS, SalesforcePreflight
+from connector.adapters.salesforce.client import SalesforceClient
+from connector.adapters.salesforce.errors import CONCURRENT_LIMIT_RETRY_SECONDS, REQUEST_LIMIT_PARK
+from connector.adapters.salesforce.leads import LEAD_MEMO_SECONDS, SalesforceLeads
+from connector.adapters.salesforce.options import (
+    SEARCH_OBJECTS,
+    WHAT_RULES,
+    PolicyNeeds,
+    SalesforceOptions,
 )
-from connector.adapters.salesforce.errors import REQUEST_LIMIT_PARK
-from connector.adapters.salesforce.leads import LEAD_MEMO_SECONDS as LEAD_MEMO_SECONDS
-from connector.adapters.salesforce.leads import _memo_key as _memo_key
-from connector.adapters.salesforce.options import SEARCH_OBJECTS as SEARCH_OBJECTS
-from connector.adapters.salesforce.options import WHAT_RULES as WHAT_RULES
-from connector.adapters.salesforce.options import SalesforceOptions
 from connector.adapters.salesforce.records import CALL_DATE_ZONE, DESCRIPTION_LIMIT, SUBJECT_LIMIT
+from connector.adapters.salesforce.search import SalesforceSearcher
 from connector.adapters.salesforce.soql import build_sosl, escape_soql, escape_sosl
+from connector.adapters.salesforce.write import SalesforceWriter
 
 #: The package's logger: every module logs through ``logging.getLogger(__package__)``, this one.
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CALL_DATE_ZONE",
+    "CONCURRENT_LIMIT_RETRY_SECONDS",
     "DESCRIPTION_LIMIT",
     "JWT_BEARER_GRANT",
+    "JWT_LIFETIME_SECONDS",
+    "LEAD_MEMO_SECONDS",
     "REQUEST_LIMIT_PARK",
+    "SEARCH_OBJECTS",
     "SUBJECT_LIMIT",
     "TASK_FIELDS",
+    "WHAT_RULES",
+    "PolicyNeeds",
     "SalesforceAdapter",
+    "SalesforceClient",
+    "SalesforceLeads",
     "SalesforceOptions",
+    "SalesforcePreflight",
+    "SalesforceSearcher",
+    "SalesforceWriter",
     "build_sosl",
     "escape_soql",
     "escape_sosl",

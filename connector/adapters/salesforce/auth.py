@@ -20,8 +20,7 @@ import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from simple_salesforce.login import SalesforceLogin
 
-from connector.adapters.base import PermanentError, RetryableError
-from connector.adapters.salesforce.errors import _scrub
+from connector.adapters import PermanentError, RetryableError, scrub
 
 #: OAuth grant type of the JWT bearer flow.
 JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -35,7 +34,7 @@ _SOAP_RETRYABLE: Final = frozenset(
     {"SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION", "REQUEST_LIMIT_EXCEEDED"}
 )
 
-#: The package's logger (named as before the package was split into modules).
+#: The package's logger: every module of the adapter logs under it.
 log = logging.getLogger(__package__)
 
 
@@ -114,7 +113,7 @@ def _token_from(response: requests.Response) -> str:
     if error:
         text += f" {error}"
     if description:
-        text += f" ({_scrub(description, 200)})"
+        text += f" ({scrub(description, (), 200)})"
     if response.status_code >= 500 or error in _OAUTH_RETRYABLE or response.status_code == 200:
         raise RetryableError(text)
     raise PermanentError(text)

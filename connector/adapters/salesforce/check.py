@@ -1,8 +1,9 @@
 """The preflight check: login, and every field, picklist value and owner the adapter relies on.
 
-`_Check.check` reports one result per problem (and one per part that is fine): the Task fields
-the adapter and the mapping write (`TASK_FIELDS`) and the length of the mapping's other text
-fields (values are cut to it), the org's active Task values, the fields of the object types
+`SalesforcePreflight.check` reports one result per problem (and one per part that is fine): the
+Task fields the adapter and the mapping write (`TASK_FIELDS`), the constants the mapping writes
+into restricted picklists, the length of the mapping's other text fields (values are cut to it),
+the org's active Task values, the fields of the object types
 actually searched (``matching.objects`` as far as ``search_objects`` allows) and
 ``match_field``, what Lead creation needs (only with ``on_no_match: create_lead``), Enhanced
 Notes and Cases, the mapped owners, and (with owners) how retries keep seeing the Tasks.
@@ -14,10 +15,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from connector.adapters.base import AdapterError, CheckResult
+from connector.adapters import AdapterError, CheckResult
+from connector.adapters.salesforce.client import SalesforceClient
 from connector.adapters.salesforce.lengths import _text_lengths
+from connector.adapters.salesforce.options import PolicyNeeds, SalesforceOptions
 from connector.adapters.salesforce.records import _TASK_KNOWN_FIELDS, LEAD_FIELD_LIMITS
-from connector.adapters.salesforce.search import _Search
+from connector.adapters.salesforce.search import SalesforceSearcher
 from connector.adapters.salesforce.soql import (
     _PERSON_ACCOUNT_FIELDS,
     _RETURNING_FIELDS,
@@ -25,7 +28,7 @@ from connector.adapters.salesforce.soql import (
     _select,
     _soql_string,
 )
-from connector.adapters.salesforce.taskvalues import _OrgTaskValues
+from connector.adapters.salesforce.taskvalues import OrgTaskValues
 
 #: Task fields the adapter writes itself; `check` verifies they exist and are createable.
 TASK_FIELDS: Final = (
@@ -56,20 +59,35 @@ def _active_values(found: Mapping[str, Any] | None) -> set[Any]:
     return {p.get("value") for p in (found or {}).get("picklistValues") or [] if p.get("active")}
 
 
-class _Check(_Search, _OrgTaskValues):
-    """`check`, with one step per part of the configuration."""
+class SalesforcePreflight:
+    """`check` of a Salesforce target, with one step per part of the configuration."""
+
+    def __init__(
+        self,
+        client: SalesforceClient,
+        searcher: SalesforceSearcher,
+        task_values: OrgTaskValues,
+        options: SalesforceOptions,
+        needs: PolicyNeeds,
+    ) -> None:
+        self.client = client
+        self.searcher = searcher
+        self.task_values = task_values
+        self.options = options
+        self.needs = needs
 
     def check(self) -> list[CheckResult]:
         """Login, the fields and picklist values the adapter writes, the search fields, notes,
         cases and the mapped owners; one result per problem (and one per part that is fine)."""
         try:
-            self._client()
+            self.client.connect()
         except AdapterError as exc:
             return [CheckResult(False, f"Cannot log in to Salesforce: {exc}")]
-        method = self.options["auth"]["method"].replace("_", " ")
+        method = str(self.options.auth["method"]).replace("_", " ")
         results = [
             CheckResult(
-                True, f"Logged in to {self._instance_url} (API v{self._version}, {method})."
+                True,
+                f"Logged in to {self.client.instance_url} (API v{self.client.version}, {method}).",
             )
         ]
         describes: dict[str, Mapping[str, Any]] = {}
@@ -86,16 +104,39 @@ class _Check(_Search, _OrgTaskValues):
                 results.extend(step(describes))
             except AdapterError as exc:
                 results.append(CheckResult(False, f"{title}: {exc}"))
-        usage = self.api_usage
+        usage = self.client.api_usage
         if usage is not None:
             results.append(
                 CheckResult(True, f"API requests in the last 24 hours: {usage[0]} of {usage[1]}.")
             )
         return results
 
+    @staticmethod
+    def _restricted_values(
+        sobject: str, constants: Mapping[str, str], known: Mapping[str, Mapping[str, Any]]
+    ) -> list[CheckResult]:
+        """A constant the mapping writes into a restricted picklist that has no such active
+        value: Salesforce would refuse every call (``INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST``)."""
+        problems = []
+        for name, value in constants.items():
+            found = known.get(name.lower())
+            if not value or found is None or not found.get("restrictedPicklist"):
+                continue
+            active = _active_values(found)
+            offered = [str(v) for v in active]
+            if value not in active:
+                problems.append(
+                    CheckResult(
+                        False,
+                        f"{sobject}.{name} is a restricted picklist without the value {value!r} "
+                        f"the mapping writes (active values: {', '.join(sorted(offered))}).",
+                    )
+                )
+        return problems
+
     def _describe(self, sobject: str, cache: dict[str, Mapping[str, Any]]) -> Mapping[str, Any]:
         if sobject not in cache:
-            answer = self._call(
+            answer = self.client.call(
                 f"describe {sobject}", lambda sf: sf.restful(f"sobjects/{sobject}/describe")
             )
             cache[sobject] = answer if isinstance(answer, Mapping) else {}
@@ -133,8 +174,8 @@ class _Check(_Search, _OrgTaskValues):
         return problems
 
     def _check_task_fields(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
-        external = self.options["external_id_field"]
-        extra = list(self.options.get("task_fields", {}) or {})
+        external = self.options.external_id_field
+        extra = list(self.needs.task_fields)
         names = [*TASK_FIELDS, *([external] if external else []), *extra]
         problems = self._createable("Task", names, cache)
         known = self._fields("Task", cache)
@@ -156,6 +197,7 @@ class _Check(_Search, _OrgTaskValues):
                         f"{', '.join(missing)}.",
                     )
                 )
+        problems += self._restricted_values("Task", self.needs.task_fields, known)
         if external and (found := known.get(external.lower())) and not found.get("externalId"):
             problems.append(CheckResult(False, f"Task.{external} is not an External ID field."))
         lengths = self._length_notes("Task", extra, {*_TASK_KNOWN_FIELDS, external or ""}, cache)
@@ -189,8 +231,8 @@ class _Check(_Search, _OrgTaskValues):
         ]
 
     def _check_task_values(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
-        values = self._task_statuses()
-        priorities = self._task_priorities()
+        values = self.task_values.statuses()
+        priorities = self.task_values.priorities()
         known = self._fields("Task", cache)
         problems = []
         for field_name, wanted in (
@@ -217,9 +259,9 @@ class _Check(_Search, _OrgTaskValues):
         ]
 
     def _check_search(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
-        wanted = self._wanted_types(())
-        types = self._object_types(())
-        match_field = self.options["match_field"]
+        wanted = self.searcher.wanted_types(())
+        types = self.searcher.object_types(())
+        match_field = self.options.match_field
         problems: list[CheckResult] = []
         notes: list[CheckResult] = []
         left_out = [item for item in wanted if item not in types]
@@ -228,7 +270,7 @@ class _Check(_Search, _OrgTaskValues):
                 CheckResult(
                     False,
                     f"Nothing is searched: matching.objects ({', '.join(wanted)}) names none of "
-                    f"the search_objects option ({', '.join(self.options['search_objects'])}).",
+                    f"the search_objects option ({', '.join(self.options.searched)}).",
                 )
             )
         elif left_out:
@@ -236,7 +278,7 @@ class _Check(_Search, _OrgTaskValues):
                 CheckResult(
                     False,
                     f"matching.objects names {', '.join(left_out)}, which the search_objects "
-                    f"option ({', '.join(self.options['search_objects'])}) leaves out: not "
+                    f"option ({', '.join(self.options.searched)}) leaves out: not "
                     "searched. Add it to search_objects or remove it from matching.objects.",
                 )
             )
@@ -244,7 +286,7 @@ class _Check(_Search, _OrgTaskValues):
             sobject = _SOBJECTS[object_type]
             known = self._fields(sobject, cache)
             returned = list(_RETURNING_FIELDS[object_type])
-            if object_type == "account" and self._person_accounts:
+            if object_type == "account" and self.searcher.person_accounts:
                 returned += _PERSON_ACCOUNT_FIELDS
             for name in returned:
                 if name.lower() not in known:
@@ -261,8 +303,8 @@ class _Check(_Search, _OrgTaskValues):
                     problems.append(
                         CheckResult(False, f"{sobject}.{match_field} cannot be used in a filter.")
                     )
-        if self.options.get("on_no_match") == "create_lead":
-            lead_fields = list(self.options.get("lead_fields") or [])
+        if self.needs.on_no_match == "create_lead":
+            lead_fields = list(self.needs.lead_fields)
             needed = ["LastName", "Company", "Phone", *lead_fields]
             if match_field and "lead" in types:
                 needed.append(match_field)
@@ -291,15 +333,15 @@ class _Check(_Search, _OrgTaskValues):
         return [CheckResult(True, "Enhanced Notes can be created for text that does not fit.")]
 
     def _check_case(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
-        case = self.options["case"]
-        if not case:
+        case = self.options.case
+        if case is None:
             return []
         names = ["Subject", "Description", "Origin", "ContactId", "AccountId", "SuppliedPhone"]
-        names += ["Status"] if case["status"] else []
-        names += ["RecordTypeId"] if case["record_type"] else []
+        names += ["Status"] if case.status else []
+        names += ["RecordTypeId"] if case.record_type else []
         problems = self._createable("Case", names, cache)
         known = self._fields("Case", cache)
-        for field_name, value in (("Origin", case["origin"]), ("Status", case["status"])):
+        for field_name, value in (("Origin", case.origin), ("Status", case.status)):
             found = known.get(field_name.lower())
             if value and found is not None:
                 active = _active_values(found)
@@ -309,10 +351,10 @@ class _Check(_Search, _OrgTaskValues):
                     )
         if problems:
             return problems
-        return [CheckResult(True, f"Cases can be created for channels {case['channels']}.")]
+        return [CheckResult(True, f"Cases can be created for channels {list(case.channels)}.")]
 
     def _check_owners(self, cache: dict[str, Mapping[str, Any]]) -> list[CheckResult]:
-        owners: Mapping[str, str] = self.options["owners"]
+        owners = self.needs.owners
         if not owners:
             return []
         ids = sorted({v for v in owners.values() if _is_sf_id(v)})
@@ -322,7 +364,7 @@ class _Check(_Search, _OrgTaskValues):
             conditions.append(f"Id IN ({', '.join(map(_soql_string, ids))})")
         if emails:
             conditions.append(f"Email IN ({', '.join(map(_soql_string, emails))})")
-        rows = self._query(
+        rows = self.client.query(
             _select("Id, Email, IsActive", "User", " OR ".join(conditions)),
             "owner check",
         )
@@ -343,7 +385,7 @@ class _Check(_Search, _OrgTaskValues):
                     )
                 )
         visibility = []
-        if not self.options["external_id_field"]:
+        if not self.options.external_id_field:
             visibility.append(
                 CheckResult(
                     True,

@@ -18,9 +18,16 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from connector.adapters.base import AdapterError, PermanentError, RetryableError, TargetParked
+from connector.adapters import (
+    AdapterError,
+    HttpPolicy,
+    OutcomeUnknown,
+    PermanentError,
+    RetryableError,
+    TargetParked,
+    scrub,
+)
 from connector.adapters.salesforce.records import _Item
-from connector.text import truncate_to
 
 #: How long the target is parked after Salesforce refused a request for the daily allocation.
 REQUEST_LIMIT_PARK: Final = timedelta(hours=1)
@@ -77,27 +84,20 @@ _SAFE_QUERY_DETAILS: Final = (
 #: ``… first error: STRING_TOO_LONG, Subject: data value too large: <value>: [Subject]``.
 _NESTED_ERROR_RE: Final = re.compile(r"first error: ([A-Z][A-Z0-9_]*), ", re.IGNORECASE)
 
-_EMAIL_RE: Final = re.compile(r"[^\s@<>()\"',;:]+@[^\s@<>()\"',;:]+")
-_PHONE_LIKE_RE: Final = re.compile(r"(?<!\w)\+?\d[\d\s().\\/-]{4,}\d(?!\w)")
 _QUOTED_RE: Final = re.compile(r"\"[^\"]*\"")
 
 
-# --- scrubbing -------------------------------------------------------------------------------
-
-
-def _scrub(text: str, limit: int = 300) -> str:
-    """`text` without e-mail addresses and phone-number-like digit runs, on one line, cut."""
-    text = _EMAIL_RE.sub("…", text)
-    text = _PHONE_LIKE_RE.sub("…", text)
-    return truncate_to(" ".join(text.split()), limit)
+#: How requests that got no answer map to the pipeline's errors (the kit's transport rules; every
+#: request counts as a write that may have arrived, so a lost create is looked up).
+_TRANSPORT: Final = HttpPolicy("Salesforce")
 
 
 def _safe_error_text(code: str, message: str) -> str:
     """Salesforce's error `message` without the values it may echo: no query text (codes in
     `_QUERY_ECHOING` or any message with ``ERROR at Row:``; only the names of a missing column
     or object are kept), no value after ``Label: reason`` (codes in `_VALUE_ECHOING`, also when
-    nested in a trigger's ``first error:``), then scrubbed (`_scrub`)."""
-    return _scrub(_without_values(code, message))
+    nested in a trigger's ``first error:``), then scrubbed (the kit's `scrub`)."""
+    return scrub(_without_values(code, message))
 
 
 def _without_values(code: str, message: str) -> str:
@@ -131,14 +131,8 @@ def _error_of(content: Any) -> tuple[str, str]:
 
 def _translate(exc: Exception, what: str, sf: Salesforce | None) -> AdapterError:
     """The pipeline's error for a failed request (`sf`: the client, for its last API usage)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return RetryableError(f"Salesforce {what}: connection timed out")
-    if isinstance(exc, requests.Timeout):
-        return RetryableError(f"Salesforce {what}: no answer in time (outcome unknown)")
-    if isinstance(exc, requests.ConnectionError):
-        return RetryableError(f"Salesforce {what}: connection failed ({type(exc).__name__})")
     if isinstance(exc, requests.RequestException):
-        return RetryableError(f"Salesforce {what}: {type(exc).__name__}")
+        return _TRANSPORT.transport_error(exc, method="POST", operation=what)
     if isinstance(exc, SalesforceError):
         code, message = _error_of(exc.content)
         return _status_error(int(exc.status), code, message, what, sf)
@@ -159,7 +153,9 @@ def _status_error(
         if "concurrent" in message.lower():
             return RetryableError(text, retry_after=CONCURRENT_LIMIT_RETRY_SECONDS)
         return _parked(text, sf)
-    if code in _RETRYABLE_CODES or status >= 500 or status in (408, 429):
+    if status >= 500 or status == 408:
+        return OutcomeUnknown(text)  # may have been applied all the same
+    if code in _RETRYABLE_CODES or status == 429:
         return RetryableError(text)
     return PermanentError(text)
 

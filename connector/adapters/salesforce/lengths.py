@@ -11,12 +11,11 @@ per type and adapter instance) and string values are cut to the field's ``length
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-import requests
-
-from connector.adapters.salesforce.client import _SalesforceApi
+from connector.adapters.salesforce.client import SalesforceClient
 
 #: describe ``type`` values whose ``length`` limits a text value.
 _TEXT_TYPES: Final = frozenset(
@@ -47,21 +46,15 @@ def _text_lengths(described: Any) -> dict[str, int]:
     return lengths
 
 
-class _FieldLengths(_SalesforceApi):
-    """`_field_lengths`: the org's text field lengths of an sObject type, cached."""
+class FieldLengths:
+    """`of`: the text field lengths of an sObject type in the org behind `client`, cached."""
 
-    def __init__(
-        self,
-        name: str,
-        options: Mapping[str, Any],
-        session: requests.Session | None = None,
-    ) -> None:
-        super().__init__(name, options, session)
+    def __init__(self, client: SalesforceClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
         self._lengths: dict[str, Mapping[str, int]] = {}
 
-    def _field_lengths(
-        self, sobject: str, names: Iterable[str], known: Iterable[str]
-    ) -> Mapping[str, int]:
+    def of(self, sobject: str, names: Iterable[str], known: Iterable[str]) -> Mapping[str, int]:
         """The text field lengths of `sobject` (lower case names) when one of the field `names`
         the mapping writes is not `known` (names of known length or written by the adapter);
         else nothing, without a request. Read once per type and adapter instance."""
@@ -70,7 +63,7 @@ class _FieldLengths(_SalesforceApi):
             return {}
         with self._lock:
             if sobject not in self._lengths:
-                answer = self._call(
+                answer = self.client.call(
                     f"describe {sobject}", lambda sf: sf.restful(f"sobjects/{sobject}/describe")
                 )
                 self._lengths[sobject] = _text_lengths(answer)

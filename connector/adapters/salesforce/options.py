@@ -1,19 +1,21 @@
-"""The options of a ``salesforce`` target: marshmallow schemas and their validators.
+"""The options of a ``salesforce`` target, declared once as frozen dataclasses.
 
-``auth`` takes exactly one login flow (`_AUTH_FLOWS`), recognised by the keys it gives;
-`SalesforceOptions` loads it with ``method`` set to the flow's name.
+``auth`` takes exactly one login flow (`_AUTH_FLOWS`), recognised by the keys it gives; it is
+loaded with ``method`` set to the flow's name.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from marshmallow import ValidationError, fields, post_load, validate
+from marshmallow import ValidationError, fields, validate
 
-from connector.adapters.base import IdString, OptionsSchema
+from connector.adapters import IdString, option
+from connector.adapters.kit.options import OptionsSchema
 
 SEARCH_OBJECTS: Final = ("contact", "lead", "account", "person_account")
 WHAT_RULES: Final = ("account", "open_opportunity", "none")
@@ -102,55 +104,82 @@ class _AuthField(fields.Field[dict[str, Any]]):
         return {"method": name, **loaded}
 
 
-class _CaseOptions(OptionsSchema):
-    channels = fields.List(IdString(), required=True, validate=validate.Length(min=1))
-    record_type = fields.String(
-        load_default=None,
-        allow_none=True,
+@dataclass(frozen=True)
+class CaseOptions:
+    """A Case for calls on one of `channels` (ids or names)."""
+
+    channels: tuple[str, ...] = option(
+        field=fields.List(IdString(), validate=validate.Length(min=1))
+    )
+    record_type: str | None = option(
+        None,
         validate=validate.Regexp(
             r"^012[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$", error="A RecordType id."
         ),
     )
-    status = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1))
-    origin = fields.String(load_default="Phone", validate=validate.Length(min=1))
+    status: str | None = option(None, validate=validate.Length(min=1))
+    origin: str = option("Phone", validate=validate.Length(min=1))
 
 
-class _LeadDefaults(OptionsSchema):
-    last_name = fields.String(load_default="Unknown caller", validate=validate.Length(1, 80))
-    company = fields.String(load_default="Unknown company", validate=validate.Length(1, 255))
+@dataclass(frozen=True)
+class LeadDefaults:
+    """``LastName`` and ``Company`` of a new caller's Lead when the mapping sets none."""
+
+    last_name: str = option("Unknown caller", validate=validate.Length(1, 80))
+    company: str = option("Unknown company", validate=validate.Length(1, 255))
 
 
-class SalesforceOptions(OptionsSchema):
+@dataclass(frozen=True)
+class SalesforceOptions:
     """Options of a ``salesforce`` target (see the package docstring for what they change)."""
 
-    instance_url = fields.String(required=True, validate=_instance_url)
-    api_version = fields.String(
-        load_default="59.0",
-        validate=validate.Regexp(r"^\d{2,3}\.0$", error="An API version such as 59.0."),
+    instance_url: str = option(validate=_instance_url)
+    auth: Mapping[str, str | None] = option(field=_AuthField())
+    api_version: str = option(
+        "59.0", validate=validate.Regexp(r"^\d{2,3}\.0$", error="An API version such as 59.0.")
     )
-    auth = _AuthField(required=True)
-    connect_timeout = fields.Float(load_default=5.0, validate=validate.Range(min=0.1, max=120))
-    read_timeout = fields.Float(load_default=30.0, validate=validate.Range(min=0.1, max=600))
-    match_field = fields.String(load_default=None, allow_none=True, validate=_API_NAME)
-    search_objects = fields.List(
-        fields.String(validate=validate.OneOf(SEARCH_OBJECTS)),
-        load_default=lambda: ["contact", "lead"],
-        validate=validate.Length(min=1),
+    connect_timeout: float = option(5.0, validate=validate.Range(min=0.1, max=120))
+    read_timeout: float = option(30.0, validate=validate.Range(min=0.1, max=600))
+    match_field: str | None = option(None, validate=_API_NAME)
+    search_objects: tuple[str, ...] = option(
+        ("contact", "lead"),
+        field=fields.List(
+            fields.String(validate=validate.OneOf(SEARCH_OBJECTS)),
+            validate=validate.Length(min=1),
+        ),
     )
-    external_id_field = fields.String(load_default=None, allow_none=True, validate=_API_NAME)
-    what_rule = fields.String(load_default="account", validate=validate.OneOf(WHAT_RULES))
-    case = fields.Nested(_CaseOptions, load_default=None, allow_none=True)
-    lead_defaults = fields.Nested(
-        _LeadDefaults,
-        load_default=lambda: {"last_name": "Unknown caller", "company": "Unknown company"},
-    )
-    mapping = fields.String(load_default=None, allow_none=True)
-    owners = fields.Dict(
-        keys=IdString(), values=fields.String(validate=validate.Length(min=1)), load_default=dict
-    )
+    external_id_field: str | None = option(None, validate=_API_NAME)
+    what_rule: Literal["account", "open_opportunity", "none"] = "account"
+    case: CaseOptions | None = None
+    lead_defaults: LeadDefaults = field(default_factory=LeadDefaults)
 
-    @post_load
-    def _normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["instance_url"] = data["instance_url"].rstrip("/")
-        data["search_objects"] = list(dict.fromkeys(data["search_objects"]))
-        return data
+    @property
+    def base_url(self) -> str:
+        """`instance_url` without a trailing slash."""
+        return self.instance_url.rstrip("/")
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        """`search_objects` without repetitions, in their order."""
+        return tuple(dict.fromkeys(self.search_objects))
+
+
+@dataclass(frozen=True)
+class PolicyNeeds:
+    """What the adapter needs of its target's delivery policy (nothing without a policy).
+
+    `owners`: the owners the policy names (where → User id or e-mail), which `check` verifies;
+    `task_fields`: the Task fields the mapping writes, each with the constant it writes ("" when
+    rendered per call), checked against the org's restricted picklists; `lead_fields`: the fields
+    a new caller's Lead gets; `matching_objects`: the object types matching names (searched as
+    far as ``search_objects`` allows); `on_no_match` (`check` asks for Lead create rights only
+    for ``create_lead``); `timezone`: the zone of the call's ``ActivityDate`` when the mapping
+    does not set it.
+    """
+
+    owners: Mapping[str, str] = field(default_factory=dict)
+    task_fields: Mapping[str, str] = field(default_factory=dict)
+    lead_fields: tuple[str, ...] = ()
+    matching_objects: tuple[str, ...] = ()
+    on_no_match: str = "log_unmatched"
+    timezone: str | None = None

@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from connector.adapters.base import CrmRecord, DeliveryJob, TaskSpec
+from connector.adapters import CrmRecord, DeliveryJob, TaskSpec, truncate_to
+from connector.adapters.salesforce.options import CaseOptions
 from connector.payload import CallReport
-from connector.text import truncate_to
 
 #: Task.Subject, Task.CallObject, Task.CallDisposition and Case.Subject hold 255 characters.
 SUBJECT_LIMIT: Final = 255
@@ -344,26 +344,26 @@ def _follow_up(
     return _Item(f"follow_up.{number}", "Task", task, marker)
 
 
-def _case_applies(case: Mapping[str, Any] | None, report: CallReport) -> bool:
-    """Whether the call came in on one of the ``case.channels`` (`case`: the ``case`` option)."""
-    if not case or report.channel is None:
+def _case_applies(case: CaseOptions, report: CallReport) -> bool:
+    """Whether the call came in on one of the ``case.channels``."""
+    if report.channel is None:
         return False
-    return report.channel.id in case["channels"] or report.channel.name in case["channels"]
+    return report.channel.id in case.channels or report.channel.name in case.channels
 
 
-def _case(case: Mapping[str, Any], job: DeliveryJob, targets: _Targets, subject: str) -> _Item:
+def _case(case: CaseOptions, job: DeliveryJob, targets: _Targets, subject: str) -> _Item:
     """The Case of the call (`case`: the ``case`` option). Its subject is `subject`, then the
     call's tag (`_tagged`): ``Subject`` is filterable, so a retry finds the case by the call id
     (the marker), never another call's case with the same subject."""
     call_id = job.report.call_id
-    values: dict[str, Any] = {"Subject": _tagged(subject, call_id), "Origin": case["origin"]}
+    values: dict[str, Any] = {"Subject": _tagged(subject, call_id), "Origin": case.origin}
     description = _description(job)
     if description:
         values["Description"] = description
-    if case["status"]:
-        values["Status"] = case["status"]
-    if case["record_type"]:
-        values["RecordTypeId"] = case["record_type"]
+    if case.status:
+        values["Status"] = case.status
+    if case.record_type:
+        values["RecordTypeId"] = case.record_type
     if targets.contact_id:
         values["ContactId"] = targets.contact_id
     if targets.account_id:

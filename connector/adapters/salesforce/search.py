@@ -18,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import requests
-
-from connector.adapters.base import CrmRecord, PermanentError, RetryableError
-from connector.adapters.salesforce.client import _SalesforceApi
+from connector.adapters import CrmRecord, OwnerCache, PermanentError, RetryableError
+from connector.adapters.salesforce.client import SalesforceClient
 from connector.adapters.salesforce.errors import _error_of, _status_error
+from connector.adapters.salesforce.options import PolicyNeeds, SalesforceOptions
 from connector.adapters.salesforce.soql import (
     _ALL_PHONE_FIELDS,
     _OBJECT_TYPES,
@@ -35,78 +34,78 @@ from connector.adapters.salesforce.soql import (
 from connector.logs import mask_number
 from connector.phone import PhoneNumber
 
-#: The package's logger (named as before the package was split into modules).
+#: The package's logger: every module of the adapter logs under it.
 log = logging.getLogger(__package__)
 
 
-class _Search(_SalesforceApi):
-    """`search_by_phone`, `describe_search` and `resolve_owner` (owners cached by e-mail)."""
+#: Object types the searcher finds, most specific first.
+SEARCHABLE_OBJECTS = ("contact", "lead", "account")
+
+
+class SalesforceSearcher:
+    """Reads of the Salesforce adapter: `search_by_phone`, `describe_search` and
+    `resolve_owner` (the kit's `OwnerCache`, kept for the adapter's lifetime)."""
 
     def __init__(
-        self,
-        name: str,
-        options: Mapping[str, Any],
-        session: requests.Session | None = None,
+        self, client: SalesforceClient, options: SalesforceOptions, needs: PolicyNeeds
     ) -> None:
-        super().__init__(name, options, session)
-        self._owners_by_email: dict[str, str | None] = {}
+        self.client = client
+        self.options = options
+        self.needs = needs
+        self.owners = OwnerCache(self.find_owner, float("inf"))
 
     @property
     def _allowed_types(self) -> list[str]:
         """The object types the ``search_objects`` option allows (``person_account``: account)."""
         return list(
             dict.fromkeys(
-                "account" if item == "person_account" else item
-                for item in self.options["search_objects"]
+                "account" if item == "person_account" else item for item in self.options.searched
             )
         )
 
-    def _wanted_types(self, object_types: Sequence[str]) -> list[str]:
+    def wanted_types(self, object_types: Sequence[str]) -> list[str]:
         """`object_types`, else the policy's ``matching.objects``, else ``search_objects``."""
-        wanted = (
-            list(object_types)
-            or list(self.options.get("matching_objects") or ())
-            or self._allowed_types
-        )
-        unknown = [item for item in wanted if item not in self.searchable_objects]
+        wanted = list(object_types) or list(self.needs.matching_objects) or self._allowed_types
+        unknown = [item for item in wanted if item not in SEARCHABLE_OBJECTS]
         if unknown:
             raise PermanentError(
                 f"Salesforce cannot search {', '.join(unknown)} "
-                f"(it searches {', '.join(self.searchable_objects)})."
+                f"(it searches {', '.join(SEARCHABLE_OBJECTS)})."
             )
         return list(dict.fromkeys(wanted))
 
-    def _object_types(self, object_types: Sequence[str]) -> list[str]:
+    def object_types(self, object_types: Sequence[str]) -> list[str]:
         """The object types searched for `object_types` (see the module docstring): those of
         them the ``search_objects`` option allows, in the order given."""
         allowed = self._allowed_types
-        return [item for item in self._wanted_types(object_types) if item in allowed]
+        return [item for item in self.wanted_types(object_types) if item in allowed]
 
     @property
-    def _person_accounts(self) -> bool:
-        return "person_account" in self.options["search_objects"]
+    def person_accounts(self) -> bool:
+        """Whether person accounts are searched (``person_account`` in ``search_objects``)."""
+        return "person_account" in self.options.search_objects
 
     def describe_search(self, number: PhoneNumber, object_types: Sequence[str]) -> dict[str, Any]:
         """The request `search_by_phone` would send: the SOSL text, or the SOQL queries (and the
         ``/composite`` body when there are several) with ``match_field``."""
-        types = self._object_types(object_types)
-        match_field = self.options["match_field"]
+        types = self.object_types(object_types)
+        match_field = self.options.match_field
         if not types:
             return {"request": None, "searched": []}
         if match_field:
             queries = _match_queries(
-                number, types, match_field, person_accounts=self._person_accounts
+                number, types, match_field, person_accounts=self.person_accounts
             )
             if len(queries) == 1:
                 return {"request": "GET query", "soql": next(iter(queries.values()))}
             return {
                 "request": "POST composite",
                 "soql": list(queries.values()),
-                "body": _composite_queries(queries, self._version),
+                "body": _composite_queries(queries, self.client.version),
             }
         return {
             "request": "GET search",
-            "sosl": build_sosl(number, types, person_accounts=self._person_accounts),
+            "sosl": build_sosl(number, types, person_accounts=self.person_accounts),
         }
 
     def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
@@ -117,30 +116,30 @@ class _Search(_SalesforceApi):
         request and no hits. Hits are not re-checked here: ``phones`` carries the stored values
         for the matching policy.
         """
-        types = self._object_types(object_types)
+        types = self.object_types(object_types)
         log.debug("Salesforce search for %s in %s", mask_number(number.e164), types)
         if not types:
             return []
-        match_field = self.options["match_field"]
+        match_field = self.options.match_field
         if not match_field:
-            sosl = build_sosl(number, types, person_accounts=self._person_accounts)
-            result = self._call("search", lambda sf: sf.search(sosl))
+            sosl = build_sosl(number, types, person_accounts=self.person_accounts)
+            result = self.client.call("search", lambda sf: sf.search(sosl))
             rows = result.get("searchRecords") if isinstance(result, Mapping) else None
             if rows is not None and not isinstance(rows, list):
                 raise RetryableError("Salesforce search: unexpected answer")
             return [
                 record for row in rows or [] if (record := _record(row, match_field)) is not None
             ]
-        queries = _match_queries(number, types, match_field, person_accounts=self._person_accounts)
+        queries = _match_queries(number, types, match_field, person_accounts=self.person_accounts)
         if len(queries) == 1:
-            rows = self._query(next(iter(queries.values())), "phone query")
+            rows = self.client.query(next(iter(queries.values())), "phone query")
         else:
             rows = self._composite_query_rows(queries)
         return [record for row in rows if (record := _record(row, match_field)) is not None]
 
     def _composite_query_rows(self, queries: Mapping[str, str]) -> list[dict[str, Any]]:
-        body = _composite_queries(queries, self._version)
-        answer = self._call(
+        body = _composite_queries(queries, self.client.version)
+        answer = self.client.call(
             "phone query", lambda sf: sf.restful("composite", method="POST", json=body)
         )
         responses = answer.get("compositeResponse") if isinstance(answer, Mapping) else None
@@ -154,7 +153,7 @@ class _Search(_SalesforceApi):
             sub_body = response.get("body")
             if status != 200 or not isinstance(sub_body, Mapping):
                 code, message = _error_of(sub_body)
-                raise _status_error(status, code, message, "phone query", self._sf)
+                raise _status_error(status, code, message, "phone query", self.client.sf)
             records = sub_body.get("records") or []
             if not isinstance(records, list):
                 raise RetryableError("Salesforce phone query: unexpected /composite answer")
@@ -163,16 +162,20 @@ class _Search(_SalesforceApi):
 
     def resolve_owner(self, email: str) -> str | None:
         """The id of the active Salesforce User with this e-mail address (cached), or ``None``."""
-        key = email.strip().lower()
-        if key not in self._owners_by_email:
-            rows = self._query(
-                _select(
-                    "Id", "User", f"Email = {_soql_string(key)} AND IsActive = true", "LIMIT 1"
-                ),
-                "owner lookup",
-            )
-            self._owners_by_email[key] = str(rows[0]["Id"]) if rows else None
-        return self._owners_by_email[key]
+        return self.owners.resolve(email)
+
+    def find_owner(self, email: str) -> str | None:
+        """The id of the active User with this e-mail address, asked of the org (no cache)."""
+        rows = self.client.query(
+            _select(
+                "Id",
+                "User",
+                f"Email = {_soql_string(email.strip().lower())} AND IsActive = true",
+                "LIMIT 1",
+            ),
+            "owner lookup",
+        )
+        return str(rows[0]["Id"]) if rows else None
 
 
 def _record(row: Any, match_field: str | None) -> CrmRecord | None:

@@ -7,33 +7,30 @@ priority value, low: the last of the others).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
-from connector.adapters.base import PermanentError
-from connector.adapters.salesforce.client import _SalesforceApi
+from connector.adapters import PermanentError
+from connector.adapters.salesforce.client import SalesforceClient
 from connector.adapters.salesforce.records import _TaskValues
 
 
-class _OrgTaskValues(_SalesforceApi):
-    """`_task_statuses` and `_task_priorities`: two queries, each on first use only."""
+class OrgTaskValues:
+    """`statuses` and `priorities` of the org behind `client`: two queries, each on first use
+    only."""
 
-    def __init__(
-        self,
-        name: str,
-        options: Mapping[str, Any],
-        session: requests.Session | None = None,
-    ) -> None:
-        super().__init__(name, options, session)
+    def __init__(self, client: SalesforceClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
         self._task_values: _TaskValues | None = None
         self._priorities: Mapping[str, str] | None = None
 
-    def _task_statuses(self) -> _TaskValues:
+    def statuses(self) -> _TaskValues:
+        """The closed Status of call Tasks and the default open one of follow-ups."""
         with self._lock:
             if self._task_values is None:
-                rows = self._query(
+                rows = self.client.query(
                     "SELECT ApiName, MasterLabel, IsClosed, IsDefault, SortOrder FROM TaskStatus "
                     "ORDER BY SortOrder",
                     "TaskStatus lookup",
@@ -50,10 +47,11 @@ class _OrgTaskValues(_SalesforceApi):
                 )
             return self._task_values
 
-    def _task_priorities(self) -> Mapping[str, str]:
+    def priorities(self) -> Mapping[str, str]:
+        """The org's Priority values for ``low``, ``normal`` and ``high``."""
         with self._lock:
             if self._priorities is None:
-                rows = self._query(
+                rows = self.client.query(
                     "SELECT ApiName, MasterLabel, IsHighPriority, IsDefault, SortOrder "
                     "FROM TaskPriority ORDER BY SortOrder",
                     "TaskPriority lookup",

@@ -5,7 +5,8 @@ and the WhatId, the open Opportunity included) and every retry reuses it, whatev
 job says. Every created id is recorded in the delivery's `Journal` at once. Before a composite
 create is sent, the lookup marker of each of its records (``pending_markers``) and
 ``task_pending`` are recorded; when its outcome stays unknown (timeout, dropped connection, 5xx)
-the retry first looks up what the lost answer would have told (`_Write._reconcile`) by those
+the retry first looks up what the lost answer would have told (`SalesforceWriter._reconcile`) by
+those
 markers, all derived from the sipgate call id: Tasks by ``CallObject``, the note by the
 ``(sipgate call <id>)`` that ends its title, the case by the same ending of its subject. Nothing
 that is rendered anew on each attempt (the subject) is part of a lookup.
@@ -18,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, timedelta
 from typing import Any, Final
 
-from connector.adapters.base import DeliveryJob, Journal, RetryableError, WriteResult
+from connector.adapters import DeliveryJob, Journal, OutcomeUnknown, WriteResult
+from connector.adapters.salesforce.client import SalesforceClient
 from connector.adapters.salesforce.errors import _record_failures
-from connector.adapters.salesforce.lengths import _FieldLengths
+from connector.adapters.salesforce.lengths import FieldLengths
+from connector.adapters.salesforce.options import PolicyNeeds, SalesforceOptions
 from connector.adapters.salesforce.records import (
     _TASK_KNOWN_FIELDS,
     CALL_DATE_ZONE,
@@ -40,9 +43,9 @@ from connector.adapters.salesforce.records import (
     _targets,
 )
 from connector.adapters.salesforce.soql import _select, _soql_ends_with, _soql_string
-from connector.adapters.salesforce.taskvalues import _OrgTaskValues
+from connector.adapters.salesforce.taskvalues import OrgTaskValues
 
-#: The package's logger (named as before the package was split into modules).
+#: The package's logger: every module of the adapter logs under it.
 log = logging.getLogger(__package__)
 
 #: How much earlier than the call's start a record of the call may seem created (clock skew).
@@ -54,8 +57,22 @@ _LINK_PENDING: Final = "note_link_pending"
 _LINKS: Final = "links"
 
 
-class _Write(_OrgTaskValues, _FieldLengths):
-    """`write` and `describe_write`."""
+class SalesforceWriter:
+    """`write` and `describe_write` of the Salesforce adapter, through `client`."""
+
+    def __init__(
+        self,
+        client: SalesforceClient,
+        task_values: OrgTaskValues,
+        lengths: FieldLengths,
+        options: SalesforceOptions,
+        needs: PolicyNeeds,
+    ) -> None:
+        self.client = client
+        self.task_values = task_values
+        self.lengths = lengths
+        self.options = options
+        self.needs = needs
 
     # --- building the write ---------------------------------------------------------------------
 
@@ -65,23 +82,20 @@ class _Write(_OrgTaskValues, _FieldLengths):
         A lead's Task has no WhatId; a call matched to an account only is logged on the
         account whatever the rule (``none`` means: not the contact's account).
         """
-        rule = self.options["what_rule"]
+        rule = self.options.what_rule
         if targets.who_type == "lead" or not targets.account_id:
             return None, {}
         if rule == "none":
             return (None if targets.who_id else targets.account_id), {}
         if rule == "account":
             return targets.account_id, {}
-        recorded = journal.get("what_id")  # recorded by earlier versions
-        if recorded is not None:
-            return recorded or targets.account_id, {}
         soql = _select(
             "Id",
             "Opportunity",
             f"AccountId = {_soql_string(targets.account_id)} AND IsClosed = false",
             "ORDER BY LastModifiedDate DESC LIMIT 1",
         )
-        rows = self._query(soql, "open Opportunity lookup")
+        rows = self.client.query(soql, "open Opportunity lookup")
         found = str(rows[0]["Id"]) if rows else ""
         return found or targets.account_id, {"op": "GET query", "soql": soql, "found": found}
 
@@ -114,13 +128,13 @@ class _Write(_OrgTaskValues, _FieldLengths):
     def _plan(self, job: DeliveryJob, journal: Journal) -> _Plan:
         """Everything `write` creates for `job` (and the lookups that needs)."""
         targets, what_id, lookup = self._links(job, journal)
-        values = self._task_statuses()
-        priorities = self._task_priorities() if job.tasks else {}
-        external = self.options["external_id_field"]
-        lengths = self._field_lengths(
+        values = self.task_values.statuses()
+        priorities = self.task_values.priorities() if job.tasks else {}
+        external = self.options.external_id_field
+        lengths = self.lengths.of(
             "Task", job.fields, {*_TASK_KNOWN_FIELDS, *([external] if external else [])}
         )
-        zone = str(self.options.get("timezone") or CALL_DATE_ZONE)
+        zone = self.needs.timezone or CALL_DATE_ZONE
         call = _call_task(job, targets, what_id, values, external, zone=zone, lengths=lengths)
         items = [_Item("task", "Task", call, call["CallObject"])]
         items += [
@@ -137,11 +151,12 @@ class _Write(_OrgTaskValues, _FieldLengths):
                 log.warning(
                     "Salesforce target %r: call %s matched no record; the text that did not fit "
                     "the Task is not stored",
-                    self.name,
+                    self.client.name,
                     job.report.call_id,
                 )
-        if _case_applies(self.options["case"], job.report):
-            items.append(_case(self.options["case"], job, targets, call["Subject"]))
+        case = self.options.case
+        if case is not None and _case_applies(case, job.report):
+            items.append(_case(case, job, targets, call["Subject"]))
         return _Plan(tuple(items), targets, what_id, link_target, (lookup,) if lookup else ())
 
     def describe_write(self, job: DeliveryJob) -> list[dict[str, Any]]:
@@ -150,9 +165,9 @@ class _Write(_OrgTaskValues, _FieldLengths):
         the mapping writes fields of unknown length) and, for ``what_rule: open_opportunity``,
         the account's open Opportunity."""
         plan = self._plan(job, Journal())
-        base = f"/services/data/v{self._version}/"
+        base = f"/services/data/v{self.client.version}/"
         ops: list[dict[str, Any]] = list(plan.lookups)
-        for request in _requests(plan.items, self.options["external_id_field"]):
+        for request in _requests(plan.items, self.options.external_id_field):
             ops.append({"op": request.method, "path": base + request.path, "body": request.body()})
         if any(item.key == "note" for item in plan.items) and plan.link_target:
             link = _link("<id of the ContentNote created above>", plan.link_target)
@@ -167,7 +182,7 @@ class _Write(_OrgTaskValues, _FieldLengths):
         if journal.get(_PENDING):
             self._reconcile(plan, job, journal)
         missing = [item for item in plan.items if not journal.get(item.key)]
-        for request in _requests(missing, self.options["external_id_field"]):
+        for request in _requests(missing, self.options.external_id_field):
             self._send(request, journal)
         note_id = journal.get("note")
         if note_id and plan.link_target and not journal.get("note_link"):
@@ -188,12 +203,12 @@ class _Write(_OrgTaskValues, _FieldLengths):
                 journal.record(_PENDING_MARKERS, {**known, **markers})
             journal.record(_PENDING, True)
         body = request.body()
-        results = self._call(
+        results = self.client.call(
             f"{request.method} {request.path}",
             lambda sf: sf.restful(request.path, method=request.method, json=body),
         )
         if not isinstance(results, list) or len(results) != len(request.items):
-            raise RetryableError(f"Salesforce {request.path}: unexpected answer (outcome unknown)")
+            raise OutcomeUnknown(f"Salesforce {request.path}: unexpected answer")
         failures: list[tuple[_Item, Sequence[Mapping[str, Any]]]] = []
         for item, result in zip(request.items, results, strict=True):
             if isinstance(result, Mapping) and result.get("success") and result.get("id"):
@@ -223,7 +238,7 @@ class _Write(_OrgTaskValues, _FieldLengths):
         tasks = {marker(item).casefold(): item for item in open_items if item.sobject == "Task"}
         if tasks:
             quoted = ", ".join(_soql_string(marker(item)) for item in tasks.values())
-            for row in self._query(
+            for row in self.client.query(
                 _select("Id, CallObject", "Task", f"CallObject IN ({quoted})"),
                 "Task lookup after unknown outcome",
             ):
@@ -239,7 +254,7 @@ class _Write(_OrgTaskValues, _FieldLengths):
                 where, what = f"Subject LIKE {_soql_ends_with(marker(item))}", "case lookup"
             else:
                 continue
-            rows = self._query(
+            rows = self.client.query(
                 _select(
                     "Id", item.sobject, f"{where} AND {created}", "ORDER BY CreatedDate LIMIT 1"
                 ),
@@ -251,7 +266,7 @@ class _Write(_OrgTaskValues, _FieldLengths):
 
     def _link_note(self, note_id: str, target: str, journal: Journal) -> None:
         if journal.get(_LINK_PENDING):
-            rows = self._query(
+            rows = self.client.query(
                 _select(
                     "Id",
                     "ContentDocumentLink",

@@ -107,3 +107,18 @@ def test_an_expired_memory_is_not_trusted() -> None:
     claims = CallerClaims(memo, "contact", remember_seconds=60, clock=lambda: 1000.0)
     memo.set(claims.key(NUMBER), "old-1|5.0")
     assert claims.record_for(NUMBER, Journal(), crm.create, lambda: None) == "c1"
+
+
+def test_a_lost_create_is_looked_up_until_the_search_can_be_trusted() -> None:
+    memo, contacts, clock = MemoryMemo(), Contacts(), [1000.0]
+    claims = CallerClaims(memo, "contact", settle_seconds=60, clock=lambda: clock[0])
+    journal = Journal()
+    contacts.fail = OutcomeUnknown("answer lost")
+    with pytest.raises(OutcomeUnknown):
+        claims.record_for(NUMBER, journal, contacts.create, lambda: None)
+    clock[0] += 20  # the search does not show the lost contact yet
+    with pytest.raises(RetryableError, match="unknown") as waiting:
+        claims.record_for(NUMBER, journal, contacts.create, lambda: None)
+    assert waiting.value.retry_after == pytest.approx(40)
+    clock[0] += 40  # now a lookup that finds nothing is trusted
+    assert claims.record_for(NUMBER, journal, contacts.create, lambda: None) == "c2"

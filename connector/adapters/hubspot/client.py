@@ -1,4 +1,4 @@
-"""How the HubSpot adapter talks to HubSpot: through the official SDK (``hubspot-api-client``).
+"""The HubSpot client: the official SDK (``hubspot-api-client``) under the kit's rate limiter.
 
 The SDK's API objects are built once per adapter and share one ``ApiClient`` (one connection
 pool) per SDK package; urllib3 never retries on its own; every request takes a slot from the
@@ -6,7 +6,7 @@ rate limiter and carries ``_request_timeout=(connect_timeout, read_timeout)``. W
 raises (any SDK package's ``ApiException``, urllib3 and socket errors) becomes the pipeline's
 errors here and in `errors`. A 2xx answer the SDK cannot decode (a proxy's HTML page, a status
 the SDK does not expect, a body without the fields every answer has) may still have been
-applied: it is `_OutcomeUnknown`, so a create is looked up before it is sent again.
+applied: it is `OutcomeUnknown`, so a create is looked up before it is sent again.
 """
 
 from __future__ import annotations
@@ -28,9 +28,19 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from connector.adapters.base import Adapter, AdapterError, RetryableError, TargetParked
-from connector.adapters.hubspot.errors import _daily_limit_parked, _http_error, _OutcomeUnknown
-from connector.adapters.kit.ratelimit import Budget, RateLimiter, open_store
+from connector.adapters import (
+    AdapterError,
+    Budget,
+    Memo,
+    MemoryMemo,
+    OutcomeUnknown,
+    RateLimiter,
+    RetryableError,
+    TargetParked,
+    open_store,
+)
+from connector.adapters.hubspot.errors import _daily_limit_parked, _http_error
+from connector.adapters.hubspot.options import HubSpotOptions
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -47,12 +57,12 @@ def _in_sdk_decoding(exc: BaseException) -> bool:
     )
 
 
-def _unreadable(operation: str) -> _OutcomeUnknown:
-    return _OutcomeUnknown(f"HubSpot's answer to {operation} could not be read.")
+def _unreadable(operation: str) -> OutcomeUnknown:
+    return OutcomeUnknown(f"HubSpot's answer to {operation} could not be read.")
 
 
 def _object_id(answer: Any, operation: str) -> str:
-    """The id of the object an answer describes; `_OutcomeUnknown` when it names none."""
+    """The id of the object an answer describes; `OutcomeUnknown` when it names none."""
     object_id = getattr(answer, "id", None)
     if not isinstance(object_id, str | int) or isinstance(object_id, bool) or object_id == "":
         raise _unreadable(operation)
@@ -60,7 +70,7 @@ def _object_id(answer: Any, operation: str) -> str:
 
 
 def _results(answer: Any, operation: str) -> Sequence[Any]:
-    """The ``results`` of a search, list or batch answer; `_OutcomeUnknown` when it has none
+    """The ``results`` of a search, list or batch answer; `OutcomeUnknown` when it has none
     (every such answer has them, possibly empty: a missing list is no "nothing found")."""
     results = getattr(answer, "results", None)
     if not isinstance(results, list):
@@ -68,40 +78,42 @@ def _results(answer: Any, operation: str) -> Sequence[Any]:
     return results
 
 
-def _rate_limiter(
-    options: Mapping[str, Any], base_url: str, access_token: str, in_flight_seconds: float
-) -> RateLimiter:
+def rate_limiter(options: HubSpotOptions) -> RateLimiter:
     """The limiter of ``rate_limit``/``rate_limit_store``, its slots shared by every adapter
     using this access token at this URL."""
-    rate = options.get("rate_limit") or {}
     budgets = {
-        "general": Budget(int(rate.get("requests_per_10s", 90)), 10.0),
-        "search": Budget(int(rate.get("searches_per_second", 4)), 1.0),
+        "general": Budget(options.rate_limit.requests_per_10s, 10.0),
+        "search": Budget(options.rate_limit.searches_per_second, 1.0),
     }
-    credential = hashlib.sha256(f"{base_url}|{access_token}".encode())
+    credential = hashlib.sha256(f"{options.base_url}|{options.access_token}".encode())
     return RateLimiter(
         budgets,
-        open_store(options.get("rate_limit_store")),
+        open_store(options.rate_limit_store),
         namespace=f"hubspot:{credential.hexdigest()[:16]}",
-        in_flight_seconds=in_flight_seconds,
+        in_flight_seconds=options.connect_timeout + options.read_timeout + 1.0,
     )
 
 
-class SdkBase(Adapter):
-    """The base of every part of the HubSpot adapter: the SDK's API objects and `_send`.
+class HubSpotClient:
+    """The SDK's API objects of one target (built once, sending nothing) and `send`.
 
-    `HubSpotAdapter.__init__` sets the attributes below, then calls `_build_client`.
+    `memo` is the target's shared memo (it remembers when the daily limit resets); the adapter
+    hands over the ledger-backed one when the worker binds it. `wall_clock` gives epoch seconds.
     """
 
-    access_token: str
-    base_url: str
-    timeout: tuple[float, float]  # (connect, read) seconds
-    portal_zone: ZoneInfo
-    wall_clock: Callable[[], float]  # epoch seconds
-    limiter: RateLimiter
-
-    def _build_client(self) -> None:
-        """Build the SDK client (no retries by urllib3) and the API objects; sends nothing."""
+    def __init__(
+        self,
+        options: HubSpotOptions,
+        limiter: RateLimiter,
+        wall_clock: Callable[[], float],
+    ) -> None:
+        self.access_token = options.access_token
+        self.base_url = options.base_url.rstrip("/")
+        self.timeout = (options.connect_timeout, options.read_timeout)
+        self.portal_zone = ZoneInfo(options.portal_time_zone)
+        self.limiter = limiter
+        self.wall_clock = wall_clock
+        self.memo: Memo = MemoryMemo()
         self._api_clients: dict[str, Any] = {}
         self._factory_lock = threading.Lock()
         client = HubSpot(
@@ -111,12 +123,13 @@ class SdkBase(Adapter):
             api_factory=self._api_factory,
         )
         # Every `client.crm.….…_api` access builds a new API object: build them once.
-        self._basic = client.crm.objects.basic_api
-        self._batch = client.crm.objects.batch_api
-        self._search = client.crm.objects.search_api
-        self._owners = client.crm.owners.owners_api
-        self._properties = client.crm.properties.core_api
-        self._associations = client.crm.associations.v4.basic_api
+        self.basic = client.crm.objects.basic_api
+        self.batch = client.crm.objects.batch_api
+        self.search = client.crm.objects.search_api
+        self.owners = client.crm.owners.owners_api
+        self.properties = client.crm.properties.core_api
+        self.associations = client.crm.associations.v4.basic_api
+        self.pipelines = client.crm.pipelines.pipelines_api
 
     def _api_factory(self, package: Any, api_name: str, config: Mapping[str, Any]) -> Any:
         """One ApiClient (one connection pool) per SDK package, shared by its APIs."""
@@ -138,7 +151,7 @@ class SdkBase(Adapter):
                 self._api_clients[package.__name__] = api_client
         return getattr(package, api_name)(api_client=api_client)
 
-    def _send(
+    def send(
         self,
         kind: str,
         operation: str,
@@ -152,7 +165,7 @@ class SdkBase(Adapter):
         `before_send` runs once the slot is taken, right before the request goes out (errors
         before it, e.g. the limiter's, mean nothing was sent). No answer (``None``: the SDK
         got a 2xx it does not expect) and an answer the SDK fails to decode are
-        `_OutcomeUnknown`: the request may have been applied.
+        `OutcomeUnknown`: the request may have been applied.
         """
         slot = self.limiter.acquire(kind)
         try:
@@ -185,7 +198,7 @@ class SdkBase(Adapter):
             what = type(exc.reason if isinstance(exc, MaxRetryError) else exc).__name__
             if _never_sent(exc):
                 return RetryableError(f"Cannot connect to HubSpot for {operation} ({what}).")
-            return _OutcomeUnknown(f"HubSpot did not answer {operation} ({what}).")
+            return OutcomeUnknown(f"HubSpot did not answer {operation} ({what}).")
         return None
 
     def _daily_limit_reached(self) -> TargetParked:
