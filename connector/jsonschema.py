@@ -12,6 +12,7 @@ from marshmallow import Schema, fields, missing, validate
 
 from connector.adapters import adapter_class, available_adapters
 from connector.config.load import (
+    _AlertsSchema,
     _ConsoleSchema,
     _DefaultsSchema,
     _QueueSchema,
@@ -119,6 +120,7 @@ def config_schema() -> dict[str, Any]:
             "storage": object_schema(_StorageSchema()),
             "queue": object_schema(_QueueSchema()),
             "retention": object_schema(_RetentionSchema()),
+            "alerts": object_schema(_AlertsSchema()),
             "defaults": object_schema(_DefaultsSchema()),
             "console": object_schema(_ConsoleSchema()),
             "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from connector.adapters import Adapter, build_adapter
 from connector.config.sections import Config
+from connector.delivery.alerts import Alerter, AlertWorker
 from connector.delivery.memo import LedgerMemo
 from connector.delivery.observed import observed
 from connector.delivery.pipeline import DeliveryPipeline
@@ -96,15 +97,19 @@ def run_worker(config: Config) -> None:
     retention = RetentionWorker(
         services.ledger, config.retention, retaining_targets(services.adapters)
     )
+    alerts = AlertWorker(Alerter(services.ledger, config.alerts))
     leases.start()
     relay.start()
     retention.start()
     runner.start()
+    if config.alerts.channels:
+        alerts.start()
     try:
         consumer.run()
     finally:
         relay.stop()
         retention.stop()
         runner.stop()
+        alerts.stop()
         leases.stop()
         services.close()

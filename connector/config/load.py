@@ -30,6 +30,8 @@ from connector.adapters.registry import AdapterNotFound, adapter_class
 from connector.config.policy import POLICY_KEYS, Defaults, TargetAbilities, load_policy
 from connector.config.sections import (
     ROLES,
+    AlertChannel,
+    AlertsConfig,
     Config,
     ConsoleConfig,
     ConsoleUser,
@@ -141,6 +143,49 @@ class _RetentionSchema(Schema):
             )
 
 
+class _AlertChannelSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    type = fields.String(
+        required=True, validate=validate.OneOf(["slack", "teams", "http", "email"])
+    )
+    url = fields.String(
+        load_default=None, validate=validate.URL(schemes={"http", "https"}, require_tld=False)
+    )
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    host = fields.String(load_default=None)
+    port = fields.Integer(load_default=587, validate=validate.Range(min=1, max=65535))
+    username = fields.String(load_default=None)
+    password = fields.String(load_default=None)
+    sender = fields.Email(load_default=None)
+    recipients = fields.List(fields.Email(), load_default=list)
+    ca_file = fields.String(load_default=None)
+    timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1))
+
+    @validates_schema
+    def _complete(self, data: dict[str, Any], **_: Any) -> None:
+        if data["type"] != "email":
+            if not data.get("url"):
+                raise ValidationError("Required for a webhook channel.", "url")
+            return
+        for key in ("host", "sender", "recipients"):
+            if not data.get(key):
+                raise ValidationError("Required for an e-mail channel.", key)
+
+
+class _AlertsSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    channels = fields.List(fields.Nested(_AlertChannelSchema), load_default=list)
+    review_queue_above = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=0)
+    )
+    interval_seconds = fields.Integer(load_default=60, validate=validate.Range(min=1))
+    min_interval_seconds = fields.Integer(load_default=300, validate=validate.Range(min=0))
+
+
 class _TargetSchema(Schema):
     class Meta:
         unknown = EXCLUDE  # the adapter's own schema validates the rest
@@ -160,6 +205,7 @@ class _RootSchema(Schema):
     storage = fields.Dict(load_default=dict)
     queue = fields.Dict(load_default=dict)
     retention = fields.Dict(load_default=dict)
+    alerts = fields.Dict(load_default=dict)
     targets = fields.List(fields.Dict(), required=True)
     log_level = fields.String(
         load_default="INFO", validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -365,6 +411,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         ("storage", _StorageSchema),
         ("queue", _QueueSchema),
         ("retention", _RetentionSchema),
+        ("alerts", _AlertsSchema),
     ):
         try:
             sections[key] = schema().load(root[key])
@@ -431,7 +478,22 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
         defaults=defaults,
         retention=RetentionConfig(**sections["retention"]),
         console=console,
+        alerts=_alerts(sections["alerts"], base),
     )
+
+
+def _alerts(section: dict[str, Any], base: Path) -> AlertsConfig:
+    channels = tuple(
+        AlertChannel(
+            **{
+                **channel,
+                "recipients": tuple(channel["recipients"]),
+                "ca_file": (base / channel["ca_file"]).resolve() if channel["ca_file"] else None,
+            }
+        )
+        for channel in section["channels"]
+    )
+    return AlertsConfig(**{**section, "channels": channels})
 
 
 def _read_document(path: str | os.PathLike[str] | None) -> tuple[Any, Path]:

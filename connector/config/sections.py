@@ -15,6 +15,8 @@ from connector.config.policy import Defaults, DeliveryPolicy
 
 __all__ = [
     "ROLES",
+    "AlertChannel",
+    "AlertsConfig",
     "Config",
     "ConsoleConfig",
     "ConsoleUser",
@@ -123,6 +125,42 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class AlertChannel:
+    """One place alerts go: a ``slack``, ``teams`` or ``http`` webhook `url`, or ``email``.
+
+    E-mail goes to `recipients` from `sender` over SMTP at `host`:`port` with STARTTLS (always),
+    logging in when `username` is set; `ca_file` replaces the system's trusted certificates.
+    """
+
+    type: str
+    url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    host: str | None = None
+    port: int = 587
+    username: str | None = None
+    password: str | None = None
+    sender: str | None = None
+    recipients: tuple[str, ...] = ()
+    ca_file: Path | None = None
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """When the worker tells people: dead deliveries, parked targets, a long review queue.
+
+    Every `interval_seconds` the worker looks for what it has not reported yet and sends one
+    message per channel, at most one every `min_interval_seconds`; the review queue is reported
+    when it holds more than `review_queue_above` deliveries (``None``: never).
+    """
+
+    channels: tuple[AlertChannel, ...] = ()
+    review_queue_above: int | None = None
+    interval_seconds: int = 60
+    min_interval_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class TargetConfig:
     """One delivery target: its unique name, adapter type and the options its adapter validated."""
 
@@ -146,6 +184,8 @@ class Config:
     defaults: Defaults = field(default_factory=Defaults)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def target(self, name: str) -> TargetConfig:
         """The target called `name`; `KeyError` if there is none."""
