@@ -120,6 +120,7 @@ _DELIVERY_COLUMNS = (
     "next_attempt_at",
     "refs",
     "retry_since",
+    "unexpected_failures",
     "created_at",
     "updated_at",
 )
@@ -310,6 +311,7 @@ class Ledger:
                             "next_attempt_at": now,
                             "refs": {},
                             "retry_since": now,
+                            "unexpected_failures": 0,
                             "created_at": now,
                             "updated_at": now,
                         }
