@@ -12,6 +12,7 @@ pinned by a test, so nothing leaves it by accident. In groups:
 * protocols as helpers: `create_once` and `fingerprint`, `CallerClaims`, `OwnerCache`, and
   `mapped_constants` (what a mapping writes whatever the call, for a preflight);
 * HTTP: `HttpClient`, `HttpPolicy`, `Failure`, `retry_after`, `TimeoutHTTPAdapter`, `scrub`,
+  `scrubbed_errors`,
   and the shared request budget `RateLimiter` with `Budget` and `open_store`;
 * text: `truncate_to`, `html`, `bullets`;
 * finding adapters: ``ENTRY_POINT_GROUP`` (the entry-point group, ``sipgate_crm.adapters``),
@@ -49,7 +50,7 @@ from connector.adapters.kit.memo import Memo, MemoryMemo
 from connector.adapters.kit.options import option
 from connector.adapters.kit.owners import OwnerCache
 from connector.adapters.kit.ratelimit import Budget, RateLimiter, open_store
-from connector.adapters.kit.scrub import scrub
+from connector.adapters.kit.scrub import scrub, scrubbed_errors
 from connector.adapters.kit.steps import create_once, fingerprint
 from connector.adapters.registry import (
     ENTRY_POINT_GROUP,
@@ -117,5 +118,6 @@ __all__ = [
     "retry_after",
     "same_number",
     "scrub",
+    "scrubbed_errors",
     "truncate_to",
 ]

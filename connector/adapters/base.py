@@ -106,6 +106,14 @@ class DeliveryJob:
     remote: PhoneNumber | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    def personal_values(self) -> tuple[str, ...]:
+        """The names this job carries (matched records, sipgate users), whole and word by word:
+        what a CRM may echo in an error and `scrub` must remove (numbers it removes anyway)."""
+        names = [r.name for r in self.matches if r.name]
+        names += [u.full_name for u in self.report.users if u.full_name]
+        words = [w for name in names for w in name.split() if len(w) >= 3]
+        return tuple(dict.fromkeys([*names, *words]))
+
 
 @dataclass(frozen=True)
 class WriteResult:

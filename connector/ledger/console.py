@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import exists, func, select, union, update
 from sqlalchemy.engine import Connection, Engine, Row
 
+from connector.ledger.clock import Clock, system_clock
 from connector.ledger.ledger import CallSummary, DeliveryState, delivery_state
 from connector.ledger.tables import (
     DEAD,
@@ -138,8 +139,9 @@ _CALL_COLUMNS = [c for c in calls.c if c.name != "raw_body"]
 class ConsoleLedger:
     """The console's queries and operator actions over the ledger's engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = system_clock) -> None:
         self.engine = engine
+        self.clock = clock
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -303,7 +305,7 @@ class ConsoleLedger:
     ) -> None:
         """Append to the audit trail (in `conn`'s transaction when given)."""
         values = {
-            "at": _now(),
+            "at": self.clock(),
             "user": user[:64],
             "action": action,
             "call_id": call_id,
@@ -340,7 +342,7 @@ class ConsoleLedger:
         detail: Mapping[str, Any] | None = None,
     ) -> str:
         """Update one delivery if its status is in `allowed`, and record the action; the call id."""
-        now = _now()
+        now = self.clock()
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(deliveries.c.target, deliveries.c.status, calls.c.call_id)
@@ -368,7 +370,7 @@ class ConsoleLedger:
 
     def retry_now(self, user: str, delivery_id: int) -> str:
         """Make a waiting or held delivery due now (it keeps its attempt count)."""
-        now = _now()
+        now = self.clock()
         return self._act(
             user,
             "retry_now",
@@ -379,7 +381,7 @@ class ConsoleLedger:
 
     def replay(self, user: str, delivery_id: int) -> str:
         """Deliver a dead (or skipped) delivery again, with a fresh retry budget."""
-        now = _now()
+        now = self.clock()
         return self._act(
             user,
             "replay",
@@ -421,7 +423,7 @@ class ConsoleLedger:
             (REVIEW,),
             {
                 "status": PENDING,
-                "next_attempt_at": _now(),
+                "next_attempt_at": self.clock(),
                 "queued_until": None,
                 "refs": {**dict(refs or {}), "match": match},
             },

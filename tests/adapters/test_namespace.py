@@ -53,6 +53,7 @@ EXPECTED = [
     "retry_after",
     "same_number",
     "scrub",
+    "scrubbed_errors",
     "truncate_to",
 ]
 

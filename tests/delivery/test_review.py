@@ -37,20 +37,10 @@ ERIKA_TOO = CrmRecord(
 )
 
 
-def pipeline(ledger: Ledger, crm: FakeCrm, **matching: Any) -> tuple[DeliveryPipeline, list[Any]]:
+def pipeline(ledger: Ledger, crm: FakeCrm, **matching: Any) -> DeliveryPipeline:
     crm.bind_memo(LedgerMemo(ledger, "fakecrm"))
     policy = DeliveryPolicy(matching=MatchingPolicy(objects=("contact",), **matching))
-    scheduled: list[Any] = []
-    return (
-        DeliveryPipeline(
-            ledger,
-            {"fakecrm": crm},
-            QueueConfig(),
-            schedule=lambda i, at: scheduled.append((i, at)),
-            policies={"fakecrm": policy},
-        ),
-        scheduled,
-    )
+    return DeliveryPipeline(ledger, {"fakecrm": crm}, QueueConfig(), policies={"fakecrm": policy})
 
 
 def accept(ledger: Ledger, document: dict[str, Any]) -> int:
@@ -69,7 +59,7 @@ def due_now(ledger: Ledger, delivery_id: int, **values: Any) -> None:
         conn.execute(
             update(deliveries)
             .where(deliveries.c.id == delivery_id)
-            .values(next_attempt_at=datetime.now(UTC), **values)
+            .values(next_attempt_at=ledger.clock(), **values)
         )
 
 
@@ -78,7 +68,7 @@ def test_an_ambiguous_call_is_held_then_logged_on_the_record_a_person_chose(
 ) -> None:
     ledger = services.ledger
     crm = FakeCrm([ERIKA, ERIKA_TOO])
-    run, scheduled = pipeline(ledger, crm, tie_break="review", review_hours=4)
+    run = pipeline(ledger, crm, tie_break="review", review_hours=4)
     delivery = accept(ledger, example_v1)
     outcome = run.process(delivery)
     assert outcome is not None and outcome.status == REVIEW
@@ -90,7 +80,8 @@ def test_an_ambiguous_call_is_held_then_logged_on_the_record_a_person_chose(
         ("K2", "Erika (old)", "+4921163553400"),
     ]
     assert "match" not in held.refs and not hasattr(crm, "last_job")
-    assert scheduled == [(delivery, held.next_attempt_at)]
+    # Due again at its deadline: the relay sends it then, like any due delivery.
+    assert ledger.take_due(timedelta(seconds=60)) == []
     assert timedelta(hours=3.9) < held.next_attempt_at - datetime.now(UTC) <= timedelta(hours=4)
     assert run.process(delivery) is None  # not due before its deadline
 
@@ -98,7 +89,7 @@ def test_an_ambiguous_call_is_held_then_logged_on_the_record_a_person_chose(
         k: review["candidates"][1][k]
         for k in ("type", "id", "name", "owner_id", "parent_id", "extra")
     }
-    ConsoleLedger(ledger.engine).assign("otto", delivery, record)
+    ConsoleLedger(ledger.engine, ledger.clock).assign("otto", delivery, record)
     outcome = run.process(delivery)
     assert outcome is not None and outcome.status == DONE
     assert [r.id for r in crm.last_job.matches] == ["K2"]
@@ -119,7 +110,7 @@ def test_after_the_deadline_the_fallback_tie_break_applies(
 ) -> None:
     ledger = services.ledger
     crm = FakeCrm([ERIKA, ERIKA_TOO])
-    run, _ = pipeline(ledger, crm, tie_break="review", fallback_tie_break="most_recent")
+    run = pipeline(ledger, crm, tie_break="review", fallback_tie_break="most_recent")
     delivery = accept(ledger, example_v1)
     run.process(delivery)
     refs = dict(row(ledger, delivery).refs)
@@ -138,11 +129,11 @@ def test_a_retry_before_the_deadline_holds_again_without_extending_it(
     services: Services, example_v1: dict[str, Any]
 ) -> None:
     ledger = services.ledger
-    run, _ = pipeline(ledger, FakeCrm([ERIKA, ERIKA_TOO]), tie_break="review")
+    run = pipeline(ledger, FakeCrm([ERIKA, ERIKA_TOO]), tie_break="review")
     delivery = accept(ledger, example_v1)
     run.process(delivery)
     first_deadline = row(ledger, delivery).next_attempt_at
-    ConsoleLedger(ledger.engine).retry_now("otto", delivery)
+    ConsoleLedger(ledger.engine, ledger.clock).retry_now("otto", delivery)
     run.process(delivery)
     again = row(ledger, delivery)
     assert again.status == REVIEW and again.next_attempt_at == first_deadline
@@ -152,7 +143,7 @@ def test_an_unmatched_call_is_held_and_the_fallback_is_skip(
     services: Services, example_v1: dict[str, Any]
 ) -> None:
     ledger = services.ledger
-    run, _ = pipeline(ledger, FakeCrm([]), on_no_match="review", fallback_on_no_match="skip")
+    run = pipeline(ledger, FakeCrm([]), on_no_match="review", fallback_on_no_match="skip")
     delivery = accept(ledger, example_v1)
     run.process(delivery)
     held = row(ledger, delivery)
@@ -171,7 +162,7 @@ def test_an_unmatched_call_is_held_and_the_fallback_is_skip(
 def test_a_single_match_is_not_held(services: Services, example_v1: dict[str, Any]) -> None:
     ledger = services.ledger
     crm = FakeCrm([ERIKA])
-    run, _ = pipeline(ledger, crm, tie_break="review", on_no_match="review")
+    run = pipeline(ledger, crm, tie_break="review", on_no_match="review")
     outcome = run.process(accept(ledger, example_v1))
     assert outcome is not None and outcome.status == DONE
     assert [r.id for r in crm.last_job.matches] == ["K1"]
@@ -187,7 +178,7 @@ def test_a_remembered_number_matches_the_pinned_record_without_a_search(
         PIN_PREFIX + "+4921163553400",
         json.dumps({"type": "contact", "id": "K2", "name": "Erika (old)"}),
     )
-    run, _ = pipeline(ledger, crm, tie_break="review")
+    run = pipeline(ledger, crm, tie_break="review")
     outcome = run.process(accept(ledger, example_v1))
     assert outcome is not None and outcome.status == DONE
     assert [r.id for r in crm.last_job.matches] == ["K2"] and crm.searches == 0

@@ -149,17 +149,6 @@ class TestSalesforceContract(AdapterContract):
         contact = self.server.add_contact(FirstName="Erika", LastName="Beispiel", Phone=number.e164)
         return CrmRecord("contact", contact, (number.e164,), name="Erika Beispiel")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Salesforce passes the CRM's free text on (scrubbed of numbers and e-mail "
-        "addresses, not of names); found by the contract suite, fixed by the rebuild on the kit",
-    )
-    @pytest.mark.parametrize("status", [400, 403, 500])
-    def test_no_personal_data_or_token_in_any_error_message(
-        self, tmp_path: Path, status: int
-    ) -> None:
-        super().test_no_personal_data_or_token_in_any_error_message(tmp_path, status)
-
     def fail_next_write(self, adapter: Adapter, status: int, echo: str) -> bool:
         body = [{"message": echo, "errorCode": "INVALID_INPUT"}]
         self.server.fail_next(r"/(sobjects/Task|composite)", status, body, method="POST")

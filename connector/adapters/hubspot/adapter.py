@@ -19,6 +19,7 @@ from connector.adapters import (
     RateLimiter,
     WriteResult,
     mapped_constants,
+    scrubbed_errors,
 )
 from connector.adapters.hubspot.check import HubSpotPreflight
 from connector.adapters.hubspot.client import HubSpotClient, rate_limiter
@@ -117,8 +118,12 @@ class HubSpotAdapter(Adapter):
         return self.writer.create_contact(number, fields, journal)
 
     def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
-        """Log the call, then its tasks, note and ticket; each step at most once per call id."""
-        return self.writer.write(job, journal)
+        """Log the call, then its tasks, note and ticket; each step at most once per call id.
+
+        HubSpot quotes the values it refused: names of the job never reach an error message.
+        """
+        with scrubbed_errors(job.personal_values()):
+            return self.writer.write(job, journal)
 
     def describe_write(self, job: DeliveryJob) -> list[dict[str, Any]]:
         """Every request `write` would send for `job`, with exact bodies; sends nothing."""

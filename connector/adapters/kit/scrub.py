@@ -8,12 +8,14 @@ adapter knows to be sensitive (`secrets`: tokens, the caller's name) wherever th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Final
 
+from connector.adapters.kit.errors import AdapterError
 from connector.text import truncate_to
 
-__all__ = ["WITHHELD", "scrub"]
+__all__ = ["WITHHELD", "scrub", "scrubbed_errors"]
 
 #: What stands in for every removed value.
 WITHHELD: Final = "…"
@@ -33,11 +35,29 @@ _TOKEN_LIKE: Final = re.compile(r"(?<![\w-])(?=[A-Za-z0-9._-]*\d)[A-Za-z0-9._-]{
 def scrub(text: str, secrets: Iterable[str] = (), limit: int = MESSAGE_LIMIT) -> str:
     """`text` on one line, at most `limit` characters, without `secrets` (exact values, at
     least 3 characters), e-mail addresses, credentials and phone-number-like digit runs."""
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = re.sub(re.escape(secret), WITHHELD, text, flags=re.IGNORECASE)
+    text = _withhold(text, secrets)
     text = _EMAIL.sub(WITHHELD, text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {WITHHELD}", text)
     text = _CREDENTIAL_PARAM.sub(lambda m: f"{m.group(1)}={WITHHELD}", text)
     text = _TOKEN_LIKE.sub(WITHHELD, text)
     text = _PHONE_LIKE.sub(WITHHELD, text)
     return truncate_to(" ".join(text.split()), limit)
+
+
+def _withhold(text: str, values: Iterable[str]) -> str:
+    for value in sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True):
+        text = re.sub(re.escape(value), WITHHELD, text, flags=re.IGNORECASE)
+    return text
+
+
+@contextmanager
+def scrubbed_errors(values: Iterable[str]) -> Iterator[None]:
+    """Remove `values` (e.g. `DeliveryJob.personal_values`) from the message of any
+    `AdapterError` raised inside, wherever they appear; the error keeps its class and attributes
+    (`retry_after`, `until`), so the pipeline treats it the same. (The adapter's messages went
+    through `scrub` already: this adds what only the job knows.)"""
+    try:
+        yield
+    except AdapterError as exc:
+        exc.args = (_withhold(str(exc), values), *exc.args[1:])
+        raise

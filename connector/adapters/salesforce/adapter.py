@@ -20,6 +20,7 @@ from connector.adapters import (
     PhoneNumber,
     WriteResult,
     mapped_constants,
+    scrubbed_errors,
 )
 from connector.adapters.salesforce.check import SalesforcePreflight
 from connector.adapters.salesforce.client import SalesforceClient
@@ -129,8 +130,12 @@ class SalesforceAdapter(Adapter):
         return self.leads.create(number, fields, journal)
 
     def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
-        """Log the call (see the package docstring); a retry creates only what is missing."""
-        return self.writer.write(job, journal)
+        """Log the call (see the package docstring); a retry creates only what is missing.
+
+        Salesforce quotes the values it refused: names of the job never reach an error message.
+        """
+        with scrubbed_errors(job.personal_values()):
+            return self.writer.write(job, journal)
 
     def describe_write(self, job: DeliveryJob) -> list[dict[str, Any]]:
         """The requests `write` would send for `job` on a first attempt, bodies exact."""

@@ -69,7 +69,7 @@ class ConsoleContext:
 def console_context() -> ConsoleContext:
     """The console context of the current app."""
     state = WebState.current()
-    return ConsoleContext(state, ConsoleLedger(state.ledger.engine))
+    return ConsoleContext(state, ConsoleLedger(state.ledger.engine, state.ledger.clock))
 
 
 def current_user() -> ConsoleUser | None:
