@@ -58,7 +58,6 @@ def crm_targets(port: int) -> list[dict[str, Any]]:
         {
             "name": "hs",
             "type": "hubspot",
-            "mapping": "hubspot.yaml",
             "access_token": "pat-test",
             "base_url": f"http://127.0.0.1:{port}",
             "owners": owners,
@@ -66,12 +65,11 @@ def crm_targets(port: int) -> list[dict[str, Any]]:
         {
             "name": "sf",
             "type": "salesforce",
-            "mapping": "salesforce.yaml",
             "instance_url": f"https://127.0.0.1:{port}",
             "auth": {"client_id": "id", "client_secret": "secret", "domain": "acme.my"},
             "owners": owners,
         },
-        {"name": "w", "type": "database", "mapping": "database.yaml", "url": "sqlite:///c.db"},
+        {"name": "w", "type": "database", "url": "sqlite:///c.db"},
     ]
 
 

@@ -53,7 +53,7 @@ def test_find_fix_and_decide_in_the_browser(
             {"firstname": "Erika", "lastname": "Beispiel", "phone": "+49 211 63553400"}
         )
         monkeypatch.setenv("HUBSPOT_TEST_TOKEN", DEFAULT_TOKEN)
-        target = {"type": "hubspot", "mapping": "hubspot.yaml", "base_url": hubspot.url}
+        target = {"type": "hubspot", "base_url": hubspot.url}
         running = RunningService(
             tmp_path,
             targets=[
