@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from connector.config.sections import AlertChannel, AlertsConfig, Config
-from connector.delivery.alerts import Alert, Alerter, deliver
+from connector.delivery.alerts import Alert, Alerter, AlertWorker, deliver
 from connector.ledger.tables import deliveries
 from connector.payload import parse_report
 from connector.problems import ConfigError
@@ -357,3 +357,40 @@ def test_an_incomplete_channel_is_a_config_problem(
     with pytest.raises(ConfigError) as caught:
         write_config(alerts={"channels": [channel]})
     assert path in [p.path for p in caught.value.problems]
+
+
+def test_the_alert_worker_reports_a_dead_delivery_to_a_real_receiver(
+    services: Services,
+    example_v1: dict[str, Any],
+    receiver: tuple[str, list[tuple[str, dict[str, str], Any]]],
+) -> None:
+    base, received = receiver
+    ids = _store(services, example_v1, "call-worker")
+    _kill(services, ids[0], "CRM answered 403")
+    config = AlertsConfig(
+        channels=(AlertChannel(type="http", url=f"{base}/ops"),), interval_seconds=1
+    )
+    worker = AlertWorker(Alerter(services.ledger, config))
+    worker.start()
+    try:
+        for _ in range(200):
+            if received:
+                break
+            worker.stopped.wait(0.05)
+    finally:
+        worker.stop()
+        worker.join()
+
+    [(path, _, body)] = received
+    assert path == "/ops"
+    assert body["alerts"] == [
+        {
+            "kind": "dead",
+            "target": "warehouse",
+            "call_id": "call-worker",
+            "reason": "CRM answered 403",
+        }
+    ]
+    document = json.dumps(body)
+    assert example_v1["call"]["from"][-6:] not in document
+    assert example_v1["assist"]["transcription"]["content"].split("\n")[0] not in document
