@@ -100,7 +100,7 @@ def test_a_restored_backup_is_a_working_ledger(
         runner.invoke(main, ["migrate", "--config", str(restored / "config.yaml")]).exit_code == 0
     )
     replayed = runner.invoke(main, ["replay", "call-1", "--config", str(restored / "config.yaml")])
-    assert replayed.exit_code == 0 and "2 deliveries queued again" in replayed.output
+    assert replayed.exit_code == 0 and "2 deliveries due again" in replayed.output
 
 
 def test_only_sqlite_ledgers_are_copied(tmp_path: Path) -> None:

@@ -316,9 +316,7 @@ def policies() -> dict[str, DeliveryPolicy]:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> DatabaseAdapter:
     folder: Path = tmp_path_factory.mktemp("warehouse")
-    return DatabaseAdapter(
-        "warehouse", DatabaseOptions().load({"url": f"sqlite:///{folder / 'calls.db'}"})
-    )
+    return DatabaseAdapter("warehouse", DatabaseOptions(url=f"sqlite:///{folder / 'calls.db'}"))
 
 
 def assert_four_xx_or_deliverable(

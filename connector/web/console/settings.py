@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
@@ -40,7 +41,10 @@ def _public(key: str, value: Any) -> Any:
 
 def public_options(target: TargetConfig) -> dict[str, Any]:
     """A target's adapter options with every secret hidden (keys naming one, URL passwords)."""
-    return {key: _public(key, value) for key, value in target.options.items()}
+    options = target.options
+    if dataclasses.is_dataclass(options) and not isinstance(options, type):
+        options = dataclasses.asdict(options)
+    return {key: _public(key, value) for key, value in dict(options).items()}
 
 
 def _policy(target: TargetConfig) -> dict[str, Any]:
