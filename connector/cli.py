@@ -82,6 +82,18 @@ def _ledger_only(config_path: str) -> Ledger:
     return _ledger(storage.url)
 
 
+def _enable_metrics(config: Config, side: str) -> None:
+    """This process's metrics directory, emptied; a folder it cannot write is one line, exit 1."""
+    from connector.metrics.exposition import enable_multiprocess
+
+    directory = config.server.metrics_directory
+    try:
+        enable_multiprocess(directory, side, wipe=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"Cannot write metrics to {directory}: {reason}.") from exc
+
+
 def _setup(config: Config) -> None:
     from connector.logformat import apply_format
 
@@ -173,10 +185,9 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     config = _load(config_path)
     _setup(config)
     _ensure_free(bind or config.server.bind)
-    from connector.metrics.exposition import enable_multiprocess
-
+    _ledger(config.storage.url).engine.dispose()
     # Before anything imports prometheus_client; gunicorn's workers inherit it.
-    enable_multiprocess(config.server.metrics_directory, "web", wipe=True)
+    _enable_metrics(config, "web")
     from connector.delivery.queue import DeliveryQueue, make_huey
     from connector.web.server import GunicornServer
 
@@ -184,7 +195,6 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
         # Reported by /readyz, not required: webhooks are written to the ledger only.
         return {"queue": DeliveryQueue(make_huey(config.queue.url)).ping}
 
-    _ledger(config.storage.url).engine.dispose()
     GunicornServer(config, bind or config.server.bind, workers, threads, probes=probes).run()
 
 
@@ -194,12 +204,10 @@ def worker(config_path: str) -> None:
     """Run only the delivery worker (Huey consumer and the relay that feeds it)."""
     config = _load(config_path)
     _setup(config)
-    from connector.metrics.exposition import enable_multiprocess
-
-    enable_multiprocess(config.server.metrics_directory, "worker", wipe=True)
+    _ledger(config.storage.url).engine.dispose()
+    _enable_metrics(config, "worker")
     from connector.services import run_worker
 
-    _ledger(config.storage.url).engine.dispose()
     run_worker(config)
 
 
