@@ -69,6 +69,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             # Threads overlap one request's fsync with another's parsing and validation.
             "worker_class": "gthread" if threads > 1 else "sync",
             "threads": threads,
+            # A process takes no more connections than it has threads: one whose threads are all
+            # held by slow senders leaves new connections to a process with a free thread.
+            "worker_connections": threads,
             "timeout": config.server.timeout_seconds,
             "graceful_timeout": config.server.timeout_seconds,
             "accesslog": "-",
