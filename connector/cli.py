@@ -25,6 +25,7 @@ from connector.config.load import ENV_CONFIG, load_config, load_defaults, load_s
 from connector.config.sections import Config
 from connector.logs import configure_logging, mask_number
 from connector.problems import ConfigError
+from connector.starter import TARGET_TYPES, starter_config, variables_named
 
 if TYPE_CHECKING:
     from connector.ledger.ledger import Ledger
@@ -201,6 +202,42 @@ def worker(config_path: str) -> None:
 
     _ledger(config.storage.url).engine.dispose()
     run_worker(config)
+
+
+@main.command()
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    type=click.Choice(TARGET_TYPES),
+    help="A target type to configure (repeat for several).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config.yaml"),
+    show_default=True,
+    help="File to write; an existing file is never overwritten.",
+)
+@click.option(
+    "--data",
+    default="data",
+    show_default=True,
+    help="Folder for ledger, queue and metrics (relative: to the file's folder).",
+)
+def init(targets: tuple[str, ...], output: Path, data: str) -> None:
+    """Write a commented starter configuration for the named targets."""
+    text = starter_config(targets, data)
+    try:
+        with output.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        raise click.ClickException(f"{output} exists; not overwriting it.") from None
+    click.echo(f"Wrote {output}. Set these environment variables (e.g. in the secrets file):")
+    for name in variables_named(text):
+        click.echo(f"  {name}")
+    click.echo(f"Then: sipgate-crm check-config --config {output}")
 
 
 # --- checking -----------------------------------------------------------------------------------
