@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -25,6 +24,7 @@ from connector.config.load import ENV_CONFIG, load_config, load_defaults, load_s
 from connector.config.sections import Config
 from connector.logs import configure_logging, mask_number
 from connector.problems import ConfigError
+from connector.scenarios import SCENARIOS, scenario_body
 from connector.starter import TARGET_TYPES, starter_config, variables_named
 
 if TYPE_CHECKING:
@@ -311,11 +311,8 @@ def hash_password(password: str) -> None:
 # --- operating ------------------------------------------------------------------------------------
 
 
-def _example_body(file: str | None, unique: bool) -> bytes:
-    if file:
-        body = Path(file).read_bytes()
-    else:
-        body = resources.files("connector").joinpath("examples/example-v1.json").read_bytes()
+def _example_body(file: str | None, scenario: str, unique: bool) -> bytes:
+    body = Path(file).read_bytes() if file else scenario_body(scenario)
     if unique:
         document = json.loads(body)
         document["call"]["id"] = f"{document['call']['id']}-{uuid.uuid4().hex[:8]}"
@@ -339,13 +336,27 @@ def _chunks(body: bytes, size: int = 1024) -> Iterator[bytes]:
     help="Payload to send instead of sipgate's example.",
 )
 @click.option(
+    "--scenario",
+    type=click.Choice([*SCENARIOS, "list"]),
+    default="default",
+    show_default=True,
+    help="Which ready-made call to send; 'list' describes them.",
+)
+@click.option(
     "--unique/--as-is",
     default=False,
     help="Give the call a fresh id so it is not a duplicate of an earlier run.",
 )
-def send_example(config_path: str, url: str | None, file: str | None, unique: bool) -> None:
-    """POST sipgate's example report, chunked as sipgate sends it, and print the answer."""
+def send_example(
+    config_path: str, url: str | None, file: str | None, scenario: str, unique: bool
+) -> None:
+    """POST a ready-made call report (or FILE), chunked as sipgate sends it; print the answer."""
     import requests
+
+    if scenario == "list":
+        for name, known in SCENARIOS.items():
+            click.echo(f"{name:<10} {known.description}")
+        return
 
     headers = {"Content-Type": "application/json"}
     if url is None:
@@ -353,7 +364,7 @@ def send_example(config_path: str, url: str | None, file: str | None, unique: bo
         url = f"http://{config.server.bind}{config.server.webhook_path}"
         if config.server.secret:
             headers["Authorization"] = f"Bearer {config.server.secret}"
-    body = _example_body(file, unique)
+    body = _example_body(file, scenario, unique)
     try:
         response = requests.post(url, data=_chunks(body), headers=headers, timeout=30)
     except requests.ConnectionError as exc:
