@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -25,6 +24,8 @@ from connector.config.load import ENV_CONFIG, load_config, load_defaults, load_s
 from connector.config.sections import Config
 from connector.logs import configure_logging, mask_number
 from connector.problems import ConfigError
+from connector.scenarios import SCENARIOS, scenario_body
+from connector.starter import TARGET_TYPES, starter_config, variables_named
 
 if TYPE_CHECKING:
     from connector.ledger.ledger import Ledger
@@ -211,6 +212,42 @@ def worker(config_path: str) -> None:
     run_worker(config)
 
 
+@main.command()
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    type=click.Choice(TARGET_TYPES),
+    help="A target type to configure (repeat for several).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config.yaml"),
+    show_default=True,
+    help="File to write; an existing file is never overwritten.",
+)
+@click.option(
+    "--data",
+    default="data",
+    show_default=True,
+    help="Folder for ledger, queue and metrics (relative: to the file's folder).",
+)
+def init(targets: tuple[str, ...], output: Path, data: str) -> None:
+    """Write a commented starter configuration for the named targets."""
+    text = starter_config(targets, data)
+    try:
+        with output.open("x", encoding="utf-8") as file:
+            file.write(text)
+    except FileExistsError:
+        raise click.ClickException(f"{output} exists; not overwriting it.") from None
+    click.echo(f"Wrote {output}. Set these environment variables (e.g. in the secrets file):")
+    for name in variables_named(text):
+        click.echo(f"  {name}")
+    click.echo(f"Then: sipgate-crm check-config --config {output}")
+
+
 # --- checking -----------------------------------------------------------------------------------
 
 
@@ -282,11 +319,8 @@ def hash_password(password: str) -> None:
 # --- operating ------------------------------------------------------------------------------------
 
 
-def _example_body(file: str | None, unique: bool) -> bytes:
-    if file:
-        body = Path(file).read_bytes()
-    else:
-        body = resources.files("connector").joinpath("examples/example-v1.json").read_bytes()
+def _example_body(file: str | None, scenario: str, unique: bool) -> bytes:
+    body = Path(file).read_bytes() if file else scenario_body(scenario)
     if unique:
         document = json.loads(body)
         document["call"]["id"] = f"{document['call']['id']}-{uuid.uuid4().hex[:8]}"
@@ -310,13 +344,27 @@ def _chunks(body: bytes, size: int = 1024) -> Iterator[bytes]:
     help="Payload to send instead of sipgate's example.",
 )
 @click.option(
+    "--scenario",
+    type=click.Choice([*SCENARIOS, "list"]),
+    default="default",
+    show_default=True,
+    help="Which ready-made call to send; 'list' describes them.",
+)
+@click.option(
     "--unique/--as-is",
     default=False,
     help="Give the call a fresh id so it is not a duplicate of an earlier run.",
 )
-def send_example(config_path: str, url: str | None, file: str | None, unique: bool) -> None:
-    """POST sipgate's example report, chunked as sipgate sends it, and print the answer."""
+def send_example(
+    config_path: str, url: str | None, file: str | None, scenario: str, unique: bool
+) -> None:
+    """POST a ready-made call report (or FILE), chunked as sipgate sends it; print the answer."""
     import requests
+
+    if scenario == "list":
+        for name, known in SCENARIOS.items():
+            click.echo(f"{name:<10} {known.description}")
+        return
 
     headers = {"Content-Type": "application/json"}
     if url is None:
@@ -324,7 +372,7 @@ def send_example(config_path: str, url: str | None, file: str | None, unique: bo
         url = f"http://{config.server.bind}{config.server.webhook_path}"
         if config.server.secret:
             headers["Authorization"] = f"Bearer {config.server.secret}"
-    body = _example_body(file, unique)
+    body = _example_body(file, scenario, unique)
     try:
         response = requests.post(url, data=_chunks(body), headers=headers, timeout=30)
     except requests.ConnectionError as exc:

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import trustme
+from werkzeug.security import generate_password_hash
 
 from connector.config.sections import ServerConfig
 from tests.integration.harness import ROOT, RunningService, free_port, wait_until
@@ -24,6 +26,7 @@ SITE = ROOT / "deploy" / "nginx" / "sipgate-crm.conf"
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SECRET = "the-path-secret-0123456789"
 WEBHOOK = f"/webhooks/sipgate/{SECRET}"
+PASSWORD = "correct horse battery staple"
 SIPGATE = "127.0.0.2"  # the allowlisted sender: another loopback address than nginx's own
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if Path(p).exists()), None
@@ -111,6 +114,7 @@ def stack(tmp_path: Path) -> Iterator[tuple[RunningService, RunningNginx, ssl.SS
     issued.private_key_pem.write_to_path(str(key))
     client = ssl.create_default_context()
     authority.configure_trust(client)
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     (tmp_path / "nginx").mkdir()
     (tmp_path / "service").mkdir()
     service = RunningService(
@@ -120,6 +124,17 @@ def stack(tmp_path: Path) -> Iterator[tuple[RunningService, RunningNginx, ssl.SS
             "allowed_ips": [SIPGATE],
             "trusted_proxies": 1,
             "proxy_addresses": ["127.0.0.1"],
+        },
+        console={
+            "enabled": True,
+            "secret_key": "k" * 40,
+            "users": [
+                {
+                    "name": "otto",
+                    "password_hash": generate_password_hash(PASSWORD, "pbkdf2:sha256:1000"),
+                    "role": "operator",
+                }
+            ],
         },
     )
     nginx = RunningNginx(tmp_path / "nginx", service.port, cert, key)
@@ -225,3 +240,24 @@ def test_plain_http_is_redirected_and_the_secret_stays_out_of_the_access_log(
     log = nginx.access_log.read_text()
     assert SECRET not in log
     assert f"{SIPGATE} [" in log and '"POST /webhooks/sipgate/***" 200' in log
+
+
+def test_the_console_over_tls_keeps_its_secure_session(
+    stack: tuple[RunningService, RunningNginx, ssl.SSLContext], tmp_path: Path
+) -> None:
+    _, nginx, _ = stack
+    base = f"https://127.0.0.1:{nginx.https_port}/console"
+    with requests.Session() as browser:
+        tls = {
+            "verify": str(tmp_path / "ca.pem"),
+            "timeout": 60,
+        }  # per request: $REQUESTS_CA_BUNDLE
+        login = browser.get(f"{base}/login", **tls)
+        assert login.status_code == 200
+        found = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+        assert found, login.text
+        form = {"user": "otto", "password": PASSWORD, "csrf_token": found.group(1)}
+        answer = browser.post(f"{base}/login", data=form, allow_redirects=False, **tls)
+        assert answer.status_code in (302, 303), answer.text
+        # The session cookie is Secure: it comes back only because nginx speaks TLS.
+        assert browser.get(f"{base}/", allow_redirects=False, **tls).status_code == 200

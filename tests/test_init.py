@@ -1,0 +1,86 @@
+"""`sipgate-crm init`: a commented starter configuration that `check-config` accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.config.load import load_config
+from connector.starter import TARGET_TYPES, starter_config, variables_named
+
+SECRETS = {
+    "SIPGATE_WEBHOOK_SECRET": "s" * 24,
+    "HUBSPOT_TOKEN": "pat-eu1-test",
+    "SF_CLIENT_ID": "client",
+    "SF_CLIENT_SECRET": "secret",
+}
+
+
+def test_init_writes_a_config_check_config_accepts(tmp_path: Path) -> None:
+    output = tmp_path / "config.yaml"
+    runner = CliRunner()
+    written = runner.invoke(
+        main, ["init", "--target", "hubspot", "--target", "database", "--output", str(output)]
+    )
+    assert written.exit_code == 0, written.output
+    assert "SIPGATE_WEBHOOK_SECRET" in written.output and "HUBSPOT_TOKEN" in written.output
+    checked = runner.invoke(main, ["check-config", "--config", str(output)], env=SECRETS)
+    assert checked.exit_code == 0, checked.output
+    assert "2 target(s): hubspot (hubspot), warehouse (database)" in checked.output
+    assert output.read_text().startswith("# sipgate-crm-connector configuration")
+
+
+def test_check_config_names_the_secrets_still_unset(tmp_path: Path) -> None:
+    output = tmp_path / "config.yaml"
+    runner = CliRunner()
+    runner.invoke(main, ["init", "--target", "hubspot", "--output", str(output)])
+    checked = runner.invoke(
+        main,
+        ["check-config", "--config", str(output)],
+        env={"SIPGATE_WEBHOOK_SECRET": None, "HUBSPOT_TOKEN": None},
+    )
+    assert checked.exit_code != 0
+    assert "SIPGATE_WEBHOOK_SECRET" in checked.output and "HUBSPOT_TOKEN" in checked.output
+
+
+def test_init_never_overwrites(tmp_path: Path) -> None:
+    output = tmp_path / "config.yaml"
+    output.write_text("mine")
+    answer = CliRunner().invoke(main, ["init", "--target", "database", "--output", str(output)])
+    assert answer.exit_code != 0 and "not overwriting" in answer.output
+    assert output.read_text() == "mine"
+
+
+@pytest.mark.parametrize("target", TARGET_TYPES)
+def test_every_target_type_loads(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = starter_config([target])
+    for name in variables_named(text):
+        monkeypatch.setenv(name, SECRETS[name])
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    assert [t.type for t in load_config(str(path)).targets] == [target]
+
+
+def test_unknown_target_types_are_refused() -> None:
+    answer = CliRunner().invoke(main, ["init", "--target", "pipedrive"])
+    assert answer.exit_code == 2 and "pipedrive" in answer.output
+
+
+def test_the_data_folder_holds_ledger_queue_metrics_and_sqlite_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIPGATE_WEBHOOK_SECRET", SECRETS["SIPGATE_WEBHOOK_SECRET"])
+    data = tmp_path / "var" / "sipgate-crm"
+    path = tmp_path / "etc" / "config.yaml"
+    path.parent.mkdir()
+    path.write_text(starter_config(["database"], str(data)))
+    config = load_config(str(path))
+    assert config.storage.url == f"sqlite:///{data}/connector.db"
+    assert config.queue.url == f"sqlite:///{data}/queue.db"
+    assert config.server.metrics_directory == data / "metrics"
+    assert config.targets[0].options.url == f"sqlite:///{data}/calls.db"
