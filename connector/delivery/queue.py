@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, MemoryHuey, RedisHuey
+from huey import Huey, MemoryHuey, PriorityRedisHuey
 from huey.storage import SqliteStorage
 
 __all__ = ["DeliveryQueue", "make_huey"]
@@ -24,6 +24,7 @@ __all__ = ["DeliveryQueue", "make_huey"]
 log = logging.getLogger(__name__)
 
 HUEY_NAME = "sipgate-crm"
+AHEAD = 10  # Huey priority of retries and recovered deliveries (higher runs first)
 
 
 class _QueueStorage(SqliteStorage):  # type: ignore[misc]
@@ -38,7 +39,7 @@ class _QueueStorage(SqliteStorage):  # type: ignore[misc]
 def make_huey(url: str) -> Huey:
     """A Huey instance for ``sqlite:///FILE`` (default), ``redis://…`` or ``memory://`` (tests)."""
     if url.startswith(("redis://", "rediss://")):
-        return RedisHuey(HUEY_NAME, url=url, results=False, utc=True)
+        return PriorityRedisHuey(HUEY_NAME, url=url, results=False, utc=True)
     if url.startswith("memory://"):
         return MemoryHuey(HUEY_NAME, results=False, utc=True)
     path = url.split("///", 1)[1]
@@ -72,9 +73,9 @@ class DeliveryQueue:
         """Make this process a worker: each message runs ``deliver(delivery_id)``."""
         self._deliver = deliver
 
-    def enqueue(self, delivery_id: int) -> None:
-        """Ask a worker to look at `delivery_id` now."""
-        self._task(delivery_id)
+    def enqueue(self, delivery_id: int, *, ahead: bool = False) -> None:
+        """Ask a worker to look at `delivery_id` now; `ahead`: before the messages waiting."""
+        self._task(delivery_id, priority=AHEAD if ahead else 0)
 
     def ping(self) -> None:
         """Raise if the queue store cannot be reached."""

@@ -7,7 +7,9 @@ sleeps until the next delivery falls due (`Ledger.next_due`), at most
 message found early, lost with a killed worker, a wiped queue file or a Redis restart costs no
 wait: a claim that finds nothing due clears the delivery's "queued" mark, and when the queue is
 empty every due delivery is sent again, whatever its mark says. Only messages lost while others
-still wait in the queue are re-sent after ``queue.requeue_after_seconds``.
+still wait in the queue are re-sent after ``queue.requeue_after_seconds``. Retries and
+deliveries a dead worker held go ahead of new calls in the queue, so a backlog of new calls does
+not make them late.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ class Relay(threading.Thread):
         sent = 0
         while True:
             due = self.ledger.take_due(self.requeue_after, BATCH, resend=resend)
-            for delivery_id in due:
-                self.queue.enqueue(delivery_id)
+            for delivery in due:
+                self.queue.enqueue(delivery.delivery_id, ahead=delivery.again)
             sent += len(due)
             if len(due) < BATCH or self.stopped.is_set():
                 return sent

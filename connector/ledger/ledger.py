@@ -40,7 +40,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     and_,
@@ -80,6 +80,7 @@ __all__ = [
     "CallSummary",
     "Claim",
     "DeliveryState",
+    "Due",
     "LeaseLost",
     "Ledger",
     "LedgerFileGone",
@@ -128,6 +129,14 @@ _DELIVERY_COLUMNS = (
 
 class LeaseLost(Exception):
     """This worker's lease on a delivery expired and another worker may hold it now."""
+
+
+class Due(NamedTuple):
+    """A delivery the relay must send a message for; `again`: an attempt already started (a
+    retry, or a delivery a dead worker held), which goes ahead of new calls in the queue."""
+
+    delivery_id: int
+    again: bool
 
 
 class LedgerUnavailable(Exception):
@@ -546,7 +555,7 @@ class Ledger:
 
     def take_due(
         self, requeue_after: timedelta, limit: int = 200, *, resend: bool = False
-    ) -> list[int]:
+    ) -> list[Due]:
         """Deliveries the relay must send queue messages for, marked as queued for `requeue_after`.
 
         Due deliveries and expired leases, minus those with a message sent less than
@@ -555,27 +564,27 @@ class Ledger:
         never on PostgreSQL (``SKIP LOCKED``); a duplicate message is harmless anyway.
         """
         now = self.clock()
-        query = select(deliveries.c.id).where(self._due_condition(now))
+        query = select(deliveries.c.id, deliveries.c.attempts).where(self._due_condition(now))
         if not resend:
             query = query.where(
                 or_(deliveries.c.queued_until.is_(None), deliveries.c.queued_until <= now)
             )
         with self.engine.begin() as conn:
-            ids = [
-                int(r.id)
+            due = [
+                Due(int(r.id), r.attempts > 0)
                 for r in conn.execute(
                     query.order_by(deliveries.c.next_attempt_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             ]
-            if ids:
+            if due:
                 conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id.in_(ids))
+                    .where(deliveries.c.id.in_([d.delivery_id for d in due]))
                     .values(queued_until=now + requeue_after)
                 )
-        return ids
+        return due
 
     def next_due(self) -> datetime | None:
         """When the next delivery falls due (a retry, or a lease running out); ``None``: none."""

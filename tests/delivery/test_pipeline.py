@@ -12,7 +12,7 @@ from sqlalchemy import select
 from connector.adapters import PermanentError, RetryableError, TargetParked
 from connector.config.sections import QueueConfig
 from connector.delivery.pipeline import DeliveryPipeline, backoff_delay
-from connector.ledger.ledger import Ledger
+from connector.ledger.ledger import Due, Ledger
 from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, deliveries
 from connector.payload import parse_report
 from connector.services import Services
@@ -69,7 +69,7 @@ def test_retryable_error_makes_the_delivery_due_later(
     assert services.ledger.next_due() == row.next_attempt_at
     assert pipeline.process(delivery) is None  # not due yet
     clock.now = row.next_attempt_at
-    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == [Due(delivery, again=True)]
     assert pipeline.process(delivery).status == DONE  # type: ignore[union-attr]
 
 
@@ -157,7 +157,8 @@ def test_parked_target_waits_without_using_attempts(
     assert adapter.written == []
     assert services.ledger.next_due() == tomorrow
     clock.now = tomorrow
-    assert sorted(services.ledger.take_due(timedelta(seconds=60))) == [first, second]
+    due = sorted(services.ledger.take_due(timedelta(seconds=60)))
+    assert due == [Due(first, False), Due(second, False)]
 
 
 def test_gives_up_after_the_configured_age(
@@ -257,7 +258,7 @@ def test_without_a_heartbeat_an_attempt_stops_when_its_lease_ran_out(
     row = state(services.ledger, delivery)
     assert row.status == PROCESSING and row.refs == {}
     clock.advance(1)
-    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == [Due(delivery, again=True)]
 
 
 def test_a_heartbeat_finds_a_lease_taken_over(
@@ -303,7 +304,7 @@ def test_a_lease_excludes_other_workers_until_it_expires(
     clock.advance(14)
     assert services.ledger.take_due(timedelta(seconds=60)) == []
     clock.advance(2)
-    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == [Due(delivery, again=True)]
     second = services.ledger.claim(delivery, timedelta(seconds=15))
     assert second is not None and second.attempts == 2
     # The dead worker's late result cannot overwrite the new holder's, nor renew its lease.
@@ -322,12 +323,12 @@ def test_a_queued_delivery_is_sent_again_after_requeue_after(
     services: Services, example_v1: dict[str, Any], clock: ManualClock
 ) -> None:
     delivery = accept(services.ledger, example_v1)
-    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == [Due(delivery, again=False)]
     assert services.ledger.take_due(timedelta(seconds=60)) == []  # a message is on its way
     clock.advance(61)  # ... and it was lost while other messages waited: after requeue_after
-    assert services.ledger.take_due(timedelta(seconds=60)) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60)) == [Due(delivery, again=False)]
     # With the queue empty, the relay knows the message is gone: at once.
-    assert services.ledger.take_due(timedelta(seconds=60), resend=True) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=60), resend=True) == [(delivery, False)]
 
 
 def test_a_message_that_comes_early_costs_no_wait(
@@ -345,7 +346,7 @@ def test_a_message_that_comes_early_costs_no_wait(
     # ... and is no reason to wait requeue_after: the relay sends it again when it is due.
     assert services.ledger.next_due() == due
     clock.now = due
-    assert services.ledger.take_due(timedelta(seconds=300)) == [delivery]
+    assert services.ledger.take_due(timedelta(seconds=300)) == [Due(delivery, again=True)]
     assert services.ledger.take_due(timedelta(seconds=300)) == []  # once
     assert pipeline.process(delivery).status == DONE  # type: ignore[union-attr]
 

@@ -50,3 +50,19 @@ def test_the_relay_sleeps_until_the_next_delivery_falls_due(
     clock.advance(0.25)
     assert relay.relay() == 1
     assert relay.pause() == 1.0  # sent: its message is in the queue
+
+
+def test_retries_go_ahead_of_a_backlog_of_new_calls(
+    services: Services, example_v1: dict[str, Any], clock: ManualClock
+) -> None:
+    relay = make_relay(services)
+    retried = accept(services, example_v1, "retried")
+    claim = services.ledger.claim(retried, timedelta(seconds=15))
+    assert claim is not None
+    services.ledger.retry_later(claim, "CRM down", clock.now + timedelta(seconds=1))
+    backlog = [accept(services, example_v1, f"new-{n}") for n in range(3)]
+    assert relay.relay() == 3
+    clock.advance(1)
+    assert relay.relay() == 1
+    order = [services.queue.huey.dequeue().args[0] for _ in range(4)]
+    assert order == [retried, *backlog]

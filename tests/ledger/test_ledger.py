@@ -99,7 +99,7 @@ def test_replay_failed_makes_retrying_deliveries_due_now(
         finish(claim)
     assert ledger.take_due(timedelta(seconds=60)) == []
     assert ledger.replay(failed=True) == [retrying]
-    assert ledger.take_due(timedelta(seconds=60)) == [retrying]
+    assert ledger.take_due(timedelta(seconds=60)) == [(retrying, False)]  # fresh attempts
     assert ledger.replay(dead=True) == [dead]
     statuses = {d.target: d.status for d in ledger.recent_calls()[0].deliveries}
     assert statuses == {"a": PENDING, "b": DONE, "c": PENDING}

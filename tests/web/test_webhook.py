@@ -62,7 +62,7 @@ def test_accepts_stores_and_enqueues(
     assert states == [("warehouse", PENDING)]
     # Nothing on the request path touches the queue: the worker's relay reads the ledger.
     assert services.queue.pending() == 0
-    assert services.ledger.take_due(timedelta(seconds=60)) == [1]
+    assert [d.delivery_id for d in services.ledger.take_due(timedelta(seconds=60))] == [1]
 
 
 def test_a_repeated_call_id_is_a_duplicate_and_adds_no_work(
