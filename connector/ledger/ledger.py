@@ -36,13 +36,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    Insert,
     and_,
     func,
     or_,
@@ -50,10 +51,13 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from connector.ledger.clock import Clock, system_clock
+from connector.ledger.group_commit import GroupCommit, WriterLock
 from connector.ledger.guard import FileGuard, LedgerFileGone, sqlite_path
 from connector.ledger.prepared import PreparedInsert
 from connector.ledger.tables import (
@@ -97,7 +101,6 @@ UNEXPECTED_LIMIT = 3
 """After this many failures of an unclassified error type a delivery is dead, not retried."""
 
 # Compiled once per ledger (`PreparedInsert`): the request path only binds parameters to these.
-_INSERT_CALL = calls.insert().returning(calls.c.id)
 _INSERT_DELIVERY = deliveries.insert().returning(deliveries.c.id)
 _CALL_COLUMNS = (
     "dedupe_key",
@@ -125,6 +128,57 @@ _DELIVERY_COLUMNS = (
     "created_at",
     "updated_at",
 )
+
+
+def _insert_call(dialect_name: str) -> Insert:
+    """The call insert; a call id stored before inserts nothing and returns no row."""
+    if dialect_name == "postgresql":
+        pg = postgresql_insert(calls).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        return pg.returning(calls.c.id)
+    lite = sqlite_insert(calls).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return lite.returning(calls.c.id)
+
+
+@dataclass(frozen=True)
+class _NewCall:
+    """What one webhook stores: the parsed report, its raw body, the targets to deliver to."""
+
+    report: CallReport
+    raw_body: bytes
+    targets: tuple[str, ...]
+
+
+def _call_row(report: CallReport, raw_body: bytes, now: datetime) -> dict[str, Any]:
+    return {
+        "dedupe_key": report.call_id,
+        "call_id": report.call_id,
+        "payload_version": report.payload_version,
+        "received_at": now,
+        "raw_body": raw_body,
+        "start_time": report.start_time,
+        "direction": report.direction,
+        "from_number": report.from_number,
+        "to_number": report.to_number,
+        "duration_ms": report.duration // timedelta(milliseconds=1),
+        "channel_name": report.channel.name if report.channel else None,
+        # Who took the call, for the console's filter (names joined, bounded).
+        "user_names": ", ".join(u.full_name for u in report.users if u.full_name)[:500] or None,
+    }
+
+
+def _delivery_row(call_pk: int, target: str, now: datetime) -> dict[str, Any]:
+    return {
+        "call_pk": call_pk,
+        "target": target,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "refs": {},
+        "retry_since": now,
+        "unexpected_failures": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 class LeaseLost(Exception):
@@ -207,6 +261,10 @@ class Ledger:
         self.clock = clock
         path = sqlite_path(engine.url)
         self.guard = FileGuard(engine, path) if path is not None else None
+        writer = WriterLock(path.with_name(path.name + ".writer")) if path is not None else None
+        self._group_commit: GroupCommit[_NewCall, list[int] | None] = GroupCommit(
+            self._store_calls, lock=writer.held if writer is not None else nullcontext
+        )
 
     @classmethod
     def from_url(cls, url: str, clock: Clock = system_clock) -> Ledger:
@@ -272,8 +330,18 @@ class Ledger:
 
         Returns the new delivery ids, or ``None`` when this call id was stored before (a duplicate:
         nothing is written). A database failure raises SQLAlchemy's `DBAPIError` subclass for it.
+        Calls stored at the same moment by other threads of this process share the transaction
+        and its disk flush (`GroupCommit`); each returns only after that commit, which is as
+        durable as any other (WAL, ``synchronous=FULL`` on SQLite).
+        """
+        return self._group_commit.run(_NewCall(report, raw_body, tuple(targets)))
+
+    def _store_calls(self, batch: Sequence[_NewCall]) -> list[list[int] | None]:
+        """Insert `batch` in one transaction; per call its delivery ids, ``None`` for a duplicate.
+
         The inserts are compiled once and run on the DBAPI connection: this is the webhook's hot
-        path, and the commit is as durable as any other (WAL, ``synchronous=FULL`` on SQLite).
+        path. A call id already stored (or earlier in `batch`) inserts nothing (ON CONFLICT DO
+        NOTHING), so a duplicate never aborts the transaction of the others.
         """
         now = self.clock()
         dbapi = self.engine.dialect.loaded_dbapi
@@ -281,70 +349,39 @@ class Ledger:
         call_insert, delivery_insert = self._store_inserts()
         statement = call_insert.sql
         cursor = raw.cursor()
+        results: list[list[int] | None] = []
         try:
-            cursor.execute(
-                statement,
-                call_insert.parameters(
-                    {
-                        "dedupe_key": report.call_id,
-                        "call_id": report.call_id,
-                        "payload_version": report.payload_version,
-                        "received_at": now,
-                        "raw_body": raw_body,
-                        "start_time": report.start_time,
-                        "direction": report.direction,
-                        "from_number": report.from_number,
-                        "to_number": report.to_number,
-                        "duration_ms": report.duration // timedelta(milliseconds=1),
-                        "channel_name": report.channel.name if report.channel else None,
-                        # Who took the call, for the console's filter (names joined, bounded).
-                        "user_names": ", ".join(u.full_name for u in report.users if u.full_name)[
-                            :500
-                        ]
-                        or None,
-                    }
-                ),
-            )
-            call_pk = cursor.fetchall()[0][0]
-            statement = delivery_insert.sql
-            delivery_ids: list[int] = []
-            for target in targets:
+            for new in batch:
+                statement = call_insert.sql
                 cursor.execute(
-                    statement,
-                    delivery_insert.parameters(
-                        {
-                            "call_pk": call_pk,
-                            "target": target,
-                            "status": PENDING,
-                            "attempts": 0,
-                            "next_attempt_at": now,
-                            "refs": {},
-                            "retry_since": now,
-                            "unexpected_failures": 0,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    ),
+                    statement, call_insert.parameters(_call_row(new.report, new.raw_body, now))
                 )
-                delivery_ids.append(int(cursor.fetchall()[0][0]))
+                inserted = cursor.fetchall()
+                if not inserted:
+                    results.append(None)
+                    continue
+                call_pk = inserted[0][0]
+                statement = delivery_insert.sql
+                delivery_ids: list[int] = []
+                for target in new.targets:
+                    cursor.execute(
+                        statement, delivery_insert.parameters(_delivery_row(call_pk, target, now))
+                    )
+                    delivery_ids.append(int(cursor.fetchall()[0][0]))
+                results.append(delivery_ids)
             raw.commit()
-            return delivery_ids
+            return results
         except dbapi.Error as exc:
             with suppress(dbapi.Error):  # a connection that is gone cannot roll back
                 raw.rollback()
-            if not isinstance(exc, dbapi.IntegrityError):
-                if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
-                    raw.invalidate(exc)
-                raise DBAPIError.instance(
-                    statement, None, exc, dbapi.Error, hide_parameters=True
-                ) from exc
-            conflict = exc
+            if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
+                raw.invalidate(exc)
+            raise DBAPIError.instance(
+                statement, None, exc, dbapi.Error, hide_parameters=True
+            ) from exc
         finally:
             cursor.close()
             raw.close()
-        if self._has_call(report.call_id):
-            return None
-        raise IntegrityError(statement, None, conflict, hide_parameters=True)  # a bug
 
     def _store_inserts(self) -> tuple[PreparedInsert, PreparedInsert]:
         """The two inserts of `store_call`, compiled on first use (the dialect knows its server
@@ -352,17 +389,10 @@ class Ledger:
         if self._inserts is None:
             dialect = self.engine.dialect
             self._inserts = (
-                PreparedInsert(_INSERT_CALL, dialect, _CALL_COLUMNS),
+                PreparedInsert(_insert_call(dialect.name), dialect, _CALL_COLUMNS),
                 PreparedInsert(_INSERT_DELIVERY, dialect, _DELIVERY_COLUMNS),
             )
         return self._inserts
-
-    def _has_call(self, call_id: str) -> bool:
-        with self.engine.connect() as conn:
-            return (
-                conn.execute(select(calls.c.id).where(calls.c.dedupe_key == call_id)).first()
-                is not None
-            )
 
     # --- the worker -------------------------------------------------------------------------
 
