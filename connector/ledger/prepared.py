@@ -35,12 +35,14 @@ class PreparedInsert:
             if process is not None:
                 self._convert[column.key] = process
 
+        #: Per bound column in the driver's order: its key and its conversion, if any.
+        self._steps: list[tuple[str, Callable[[Any], Any] | None]] = [
+            (key, self._convert.get(key)) for key in (self._order or columns)
+        ]
+
     def parameters(self, row: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """`row` converted column by column, positional or named as the driver expects."""
-        convert = self._convert
-        values = {
-            key: convert[key](value) if key in convert else value for key, value in row.items()
-        }
+        values = [row[key] if step is None else step(row[key]) for key, step in self._steps]
         if self._order is None:
-            return values
-        return [values[key] for key in self._order]
+            return dict(zip((key for key, _ in self._steps), values, strict=True))
+        return values

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from connector.web.state import WebState
@@ -35,13 +35,14 @@ def _count_webhook(response: Response) -> Response:
         return response
     from connector.metrics.families import WEBHOOKS
 
+    stored = g.get("webhook_outcome")
+    if stored and response.status_code == 200:
+        WEBHOOKS.labels(outcome=stored, reason="").inc()
+        return response
     answer = response.get_json(silent=True) if response.is_json else None
     answer = answer if isinstance(answer, dict) else {}
-    if response.status_code == 200 and answer.get("status") in ("accepted", "duplicate"):
-        WEBHOOKS.labels(outcome=answer["status"], reason="").inc()
-    else:
-        reason = str(answer.get("error") or f"http_{response.status_code}")[:40]
-        WEBHOOKS.labels(outcome="rejected", reason=reason).inc()
+    reason = str(answer.get("error") or f"http_{response.status_code}")[:40]
+    WEBHOOKS.labels(outcome="rejected", reason=reason).inc()
     return response
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,11 +36,26 @@ class RedactingLogger(Logger):  # type: ignore[misc]
             handler.addFilter(scrub)
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        """The access log's atoms, each one the format uses redacted (the others never reach
+        a log line; gunicorn's atoms include every header and environ value)."""
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        return {
-            key: self.redact(value) if isinstance(value, str) else value
-            for key, value in atoms.items()
-        }
+        for key in _format_keys(self.cfg.access_log_format):
+            value = atoms.get(key)
+            if isinstance(value, str):
+                atoms[key] = self.redact(value)
+        return atoms
+
+
+@functools.cache
+def _format_keys(access_log_format: str) -> tuple[str, ...]:
+    """The atom names a ``%(name)s`` access log format refers to. gunicorn stores header and
+    environ atoms such as ``{X-Real-IP}i`` lower-cased and looks them up so; ``U`` and ``u``
+    are different atoms."""
+    names = _ATOM.findall(access_log_format)
+    return tuple(dict.fromkeys(n.lower() if n.startswith("{") else n for n in names))
+
+
+_ATOM = re.compile(r"%\(([^)]+)\)")
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 def _error(status: int, error: str, message: str, **extra: Any) -> ResponseReturnValue:
     return jsonify({"error": error, "message": message, **extra}), status
+
+
+def _stored(status: str, call_id: str) -> ResponseReturnValue:
+    """The 200 answer: ``accepted`` (stored now) or ``duplicate`` (stored before); noted in
+    `flask.g` for the webhook counter, which need not parse the answer again."""
+    g.webhook_outcome = status
+    return jsonify({"status": status, "call_id": call_id}), 200
 
 
 def receive(secret: str | None = None) -> ResponseReturnValue:
@@ -63,7 +70,7 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
         raise ServiceUnavailable("Storage unavailable; please retry.") from exc
     if delivery_ids is None:
         log.info("duplicate call %s ignored", report.call_id)
-        return jsonify({"status": "duplicate", "call_id": report.call_id}), 200
+        return _stored("duplicate", report.call_id)
     log.info(
         "accepted call %s (%s %s → %s, %d targets)",
         report.call_id,
@@ -72,7 +79,7 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
         mask_number(report.to_number),
         len(delivery_ids),
     )
-    return jsonify({"status": "accepted", "call_id": report.call_id}), 200
+    return _stored("accepted", report.call_id)
 
 
 def init_app(app: Flask, server: ServerConfig) -> None:
