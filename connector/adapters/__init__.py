@@ -12,8 +12,9 @@ pinned by a test, so nothing leaves it by accident. In groups:
 * protocols as helpers: `create_once` and `fingerprint`, `CallerClaims`, `OwnerCache`, and
   `mapped_constants` (what a mapping writes whatever the call, for a preflight);
 * HTTP: `HttpClient`, `HttpPolicy`, `Failure`, `retry_after`, `TimeoutHTTPAdapter`, `scrub`,
-  `scrubbed_errors`,
-  and the shared request budget `RateLimiter` with `Budget` and `open_store`;
+  `scrubbed_errors`, `observe_request` (counts a request a client sends by other means than
+  `HttpClient` in the CRM request metrics), and the shared request budget `RateLimiter` with
+  `Budget` and `open_store`;
 * text: `truncate_to`, `html`, `bullets`;
 * finding adapters: ``ENTRY_POINT_GROUP`` (the entry-point group, ``sipgate_crm.adapters``),
   `AdapterNotFound`, `adapter_class`, `available_adapters`, `build_adapter`.
@@ -47,6 +48,7 @@ from connector.adapters.kit.http import (
 )
 from connector.adapters.kit.journal import Journal
 from connector.adapters.kit.memo import Memo, MemoryMemo
+from connector.adapters.kit.observe import observe_request
 from connector.adapters.kit.options import option
 from connector.adapters.kit.owners import OwnerCache
 from connector.adapters.kit.ratelimit import Budget, RateLimiter, open_store
@@ -112,6 +114,7 @@ __all__ = [
     "fingerprint",
     "html",
     "mapped_constants",
+    "observe_request",
     "open_store",
     "option",
     "parse_stored",

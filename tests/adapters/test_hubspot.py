@@ -169,6 +169,10 @@ class TestHubSpotContract(AdapterContract):
         self.server.fail_next(r"/crm/v3/objects/calls(/batch/\w+)?$", status, body, method="POST")
         return True
 
+    def lose_next_write_answer(self, adapter: Adapter) -> bool:
+        self.server.lose_answer_after_commit(r"/crm/v3/objects/calls(/batch/\w+)?$", method="POST")
+        return True
+
     def secrets(self, adapter: Adapter) -> list[str]:
         return [DEFAULT_TOKEN]
 

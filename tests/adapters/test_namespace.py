@@ -47,6 +47,7 @@ EXPECTED = [
     "fingerprint",
     "html",
     "mapped_constants",
+    "observe_request",
     "open_store",
     "option",
     "parse_stored",

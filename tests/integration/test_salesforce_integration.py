@@ -154,6 +154,10 @@ class TestSalesforceContract(AdapterContract):
         self.server.fail_next(r"/(sobjects/Task|composite)", status, body, method="POST")
         return True
 
+    def lose_next_write_answer(self, adapter: Adapter) -> bool:
+        self.server.lose_answer_after_commit(r"/(sobjects/Task|composite)", method="POST")
+        return True
+
 
 # --- search ---------------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from connector.adapters.kit.errors import (
     RetryableError,
     TargetParked,
 )
+from connector.adapters.kit.observe import observe_request
 from connector.adapters.kit.ratelimit import RateLimiter
 from connector.adapters.kit.scrub import scrub
 
@@ -183,11 +184,16 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
 
 
 class TimeoutHTTPAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` that gives every request a default timeout and never retries."""
+    """An ``HTTPAdapter`` that gives every request a default timeout and never retries.
 
-    def __init__(self, timeout: float | tuple[float, float]) -> None:
+    With a `target` every request it sends is counted and timed as a request of that target
+    (`observe_request`): its status code, or ``timeout`` / ``connection_error``.
+    """
+
+    def __init__(self, timeout: float | tuple[float, float], *, target: str | None = None) -> None:
         super().__init__(max_retries=0)
         self.timeout = timeout
+        self.target = target
 
     def send(
         self,
@@ -199,6 +205,22 @@ class TimeoutHTTPAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send `request` with this adapter's timeout unless the caller gave one."""
+        if self.target is None:
+            return self._send(request, stream, timeout, verify, cert, proxies)
+        with observe_request(self.target) as observation:
+            response = self._send(request, stream, timeout, verify, cert, proxies)
+            observation.status = response.status_code
+        return response
+
+    def _send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool,
+        timeout: float | tuple[float, float] | tuple[float, None] | None,
+        verify: bool | str,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None,
+        proxies: Mapping[str, str] | None,
+    ) -> requests.Response:
         return super().send(
             request,
             stream=stream,
@@ -215,6 +237,8 @@ class HttpClient:
     `headers` go with every request (e.g. ``Authorization``); `secrets` are removed from every
     message on top of what `scrub` removes. With a `limiter`, each request takes a slot of the
     budget it names (``general`` unless told). `clock` gives "now" for ``Retry-After`` dates.
+    Every request is counted and timed as a request of `target` (pass the adapter's `name`;
+    without it the policy's `service` names the requests), see `observe_request`.
     """
 
     def __init__(
@@ -227,11 +251,12 @@ class HttpClient:
         secrets: Collection[str] = (),
         limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        target: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
         self.session = session or requests.Session()
-        timeouts = TimeoutHTTPAdapter(policy.timeout)
+        timeouts = TimeoutHTTPAdapter(policy.timeout, target=target or policy.service)
         self.session.mount("https://", timeouts)
         self.session.mount("http://", timeouts)
         self.session.headers.update(headers or {})
