@@ -51,6 +51,7 @@ from connector.render.sandbox import make_environment
 from connector.testing import AdapterContract, example_report, minimal_report
 from tests.fakes.base import ManualClock
 from tests.fakes.hubspot_server import DEFAULT_TOKEN, Association, HubSpotTestServer
+from tests.support.metrics import crm_requests, logged_statuses
 
 CALLER_DIGITS = "493023125012"  # as sipgate sends it
 CALLER = parse_sipgate(CALLER_DIGITS)
@@ -641,6 +642,27 @@ def test_a_500_is_retryable_and_the_retry_logs_the_call_once(
     adapter.write(job, journal)
     assert len(calls_logged(server, "call-1")) == 1
     assert len(server.requests("POST", r"/calls/search$")) == 2
+
+
+def test_every_request_to_hubspot_is_counted_for_the_target_by_status(
+    server: HubSpotTestServer, customer: dict[str, str]
+) -> None:
+    adapter = HubSpotAdapter("hubspot-counted", options(server))
+    job = matched_job(adapter)
+    journal = Journal()
+    server.fail_next(r"/tasks/batch/create$", 429, headers={"Retry-After": "1"})
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    server.lose_answer_after_commit(r"/tasks/batch/create$", method="POST")
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    adapter.close()
+    answered = [e.status for e in server.request_log if not e.lost]
+    assert crm_requests("hubspot-counted") == {
+        **logged_statuses(answered),
+        "connection_error": 1,
+    }
+    assert crm_requests("hubspot-counted")["429"] == 1
 
 
 def test_timeout_after_the_create_committed_finds_the_call_instead_of_duplicating(

@@ -23,15 +23,9 @@ from connector.adapters.kit.observe import CONNECTION_ERROR, TIMEOUT, failure_st
 from connector.adapters.kit.ratelimit import MemorySlotStore
 from tests.fakes.base import ManualClock
 from tests.fakes.test_base import EchoServer
+from tests.support.metrics import crm_requests
 
 POLICY = HttpPolicy(service="EchoCRM", credential="api_token", timeout=(2.0, 0.3))
-
-
-def requests_of(target: str, status: str) -> float:
-    value = REGISTRY.get_sample_value(
-        "sipgate_crm_crm_requests_total", {"target": target, "status": status}
-    )
-    return value or 0.0
 
 
 def timed(target: str) -> float:
@@ -64,11 +58,9 @@ def test_answers_are_counted_by_target_and_status(server: EchoServer) -> None:
         http.request("GET", "limited", operation="reading")
     with pytest.raises(OutcomeUnknown):
         http.request("POST", "broken", operation="writing", json={})
-    assert requests_of("echo-statuses", "200") == 2
-    assert requests_of("echo-statuses", "429") == 1
-    assert requests_of("echo-statuses", "500") == 1
+    assert crm_requests("echo-statuses") == {"200": 2, "429": 1, "500": 1}
     assert timed("echo-statuses") == 4
-    assert requests_of("another-target", "200") == 0
+    assert crm_requests("another-target")["200"] == 0
 
 
 def test_a_timeout_and_a_refused_connection_have_their_own_status(server: EchoServer) -> None:
@@ -82,17 +74,17 @@ def test_a_timeout_and_a_refused_connection_have_their_own_status(server: EchoSe
     refused = HttpClient(f"http://127.0.0.1:{closed}", POLICY, target="echo-failures")
     with pytest.raises(RetryableError):
         refused.request("GET", "anything", operation="reading")
-    assert requests_of("echo-failures", TIMEOUT) == 1
-    assert requests_of("echo-failures", CONNECTION_ERROR) == 1
+    assert crm_requests("echo-failures")[TIMEOUT] == 1
+    assert crm_requests("echo-failures")[CONNECTION_ERROR] == 1
     assert timed("echo-failures") == 2
 
 
 def test_without_a_target_the_service_names_the_requests(server: EchoServer) -> None:
-    before = requests_of("EchoCRM", "404")
+    before = crm_requests("EchoCRM")["404"]
     server.fail_next(r"/gone$", 404)
     with pytest.raises(PermanentError):
         HttpClient(server.url, POLICY).request("GET", "gone", operation="reading")
-    assert requests_of("EchoCRM", "404") == before + 1
+    assert crm_requests("EchoCRM")["404"] == before + 1
 
 
 def test_observe_request_passes_the_error_on_and_counts_it() -> None:
@@ -100,8 +92,8 @@ def test_observe_request_passes_the_error_on_and_counts_it() -> None:
         raise requests.ConnectTimeout("no answer")
     with observe_request("sdk-target") as observation:
         observation.status = 201
-    assert requests_of("sdk-target", TIMEOUT) == 1
-    assert requests_of("sdk-target", "201") == 1
+    assert crm_requests("sdk-target")[TIMEOUT] == 1
+    assert crm_requests("sdk-target")["201"] == 1
     assert failure_status(requests.ConnectionError("reset")) == CONNECTION_ERROR
     assert failure_status(TimeoutError()) == TIMEOUT
 
