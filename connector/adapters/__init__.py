@@ -11,10 +11,10 @@ pinned by a test, so nothing leaves it by accident. In groups:
 * state: `Journal` (per delivery), `Memo` / `MemoryMemo` (per target);
 * protocols as helpers: `create_once` and `fingerprint`, `CallerClaims`, `OwnerCache`, and
   `mapped_constants` (what a mapping writes whatever the call, for a preflight);
-* HTTP: `HttpClient`, `HttpPolicy`, `Failure`, `retry_after`, `TimeoutHTTPAdapter`, `scrub`,
-  `scrubbed_errors`, `observe_request` (counts a request a client sends by other means than
-  `HttpClient` in the CRM request metrics), and the shared request budget `RateLimiter` with
-  `Budget` and `open_store`;
+* HTTP: `HttpClient`, `HttpPolicy` with `Failure` and `Wait`, `Rejected`, `retry_after`,
+  `TimeoutHTTPAdapter`, `scrub`, `scrubbed_errors`, `observe_request` (counts a request a
+  client sends by other means than `HttpClient` in the CRM request metrics), and the shared
+  request budget `RateLimiter` with `Budget` and `open_store`;
 * text: `truncate_to`, `html`, `bullets`;
 * finding adapters: ``ENTRY_POINT_GROUP`` (the entry-point group, ``sipgate_crm.adapters``),
   `AdapterNotFound`, `adapter_class`, `available_adapters`, `build_adapter`.
@@ -43,7 +43,9 @@ from connector.adapters.kit.http import (
     Failure,
     HttpClient,
     HttpPolicy,
+    Rejected,
     TimeoutHTTPAdapter,
+    Wait,
     retry_after,
 )
 from connector.adapters.kit.journal import Journal
@@ -98,6 +100,7 @@ __all__ = [
     "PermanentError",
     "PhoneNumber",
     "RateLimiter",
+    "Rejected",
     "RetryableError",
     "SmallTalkItem",
     "TargetParked",
@@ -105,6 +108,7 @@ __all__ = [
     "TimeoutHTTPAdapter",
     "TranscriptChunk",
     "User",
+    "Wait",
     "WriteResult",
     "adapter_class",
     "available_adapters",

@@ -36,11 +36,10 @@ from connector.adapters import (
     OutcomeUnknown,
     RateLimiter,
     RetryableError,
-    TargetParked,
     observe_request,
     open_store,
 )
-from connector.adapters.hubspot.errors import _daily_limit_parked, _http_error
+from connector.adapters.hubspot.errors import _body_json, _daily_limit_parked, http_policies
 from connector.adapters.hubspot.options import HubSpotOptions
 
 
@@ -140,6 +139,7 @@ class HubSpotClient:
         self.limiter = limiter
         self.wall_clock = wall_clock
         self.memo: Memo = MemoryMemo()
+        self.policies = http_policies(self._daily_reset)
         self._api_clients: dict[str, Any] = {}
         self._factory_lock = threading.Lock()
         client = HubSpot(
@@ -217,9 +217,19 @@ class HubSpotClient:
         """Our error for what the SDK raised, or None when it is no HubSpot or network error."""
         status = getattr(exc, "status", None)
         if isinstance(status, int) and hasattr(exc, "body"):  # any SDK package's ApiException
-            now = datetime.fromtimestamp(self.wall_clock(), tz=UTC)
-            body = getattr(exc, "body", None)
-            return _http_error(status, body, exc, operation, kind, self._daily_limit_reached, now)
+            if status == 0:  # the SDK could not read the answer (or the connection broke)
+                return _unreadable(operation)
+            headers: Mapping[str, str] = getattr(exc, "headers", None) or {}
+            # The SDK hides the method: every request counts as a write that may have arrived.
+            return self.policies[kind].classify(
+                status,
+                headers,
+                _body_json(getattr(exc, "body", None)),
+                method="POST",
+                operation=operation,
+                now=datetime.fromtimestamp(self.wall_clock(), tz=UTC),
+                secrets=(self.access_token,),
+            )
         if _in_sdk_decoding(exc):  # e.g. TypeError: a 2xx body of an unexpected shape
             return _unreadable(operation)
         if isinstance(exc, HTTPError | OSError):
@@ -229,9 +239,8 @@ class HubSpotClient:
             return OutcomeUnknown(f"HubSpot did not answer {operation} ({what}).")
         return None
 
-    def _daily_limit_reached(self) -> TargetParked:
-        """Park the target until the portal's next midnight (see `_daily_limit_parked`)."""
-        now = datetime.fromtimestamp(self.wall_clock(), tz=UTC)
+    def _daily_reset(self, now: datetime) -> tuple[datetime, str]:
+        """Until when a used-up daily limit parks the target (see `_daily_limit_parked`)."""
         return _daily_limit_parked(self.memo, now, self.portal_zone)
 
     def close(self) -> None:
