@@ -145,10 +145,11 @@ class HttpPolicy:
     Failure.RETRY}``); `waits` makes statuses retryable with their own `Wait` (e.g. ``{423:
     Wait(minimum=2.0)}``, also for 429 and 5xx). `code` reads the CRM's error code out of a
     decoded body and `codes` gives codes a meaning that beats the status's (e.g. a lock
-    conflict answered with 400 is retryable). `reset_headers` are read for the wait when
-    ``Retry-After`` is missing; a header of `remaining_headers` that reads ``0`` means its
-    window (the value, in seconds) is used up. `default_wait` is the wait of a retryable answer
-    that names none (``None``: the pipeline's backoff).
+    conflict answered with 400 is retryable; a `Wait` is retryable with that wait).
+    `reset_headers` are read for the wait when ``Retry-After`` is missing; a header of
+    `remaining_headers` that reads ``0`` means its window (the value, in seconds) is used up.
+    `default_wait` is the wait of a retryable answer that names none (``None``: the pipeline's
+    backoff).
     `daily_limit` tells from an error answer's headers and decoded body whether a daily
     allocation is used up: then the target is parked for the announced wait (at least
     `park_seconds`), or until `parked_until(now)` says (with the reason for the message).
@@ -163,7 +164,7 @@ class HttpPolicy:
     statuses: Mapping[int, Failure] = field(default_factory=dict)
     waits: Mapping[int, Wait] = field(default_factory=dict)
     code: Callable[[Any], str] | None = None
-    codes: Mapping[str, Failure] = field(default_factory=dict)
+    codes: Mapping[str, Failure | Wait] = field(default_factory=dict)
     reset_headers: tuple[str, ...] = ("X-RateLimit-Reset", "RateLimit-Reset")
     remaining_headers: Mapping[str, float] = field(default_factory=dict)
     daily_limit: Callable[[Mapping[str, str], Any], bool] | None = None
@@ -204,9 +205,10 @@ class HttpPolicy:
         if self.daily_limit is not None and self.daily_limit(headers, body):
             return self._parked(text, wait, now)
         code = self.code(body) if self.code is not None else ""
-        meaning = self.codes.get(code) if code else None
+        declared = self.codes.get(code) if code else None
+        rule = declared if isinstance(declared, Wait) else self.waits.get(status)
+        meaning = Failure.RETRY if isinstance(declared, Wait) else declared
         meaning = meaning or self.statuses.get(status)
-        rule = self.waits.get(status)
         if meaning is Failure.PERMANENT:
             return Rejected(text, status=status, body=body)
         if (

@@ -297,3 +297,15 @@ def test_the_policy_can_say_until_when_a_daily_limit_parks(
     with pytest.raises(TargetParked, match="resets at midnight") as caught:
         client(policy).request("POST", "things", operation="create thing")
     assert caught.value.until == midnight
+
+
+def test_an_error_code_can_declare_its_wait(mocked: responses.RequestsMock) -> None:
+    policy = HttpPolicy(
+        service="ExampleCRM",
+        code=lambda body: str(body.get("code", "")) if isinstance(body, dict) else "",
+        codes={"TOO_MANY_CONCURRENT": Wait(default=60.0)},
+    )
+    mocked.post(f"{BASE}/things", status=403, json={"code": "TOO_MANY_CONCURRENT"})
+    with pytest.raises(RetryableError) as caught:
+        client(policy).request("POST", "things", operation="create thing")
+    assert caught.value.retry_after == 60.0 and not isinstance(caught.value, OutcomeUnknown)
