@@ -15,7 +15,9 @@ sends every request through `HttpClient`, which turns each failure into the pipe
   idempotent (POST, PATCH) may have reached the CRM, and so may 408 and 5xx answers to it.
 
 Every message is scrubbed (`scrub`) of personal data, the request's credentials included, and
-`HttpClient` takes a slot of the shared `RateLimiter` for every request when it has one.
+`HttpClient` takes a slot of the shared `RateLimiter` for every request when it has one. Adapters
+on an SDK call `HttpPolicy.classify` themselves, so there is one classification. Every request
+`HttpClient` sends is counted for its target in the CRM request metrics (`observe_request`).
 """
 
 from __future__ import annotations
@@ -150,9 +152,10 @@ class HttpPolicy:
     `remaining_headers` that reads ``0`` means its window (the value, in seconds) is used up.
     `default_wait` is the wait of a retryable answer that names none (``None``: the pipeline's
     backoff).
-    `daily_limit` tells from an error answer's headers and decoded body whether a daily
-    allocation is used up: then the target is parked for the announced wait (at least
-    `park_seconds`), or until `parked_until(now)` says (with the reason for the message).
+    `daily_limit` tells from the headers and decoded body of an answer with one of the
+    `limit_statuses` (429 unless told) whether a daily allocation is used up: then the target
+    is parked for the announced wait (at least `park_seconds`), or until `parked_until(now)`
+    says (with the reason for the message).
     `scopes` reads the missing scopes out of a 403's body, `detail` a safe detail (an error
     code) out of any error body; both are scrubbed. `reference` reads the CRM's id of the
     request (a correlation id for its support) out of headers and body: it is kept in the
@@ -168,6 +171,7 @@ class HttpPolicy:
     reset_headers: tuple[str, ...] = ("X-RateLimit-Reset", "RateLimit-Reset")
     remaining_headers: Mapping[str, float] = field(default_factory=dict)
     daily_limit: Callable[[Mapping[str, str], Any], bool] | None = None
+    limit_statuses: tuple[int, ...] = (429,)
     park_seconds: float = 3600.0
     parked_until: Callable[[datetime], tuple[datetime, str]] | None = None
     scopes: Callable[[Any], Sequence[str]] | None = None
@@ -202,7 +206,8 @@ class HttpPolicy:
         wait = retry_after(headers, now, self.reset_headers)
         if wait is None:
             wait = self._window_wait(headers)
-        if self.daily_limit is not None and self.daily_limit(headers, body):
+        daily = self.daily_limit is not None and status in self.limit_statuses
+        if daily and self.daily_limit is not None and self.daily_limit(headers, body):
             return self._parked(text, wait, now)
         code = self.code(body) if self.code is not None else ""
         declared = self.codes.get(code) if code else None

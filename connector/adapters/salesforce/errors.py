@@ -159,6 +159,7 @@ _POLICY: Final = HttpPolicy(
     },
     reset_headers=(),
     daily_limit=_daily_limit,
+    limit_statuses=(403,),
     park_seconds=REQUEST_LIMIT_PARK.total_seconds(),
     detail=_detail,
     default_wait=None,

@@ -292,11 +292,15 @@ def test_the_policy_can_say_until_when_a_daily_limit_parks(
         service="ExampleCRM",
         daily_limit=lambda headers, body: isinstance(body, dict) and body.get("limit") == "daily",
         parked_until=lambda now: (midnight, "it resets at midnight"),
+        limit_statuses=(403,),
     )
     mocked.post(f"{BASE}/things", status=403, json={"limit": "daily"})
+    mocked.post(f"{BASE}/things", status=400, json={"limit": "daily"})
     with pytest.raises(TargetParked, match="resets at midnight") as caught:
         client(policy).request("POST", "things", operation="create thing")
     assert caught.value.until == midnight
+    with pytest.raises(Rejected):  # not a status that can mean the daily limit
+        client(policy).request("POST", "things", operation="create thing")
 
 
 def test_an_error_code_can_declare_its_wait(mocked: responses.RequestsMock) -> None:
