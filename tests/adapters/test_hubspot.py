@@ -665,6 +665,20 @@ def test_every_request_to_hubspot_is_counted_for_the_target_by_status(
     assert crm_requests("hubspot-counted")["429"] == 1
 
 
+def test_a_refused_and_a_timed_out_request_to_hubspot_have_their_status(
+    server: HubSpotTestServer,
+) -> None:
+    refused = HubSpotAdapter("hubspot-refused", options(server, base_url="http://127.0.0.1:1"))
+    with pytest.raises(RetryableError, match="Cannot connect"):
+        refused.search_by_phone(CALLER, ["contact"])
+    slow = HubSpotAdapter("hubspot-slow", options(server, read_timeout=0.3))
+    server.delay_after_commit(r"/contacts/search$", 2.0)
+    with pytest.raises(RetryableError):
+        slow.search_by_phone(CALLER, ["contact"])
+    assert crm_requests("hubspot-refused") == {"connection_error": 1}
+    assert crm_requests("hubspot-slow") == {"timeout": 1}
+
+
 def test_timeout_after_the_create_committed_finds_the_call_instead_of_duplicating(
     server: HubSpotTestServer, customer: dict[str, str]
 ) -> None:

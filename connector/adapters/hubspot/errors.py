@@ -121,7 +121,7 @@ def _safe_message(info: Mapping[str, Any]) -> str:
         parts.append("codes " + ", ".join(codes))
     if keys := _tokens(sorted(str(k) for k in keys)):
         parts.append(f"[{', '.join(keys)}]")
-    return "; ".join(parts) or "no details"
+    return "; ".join(parts)
 
 
 def _category(info: Mapping[str, Any]) -> str:
@@ -135,9 +135,7 @@ def _detail(info: Any) -> str:
         return ""
     policy = info.get("policyName")
     parts = [_category(info), policy if isinstance(policy, str) else ""]
-    safe = _safe_message(info)
-    parts = [*_tokens(parts), *([safe] if safe != "no details" else [])]
-    return "; ".join(parts)
+    return "; ".join(part for part in [*_tokens(parts), _safe_message(info)] if part)
 
 
 def _correlation_id(headers: Mapping[str, str], info: Any) -> str:

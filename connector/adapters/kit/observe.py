@@ -50,6 +50,8 @@ _TIMEOUTS: Final = (
 def failure_status(exc: BaseException) -> str:
     """The status label of a request that raised `exc` instead of answering."""
     reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    if isinstance(reason, urllib3.exceptions.NewConnectionError):  # a ConnectTimeoutError too
+        return CONNECTION_ERROR
     return TIMEOUT if isinstance(reason, _TIMEOUTS) else CONNECTION_ERROR
 
 
@@ -65,8 +67,8 @@ def observe_request(target: str) -> Iterator[Observation]:
     """Count and time the one request sent inside the block as a request of `target`.
 
     Set ``status`` on the yielded `Observation` when the answer arrives; a block that raises
-    before that counts as ``timeout`` or ``connection_error`` (`failure_status`). The
-    exception is passed on unchanged.
+    before that counts as ``timeout`` or ``connection_error`` (`failure_status`), one that
+    ends without a status as ``connection_error``. The exception is passed on unchanged.
     """
     observation = Observation()
     started = time.perf_counter()
@@ -80,7 +82,7 @@ def observe_request(target: str) -> Iterator[Observation]:
     finally:
         from connector.metrics.families import CRM_REQUEST_SECONDS, CRM_REQUESTS
 
-        status = label if observation.status is None else str(observation.status)
+        status = str(observation.status) if observation.status is not None else label
         CRM_REQUESTS.labels(target=target, status=status or CONNECTION_ERROR).inc()
         CRM_REQUEST_SECONDS.labels(target=target).observe(time.perf_counter() - started)
 

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+import urllib3.exceptions
 from prometheus_client import REGISTRY
+from urllib3.exceptions import MaxRetryError
 
 from connector.adapters import (
     Budget,
@@ -96,6 +98,15 @@ def test_observe_request_passes_the_error_on_and_counts_it() -> None:
     assert crm_requests("sdk-target")["201"] == 1
     assert failure_status(requests.ConnectionError("reset")) == CONNECTION_ERROR
     assert failure_status(TimeoutError()) == TIMEOUT
+
+
+def test_urllib3_failures_of_an_sdk_have_their_status() -> None:
+    refused = urllib3.exceptions.NewConnectionError(None, "Connection refused")
+    slow = urllib3.exceptions.ConnectTimeoutError(None, "connect timed out")
+    assert failure_status(MaxRetryError(None, "/", refused)) == CONNECTION_ERROR
+    assert failure_status(MaxRetryError(None, "/", slow)) == TIMEOUT
+    assert failure_status(urllib3.exceptions.ReadTimeoutError(None, "/", "slow")) == TIMEOUT
+    assert failure_status(urllib3.exceptions.ProtocolError("reset")) == CONNECTION_ERROR
 
 
 def test_a_wait_for_a_budget_slot_is_counted_with_its_time() -> None:
