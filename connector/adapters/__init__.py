@@ -11,9 +11,10 @@ pinned by a test, so nothing leaves it by accident. In groups:
 * state: `Journal` (per delivery), `Memo` / `MemoryMemo` (per target);
 * protocols as helpers: `create_once` and `fingerprint`, `CallerClaims`, `OwnerCache`, and
   `mapped_constants` (what a mapping writes whatever the call, for a preflight);
-* HTTP: `HttpClient`, `HttpPolicy`, `Failure`, `retry_after`, `TimeoutHTTPAdapter`, `scrub`,
-  `scrubbed_errors`,
-  and the shared request budget `RateLimiter` with `Budget` and `open_store`;
+* HTTP: `HttpClient`, `HttpPolicy` with `Failure` and `Wait`, `Rejected`, `retry_after`,
+  `TimeoutHTTPAdapter`, `scrub`, `scrubbed_errors`, `observe_request` (counts a request a
+  client sends by other means than `HttpClient` in the CRM request metrics), and the shared
+  request budget `RateLimiter` with `Budget` and `open_store`;
 * text: `truncate_to`, `html`, `bullets`;
 * finding adapters: ``ENTRY_POINT_GROUP`` (the entry-point group, ``sipgate_crm.adapters``),
   `AdapterNotFound`, `adapter_class`, `available_adapters`, `build_adapter`.
@@ -42,11 +43,14 @@ from connector.adapters.kit.http import (
     Failure,
     HttpClient,
     HttpPolicy,
+    Rejected,
     TimeoutHTTPAdapter,
+    Wait,
     retry_after,
 )
 from connector.adapters.kit.journal import Journal
 from connector.adapters.kit.memo import Memo, MemoryMemo
+from connector.adapters.kit.observe import observe_request
 from connector.adapters.kit.options import option
 from connector.adapters.kit.owners import OwnerCache
 from connector.adapters.kit.ratelimit import Budget, RateLimiter, open_store
@@ -96,6 +100,7 @@ __all__ = [
     "PermanentError",
     "PhoneNumber",
     "RateLimiter",
+    "Rejected",
     "RetryableError",
     "SmallTalkItem",
     "TargetParked",
@@ -103,6 +108,7 @@ __all__ = [
     "TimeoutHTTPAdapter",
     "TranscriptChunk",
     "User",
+    "Wait",
     "WriteResult",
     "adapter_class",
     "available_adapters",
@@ -112,6 +118,7 @@ __all__ = [
     "fingerprint",
     "html",
     "mapped_constants",
+    "observe_request",
     "open_store",
     "option",
     "parse_stored",

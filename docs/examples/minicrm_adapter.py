@@ -75,6 +75,7 @@ class MiniCrmAdapter(Adapter):
             session=session,
             headers={"Authorization": f"Bearer {options.api_token}"},
             secrets=(options.api_token,),
+            target=name,
         )
         self.owners = OwnerCache(self._find_owner, ttl=options.owner_cache_seconds)
 

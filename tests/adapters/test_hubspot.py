@@ -51,6 +51,7 @@ from connector.render.sandbox import make_environment
 from connector.testing import AdapterContract, example_report, minimal_report
 from tests.fakes.base import ManualClock
 from tests.fakes.hubspot_server import DEFAULT_TOKEN, Association, HubSpotTestServer
+from tests.support.metrics import crm_requests, logged_statuses
 
 CALLER_DIGITS = "493023125012"  # as sipgate sends it
 CALLER = parse_sipgate(CALLER_DIGITS)
@@ -167,6 +168,10 @@ class TestHubSpotContract(AdapterContract):
     def fail_next_write(self, adapter: Adapter, status: int, echo: str) -> bool:
         body = {"status": "error", "message": echo, "category": "VALIDATION_ERROR"}
         self.server.fail_next(r"/crm/v3/objects/calls(/batch/\w+)?$", status, body, method="POST")
+        return True
+
+    def lose_next_write_answer(self, adapter: Adapter) -> bool:
+        self.server.lose_answer_after_commit(r"/crm/v3/objects/calls(/batch/\w+)?$", method="POST")
         return True
 
     def secrets(self, adapter: Adapter) -> list[str]:
@@ -639,6 +644,41 @@ def test_a_500_is_retryable_and_the_retry_logs_the_call_once(
     assert len(server.requests("POST", r"/calls/search$")) == 2
 
 
+def test_every_request_to_hubspot_is_counted_for_the_target_by_status(
+    server: HubSpotTestServer, customer: dict[str, str]
+) -> None:
+    adapter = HubSpotAdapter("hubspot-counted", options(server))
+    job = matched_job(adapter)
+    journal = Journal()
+    server.fail_next(r"/tasks/batch/create$", 429, headers={"Retry-After": "1"})
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    server.lose_answer_after_commit(r"/tasks/batch/create$", method="POST")
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    adapter.close()
+    answered = [e.status for e in server.request_log if not e.lost]
+    assert crm_requests("hubspot-counted") == {
+        **logged_statuses(answered),
+        "connection_error": 1,
+    }
+    assert crm_requests("hubspot-counted")["429"] == 1
+
+
+def test_a_refused_and_a_timed_out_request_to_hubspot_have_their_status(
+    server: HubSpotTestServer,
+) -> None:
+    refused = HubSpotAdapter("hubspot-refused", options(server, base_url="http://127.0.0.1:1"))
+    with pytest.raises(RetryableError, match="Cannot connect"):
+        refused.search_by_phone(CALLER, ["contact"])
+    slow = HubSpotAdapter("hubspot-slow", options(server, read_timeout=0.3))
+    server.delay_after_commit(r"/contacts/search$", 2.0)
+    with pytest.raises(RetryableError):
+        slow.search_by_phone(CALLER, ["contact"])
+    assert crm_requests("hubspot-refused") == {"connection_error": 1}
+    assert crm_requests("hubspot-slow") == {"timeout": 1}
+
+
 def test_timeout_after_the_create_committed_finds_the_call_instead_of_duplicating(
     server: HubSpotTestServer, customer: dict[str, str]
 ) -> None:
@@ -839,9 +879,9 @@ def test_error_texts_keep_only_hubspots_category_codes_names_and_correlation_id(
         adapter.write(DeliveryJob(example_report("call-9")), Journal())
     message = str(caught.value)
     assert message == (
-        "HubSpot rejected creating the call (400 VALIDATION_ERROR): properties "
+        "HubSpot creating the call: HTTP 400 (VALIDATION_ERROR; properties "
         "hs_call_disposition (INVALID_OPTION), sipgate_topics; codes CONFLICT; "
-        "[properties, propertyName]; correlation id 7b3a1c2e-0d4f-4a5b-9c8d-1e2f3a4b5c6d"
+        "[properties, propertyName]; correlation id 7b3a1c2e-0d4f-4a5b-9c8d-1e2f3a4b5c6d)"
     )
     for secret in ("Erika", "Mustermann", "5551234", "0171", "example.com", "allowed"):
         assert secret not in message
@@ -988,15 +1028,19 @@ def test_check_reports_one_line_per_problem(server: HubSpotTestServer) -> None:
         deal_rule="most_recent_open",
     )
     problems = [r.message for r in adapter.check() if not r.ok]
-    assert problems == [
+    owners = re.compile(
+        r"owners: cannot be checked: HubSpot reading an owner: HTTP 403 \(MISSING_SCOPES; .*"
+        r"correlation id [0-9a-f-]{36}\): the access token lacks a permission for this: "
+        r"missing crm.objects.owners.read\.$"
+    )
+    assert problems[::2] == [
         "The access token lacks the scope(s) crm.objects.owners.read, "
         "crm.objects.companies.read, crm.objects.deals.read: add them to the HubSpot app and "
         "update the token.",
-        # Without the owners scope no owner can be looked up: said once, not per owner.
-        "owners: cannot be checked: The HubSpot access token lacks scopes needed for reading "
-        "an owner: crm.objects.owners.read. Add them to the app and update the token.",
         "HubSpot calls have no property 'sipgate_topics'.",
     ]
+    # Without the owners scope no owner can be looked up: said once, not per owner.
+    assert len(problems) == 3 and owners.match(problems[1]), problems[1]
 
 
 def test_check_finds_unknown_owners_and_properties(server: HubSpotTestServer) -> None:

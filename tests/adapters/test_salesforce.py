@@ -35,6 +35,7 @@ from connector.adapters import (
     MemoryMemo,
     OutcomeUnknown,
     PermanentError,
+    Rejected,
     RetryableError,
     TargetParked,
     TaskSpec,
@@ -815,7 +816,7 @@ def test_http_errors_map_to_retry_or_dead(
     journal = Journal()
     with pytest.raises(error) as exc:
         make().write(job(tasks=()), journal)
-    assert type(exc.value) is error
+    assert type(exc.value) is (Rejected if error is PermanentError else error)
     assert f"HTTP {status}" in str(exc.value)
     assert "+49" not in str(exc.value)
     assert journal.get("task_pending") is True  # the retry looks before it creates

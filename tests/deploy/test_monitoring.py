@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from connector.metrics.families import DELIVERIES, DELIVERY_SECONDS, WEBHOOKS
+from connector.metrics.families import (
+    CRM_REQUEST_SECONDS,
+    CRM_REQUESTS,
+    DELIVERIES,
+    DELIVERY_SECONDS,
+    RATE_LIMIT_WAIT_SECONDS,
+    RATE_LIMIT_WAITS,
+    WEBHOOKS,
+)
 from connector.metrics.ledger import LedgerCollector
 from connector.services import Services
 
@@ -34,7 +42,8 @@ def _promtool() -> str:
 def _exposed(services: Services) -> set[str]:
     names = {f.name for f in LedgerCollector(services.ledger).collect()}
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
-    for metric in (WEBHOOKS, DELIVERIES, DELIVERY_SECONDS):
+    families = (WEBHOOKS, DELIVERIES, DELIVERY_SECONDS, CRM_REQUESTS, CRM_REQUEST_SECONDS)
+    for metric in (*families, RATE_LIMIT_WAITS, RATE_LIMIT_WAIT_SECONDS):
         for family in metric.describe():
             names.update(family.name + suffix for suffix in suffixes[family.type])
     return names

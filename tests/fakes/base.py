@@ -8,13 +8,15 @@ Tests then use the same API on every fake:
   a daemon thread; `stop` cuts pending response delays short and releases the port.
 * `request_log`, `requests` (by method, path pattern and kind), `clear_request_log`.
 * `fail_next` (answer matching requests with a status, body and headers, ``count`` times),
-  `delay_after_commit` (apply, then hold the answer), `clear_faults`.
+  `delay_after_commit` (apply, then hold the answer), `lose_answer_after_commit` (apply, then
+  close the connection without answering), `clear_faults`.
 * a ``clock`` (`ManualClock` in tests) for everything time-based inside the fake.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 import tempfile
 import threading
@@ -67,7 +69,8 @@ class LoggedRequest:
     ``json`` is the body exactly as decoded from the wire (so the JSON types the client used
     stay visible), ``query`` every value of every query parameter, ``time`` the wall-clock
     time it arrived. ``injected`` marks an answer from `FakeServer.fail_next`,
-    ``delayed_seconds`` a hold from `FakeServer.delay_after_commit`.
+    ``delayed_seconds`` a hold from `FakeServer.delay_after_commit`, ``lost`` an answer
+    `FakeServer.lose_answer_after_commit` never sent.
     """
 
     method: str
@@ -79,6 +82,7 @@ class LoggedRequest:
     kind: RequestKind
     injected: bool = False
     delayed_seconds: float = 0.0
+    lost: bool = False
 
 
 @dataclass
@@ -152,6 +156,7 @@ class FakeServer(ABC, Generic[Entry]):
         self._log: list[Entry] = []
         self._faults: list[Fault] = []
         self._delays: list[Fault] = []
+        self._losses: list[Fault] = []
         self._httpd: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._scheme = "http"
@@ -341,11 +346,24 @@ class FakeServer(ABC, Generic[Entry]):
         with self._lock:
             self._delays.append(Fault(re.compile(path_regex), method, count, seconds=seconds))
 
+    def lose_answer_after_commit(
+        self, path_regex: str, count: int | None = 1, *, method: str | None = None
+    ) -> None:
+        """Apply the next ``count`` matching requests, then close the connection unanswered.
+
+        The client sees a dropped connection although the write happened: the "unknown
+        outcome" case without waiting for a read timeout.
+        """
+        with self._lock:
+            self._losses.append(Fault(re.compile(path_regex), method, count))
+
     def clear_faults(self) -> None:
-        """Forget all pending :meth:`fail_next` and :meth:`delay_after_commit` rules."""
+        """Forget all pending :meth:`fail_next`, :meth:`delay_after_commit` and
+        :meth:`lose_answer_after_commit` rules."""
         with self._lock:
             self._faults.clear()
             self._delays.clear()
+            self._losses.clear()
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         """The first `fail_next` rule for this request, one use consumed; None if none."""
@@ -357,6 +375,19 @@ class FakeServer(ABC, Generic[Entry]):
         with self._lock:
             rule = next((rule for rule in self._delays if rule.take(method, path)), None)
             return rule.seconds if rule else 0.0
+
+    def _take_loss(self, method: str, path: str) -> bool:
+        """Whether a `lose_answer_after_commit` rule takes this request (one use consumed)."""
+        with self._lock:
+            return any(rule.take(method, path) for rule in self._losses)
+
+    @staticmethod
+    def _lose_answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """Close the request's connection instead of answering (the WSGI app returns this)."""
+        connection: socket.socket = environ["werkzeug.socket"]
+        connection.shutdown(socket.SHUT_RDWR)
+        start_response("500 Answer lost", [("Content-Length", "0")])
+        return []
 
     @abstractmethod
     def _default_fault_body(self, status: int) -> Any:

@@ -1191,6 +1191,8 @@ class HubSpotTestServer(FakeServer[HubSpotRequest]):
         reply, entry = self._handle(request)
         self._log_request(entry)
         self._hold(entry.delayed_seconds)
+        if entry.lost:
+            return self._lose_answer(environ, start_response)
         if reply.body is None or isinstance(reply.body, bytes | str):
             data, content_type = reply.body or b"", "text/plain;charset=utf-8"
         else:
@@ -1263,7 +1265,8 @@ class HubSpotTestServer(FakeServer[HubSpotRequest]):
             if budget == "general":
                 reply.headers.update(self._rate_headers(info))
             seconds = self._take_delay(method, path)
-            return reply, replace(entry, status=reply.status, delayed_seconds=seconds)
+            lost = self._take_loss(method, path)
+            return reply, replace(entry, status=reply.status, delayed_seconds=seconds, lost=lost)
 
     @staticmethod
     def _bearer_token(request: Request) -> str | None:

@@ -982,6 +982,7 @@ class SalesforceTestServer(FakeServer[SalesforceRequest]):
         )[0]
         path = unquote(raw_path)
         delay = 0.0
+        lost = False
         version: str | None = None
         parsed_json: Any = None
         form: dict[str, str] | None = None
@@ -1000,6 +1001,7 @@ class SalesforceTestServer(FakeServer[SalesforceRequest]):
                         f"api-usage={self.api_used}/{self.api_limit}"
                     )
                 delay = self._take_delay(request.method, path)
+                lost = self._take_loss(request.method, path)
                 self._log_request(
                     SalesforceRequest(
                         method=request.method,
@@ -1011,6 +1013,7 @@ class SalesforceTestServer(FakeServer[SalesforceRequest]):
                         kind=_kind(path, version),
                         injected=injected,
                         delayed_seconds=delay,
+                        lost=lost,
                         api_version=version,
                         form=form,
                     )
@@ -1021,6 +1024,8 @@ class SalesforceTestServer(FakeServer[SalesforceRequest]):
                 500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": f"test server bug: {exc!r}"}]
             )
         self._hold(delay)
+        if lost:
+            return self._lose_answer(environ, start_response)
         return response(environ, start_response)
 
     @staticmethod

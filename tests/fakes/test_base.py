@@ -35,6 +35,7 @@ class EchoServer(FakeServer[LoggedRequest]):
         else:
             response = Response(json.dumps({"path": request.path}), status=200)
         delay = self._take_delay(request.method, request.path)
+        lost = self._take_loss(request.method, request.path)
         self._log_request(
             LoggedRequest(
                 method=request.method,
@@ -46,9 +47,12 @@ class EchoServer(FakeServer[LoggedRequest]):
                 kind="auth" if request.path == "/token" else "api",
                 injected=fault is not None,
                 delayed_seconds=delay,
+                lost=lost,
             )
         )
         self._hold(delay)
+        if lost:
+            return self._lose_answer(environ, start_response)
         result: Iterable[bytes] = response(environ, start_response)
         return result
 
@@ -162,6 +166,15 @@ def test_delay_after_commit_holds_the_answer_and_stop_cuts_it_short() -> None:
         stopper.start()
         stopper.join(timeout=30)
     assert not stopper.is_alive()  # the held answer did not keep stop() waiting for a minute
+
+
+def test_lose_answer_after_commit_drops_the_connection_once(server: EchoServer) -> None:
+    server.lose_answer_after_commit(r"/lost", method="POST")
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{server.url}/lost", json={}, timeout=5)
+    assert get(server, "/lost").status_code == 200  # another method
+    assert requests.post(f"{server.url}/lost", json={}, timeout=5).status_code == 200  # used up
+    assert [entry.lost for entry in server.request_log] == [True, False, False]
 
 
 def test_the_manual_clock_moves_only_when_advanced() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.fakes.hubspot_server import DEFAULT_TOKEN, HubSpotTestServer
 from tests.integration.harness import RunningService, raw_chunked_post
 
 pytestmark = pytest.mark.integration
@@ -71,3 +73,46 @@ def test_every_scrape_adds_up_all_processes(tmp_path: Path, example_v1: dict[str
         )
     finally:
         running.stop()
+
+
+def test_the_workers_crm_requests_reach_the_scrape(
+    tmp_path: Path, example_v1: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hubspot = HubSpotTestServer()
+    hubspot.add_property("calls", "hs_call_external_id")
+    monkeypatch.setenv("HUBSPOT_TEST_TOKEN", DEFAULT_TOKEN)
+    with hubspot:
+        running = RunningService(
+            tmp_path,
+            server={"metrics_token": TOKEN},
+            targets=[
+                {
+                    "name": "hubspot",
+                    "type": "hubspot",
+                    "access_token": "${HUBSPOT_TEST_TOKEN}",
+                    "base_url": hubspot.url,
+                }
+            ],
+        )
+        running.start_web()
+        running.start_worker()
+        try:
+            status, _ = raw_chunked_post(
+                running.port, "/webhooks/sipgate", json.dumps(example_v1).encode()
+            )
+            assert status == 200
+            running.wait_for(
+                lambda rows: bool(rows) and rows[0]["targets"]["hubspot"]["status"] == "done"
+            )
+            found = scrape(running)
+        finally:
+            running.stop()
+        sent = Counter(str(entry.status) for entry in hubspot.request_log)
+    counted = {
+        dict(labels)["status"]: value
+        for (name, labels), value in found.items()
+        if name == "sipgate_crm_crm_requests_total" and dict(labels)["target"] == "hubspot"
+    }
+    assert counted == sent and sum(sent.values()) >= 3  # search, call, … as the fake saw them
+    timed = ("sipgate_crm_crm_request_duration_seconds_count", (("target", "hubspot"),))
+    assert found[timed] == sum(sent.values())

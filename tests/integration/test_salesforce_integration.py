@@ -42,6 +42,7 @@ from connector.render.sandbox import compile_templates
 from connector.testing import AdapterContract, example_report
 from tests.fakes.salesforce_schema import GERMAN_TASK_PRIORITIES, GERMAN_TASK_STATUSES
 from tests.fakes.salesforce_server import SalesforceTestServer
+from tests.support.metrics import crm_requests, logged_statuses
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +155,10 @@ class TestSalesforceContract(AdapterContract):
         self.server.fail_next(r"/(sobjects/Task|composite)", status, body, method="POST")
         return True
 
+    def lose_next_write_answer(self, adapter: Adapter) -> bool:
+        self.server.lose_answer_after_commit(r"/(sobjects/Task|composite)", method="POST")
+        return True
+
 
 # --- search ---------------------------------------------------------------------------------------
 
@@ -263,6 +268,29 @@ def test_requests_per_matched_call_after_the_first_are_two(server: SalesforceTes
             ("POST", "composite/sobjects"),
         ]
     assert len(server.records("Task")) == 4 * 3
+
+
+def test_every_request_to_salesforce_is_counted_for_the_target_by_status(
+    server: SalesforceTestServer,
+) -> None:
+    before = crm_requests("salesforce")
+    server.add_contact(Phone="0211 63553400")
+    adapter = adapter_for(server)
+    job = matched_job(adapter)
+    journal = Journal()
+    server.fail_next(r"/composite/sobjects", 503, method="POST")
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    server.lose_answer_after_commit(r"/composite/sobjects", method="POST")
+    with pytest.raises(RetryableError):
+        adapter.write(job, journal)
+    adapter.write(job, journal)
+    adapter.close()
+    answered = [e.status for e in server.request_log if not e.lost]
+    counted = crm_requests("salesforce")
+    counted.subtract(before)
+    assert +counted == {**logged_statuses(answered), "connection_error": 1}
+    assert counted["503"] == 1 and counted["200"] >= 3  # the login, the search, the lookup
 
 
 def test_german_org_values(tmp_path: Path) -> None:

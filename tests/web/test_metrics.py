@@ -7,9 +7,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+import requests
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from connector.adapters import observe_request
+from connector.adapters.kit.observe import record_rate_limit_wait
 from connector.config.sections import Config
 from connector.ledger.tables import DEAD
 from connector.services import Services
@@ -112,5 +116,33 @@ def test_metric_names_follow_the_conventions(services: Services) -> None:
     assert ours
     for name in ours:
         assert name == name.lower() and "__" not in name
-    counters = {n for n in ours if "webhooks" in n or n.startswith("sipgate_crm_deliveries")}
+    counters = {
+        n
+        for n in ours
+        if "webhooks" in n
+        or n.startswith(("sipgate_crm_deliveries", "sipgate_crm_crm_requests"))
+        or "rate_limit_wait" in n
+    }
     assert all(n.endswith(("_total", "_created")) for n in counters)
+
+
+def test_crm_requests_and_rate_limit_waits_are_exposed(services: Services) -> None:
+    client = create_app(services.config, services.ledger).test_client()
+    before = samples(client)
+    with observe_request("warehouse") as observation:
+        observation.status = 201
+    with pytest.raises(requests.ReadTimeout), observe_request("warehouse"):
+        raise requests.ReadTimeout("no answer")
+    record_rate_limit_wait("warehouse", 1.5)
+    after = samples(client)
+
+    def grown(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted({"target": "warehouse", **labels}.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grown("sipgate_crm_crm_requests_total", status="201") == 1
+    assert grown("sipgate_crm_crm_requests_total", status="timeout") == 1
+    assert grown("sipgate_crm_crm_request_duration_seconds_count") == 2
+    assert grown("sipgate_crm_crm_request_duration_seconds_bucket", le="+Inf") == 2
+    assert grown("sipgate_crm_rate_limit_waits_total") == 1
+    assert grown("sipgate_crm_rate_limit_wait_seconds_total") == pytest.approx(1.5)

@@ -50,17 +50,19 @@ read-only); contacts created by an app are non-marketing unless an admin switche
 contacts for the app under Settings → Integrations → Marketing contacts.
 
 Rate limits: every request takes a slot from a `RateLimiter` (``general`` = requests per 10 s,
-``search`` = searches per second) shared through ``rate_limit_store``. HubSpot's answers map to
-the pipeline's errors: 429 ``TEN_SECONDLY_ROLLING`` and search 429s (which carry no
-``policyName``) → `RetryableError` with Retry-After / rate limit headers or 10 s / 1 s; 429
-``DAILY`` → `TargetParked` until the next midnight in ``portal_time_zone`` (HubSpot resets daily
-limits at midnight in the account's time zone, which the API does not tell us; when the limit is
-still used up within two hours after that midnight the time zone is wrong and the target is
-parked an hour at a time); 423 Locked → `RetryableError` after at least 2 s; 477 Migration in
-Progress → `RetryableError` after its Retry-After, or `TargetParked` when that is over 15
-minutes; 401 and 403 and other 4xx → `PermanentError`; 408, 5xx, timeouts, connection errors →
-`RetryableError`. urllib3 never retries on its own (``Retry(0, read=False)``) and every request
-has ``_request_timeout=(connect_timeout, read_timeout)``.
+``search`` = searches per second) shared through ``rate_limit_store``. HubSpot's answers map to the
+pipeline's errors through the kit's `HttpPolicy` (declared in ``errors.http_policies``): 429
+``TEN_SECONDLY_ROLLING`` and search 429s (which carry no ``policyName``) → `RetryableError` with
+Retry-After / rate limit headers or 10 s / 1 s; 429 ``DAILY`` → `TargetParked` until the next
+midnight in ``portal_time_zone`` (HubSpot resets daily limits at midnight in the account's time
+zone, which the API does not tell us; when the limit is still used up within two hours after that
+midnight the time zone is wrong and the target is parked an hour at a time); 423 Locked →
+`RetryableError` after at least 2 s; 477 Migration in Progress → `RetryableError` after its
+Retry-After, or `TargetParked` when that is over 15 minutes; 401 and 403 and other 4xx →
+`PermanentError` (the kit's `Rejected`); 408, 5xx, timeouts, connection errors → `RetryableError`.
+Every request is counted in the CRM request metrics for the target (the kit's `observe_request`
+around the SDK's connection pool). urllib3 never retries on its own (``Retry(0, read=False)``) and
+every request has ``_request_timeout=(connect_timeout, read_timeout)``.
 
 Messages of errors and log lines carry no phone numbers, e-mail addresses or tokens: of
 HubSpot's error answers only the category, error codes, property names, context keys and

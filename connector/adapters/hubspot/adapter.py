@@ -58,7 +58,10 @@ class HubSpotAdapter(Adapter):
         super().__init__(name, options)
         self.options: HubSpotOptions = options
         self.client = HubSpotClient(
-            options, limiter if limiter is not None else rate_limiter(options), wall_clock
+            name,
+            options,
+            limiter if limiter is not None else rate_limiter(options, name),
+            wall_clock,
         )
         self.searcher = HubSpotSearcher(
             name, self.client, _RecordCache(options.cache_seconds, cache_clock)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connector.adapters import AdapterError, CheckResult
+from connector.adapters import AdapterError, CheckResult, Rejected
 from connector.adapters.hubspot.client import HubSpotClient
-from connector.adapters.hubspot.errors import _Rejected
 from connector.adapters.hubspot.options import HubSpotOptions
 from connector.adapters.hubspot.search import HubSpotSearcher
 
@@ -91,13 +90,13 @@ class HubSpotPreflight:
         try:
             try:
                 scopes = self._token_scopes()
-            except _Rejected:
+            except Rejected:
                 scopes = None  # not a private-app token (OAuth, service key): probe instead
             if scopes is None:
                 self.client.send(
                     "general", "reading contacts", self.client.basic.get_page, "contacts", limit=1
                 )
-        except _Rejected as exc:
+        except Rejected as exc:
             return [CheckResult(False, str(exc))]
         except AdapterError as exc:
             return [CheckResult(False, f"Cannot reach HubSpot at {self.client.base_url}: {exc}")]
@@ -142,7 +141,7 @@ class HubSpotPreflight:
                     self.client.send(
                         "general", "reading an owner", self.client.owners.get_by_id, owner
                     )
-            except _Rejected as exc:
+            except Rejected as exc:
                 if exc.status == 403:  # the same for every owner: say it once
                     problems.append(CheckResult(False, f"owners: cannot be checked: {exc}"))
                     break
@@ -170,7 +169,7 @@ class HubSpotPreflight:
                     "calls",
                     name,
                 )
-            except _Rejected as exc:
+            except Rejected as exc:
                 if exc.status != 404:
                     results.append(CheckResult(False, f"Call property {name}: {exc}"))
                     continue
@@ -224,7 +223,7 @@ class HubSpotPreflight:
                 "tickets",
                 ticket.pipeline,
             )
-        except _Rejected as exc:
+        except Rejected as exc:
             if exc.status != 404:
                 return [CheckResult(False, f"ticket.pipeline: {exc}")]
             return [

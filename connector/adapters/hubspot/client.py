@@ -36,10 +36,10 @@ from connector.adapters import (
     OutcomeUnknown,
     RateLimiter,
     RetryableError,
-    TargetParked,
+    observe_request,
     open_store,
 )
-from connector.adapters.hubspot.errors import _daily_limit_parked, _http_error
+from connector.adapters.hubspot.errors import _body_json, _daily_limit_parked, http_policies
 from connector.adapters.hubspot.options import HubSpotOptions
 
 
@@ -78,9 +78,9 @@ def _results(answer: Any, operation: str) -> Sequence[Any]:
     return results
 
 
-def rate_limiter(options: HubSpotOptions) -> RateLimiter:
+def rate_limiter(options: HubSpotOptions, target: str = "") -> RateLimiter:
     """The limiter of ``rate_limit``/``rate_limit_store``, its slots shared by every adapter
-    using this access token at this URL."""
+    using this access token at this URL; its waits are counted for `target`."""
     budgets = {
         "general": Budget(options.rate_limit.requests_per_10s, 10.0),
         "search": Budget(options.rate_limit.searches_per_second, 1.0),
@@ -91,22 +91,47 @@ def rate_limiter(options: HubSpotOptions) -> RateLimiter:
         open_store(options.rate_limit_store),
         namespace=f"hubspot:{credential.hexdigest()[:16]}",
         in_flight_seconds=options.connect_timeout + options.read_timeout + 1.0,
+        target=target,
     )
 
 
+class _ObservedPool:
+    """An SDK connection pool whose every request is counted for the target (`observe_request`).
+
+    The SDK sends each API call as one ``pool_manager.request``; everything else (``clear``, …)
+    is the wrapped pool's.
+    """
+
+    def __init__(self, pool: Any, target: str) -> None:
+        self._pool = pool
+        self._target = target
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with observe_request(self._target) as observation:
+            response = self._pool.request(method, url, *args, **kwargs)
+            observation.status = int(response.status)
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
 class HubSpotClient:
-    """The SDK's API objects of one target (built once, sending nothing) and `send`.
+    """The SDK's API objects of the target named `name` (built once, sending nothing) and `send`.
 
     `memo` is the target's shared memo (it remembers when the daily limit resets); the adapter
     hands over the ledger-backed one when the worker binds it. `wall_clock` gives epoch seconds.
+    Every request the SDK sends is counted for `name` (`observe_request`).
     """
 
     def __init__(
         self,
+        name: str,
         options: HubSpotOptions,
         limiter: RateLimiter,
         wall_clock: Callable[[], float],
     ) -> None:
+        self.name = name
         self.access_token = options.access_token
         self.base_url = options.base_url.rstrip("/")
         self.timeout = (options.connect_timeout, options.read_timeout)
@@ -114,6 +139,7 @@ class HubSpotClient:
         self.limiter = limiter
         self.wall_clock = wall_clock
         self.memo: Memo = MemoryMemo()
+        self.policies = http_policies(self._daily_reset)
         self._api_clients: dict[str, Any] = {}
         self._factory_lock = threading.Lock()
         client = HubSpot(
@@ -148,6 +174,8 @@ class HubSpotClient:
                 except PackageNotFoundError:  # pragma: no cover - the SDK is installed
                     sdk = "unknown"
                 api_client.user_agent = f"sipgate-crm-connector hubspot-api-client-python/{sdk}"
+                rest = api_client.rest_client
+                rest.pool_manager = _ObservedPool(rest.pool_manager, self.name)
                 self._api_clients[package.__name__] = api_client
         return getattr(package, api_name)(api_client=api_client)
 
@@ -189,9 +217,19 @@ class HubSpotClient:
         """Our error for what the SDK raised, or None when it is no HubSpot or network error."""
         status = getattr(exc, "status", None)
         if isinstance(status, int) and hasattr(exc, "body"):  # any SDK package's ApiException
-            now = datetime.fromtimestamp(self.wall_clock(), tz=UTC)
-            body = getattr(exc, "body", None)
-            return _http_error(status, body, exc, operation, kind, self._daily_limit_reached, now)
+            if status == 0:  # the SDK could not read the answer (or the connection broke)
+                return _unreadable(operation)
+            headers: Mapping[str, str] = getattr(exc, "headers", None) or {}
+            # The SDK hides the method: every request counts as a write that may have arrived.
+            return self.policies[kind].classify(
+                status,
+                headers,
+                _body_json(getattr(exc, "body", None)),
+                method="POST",
+                operation=operation,
+                now=datetime.fromtimestamp(self.wall_clock(), tz=UTC),
+                secrets=(self.access_token,),
+            )
         if _in_sdk_decoding(exc):  # e.g. TypeError: a 2xx body of an unexpected shape
             return _unreadable(operation)
         if isinstance(exc, HTTPError | OSError):
@@ -201,9 +239,8 @@ class HubSpotClient:
             return OutcomeUnknown(f"HubSpot did not answer {operation} ({what}).")
         return None
 
-    def _daily_limit_reached(self) -> TargetParked:
-        """Park the target until the portal's next midnight (see `_daily_limit_parked`)."""
-        now = datetime.fromtimestamp(self.wall_clock(), tz=UTC)
+    def _daily_reset(self, now: datetime) -> tuple[datetime, str]:
+        """Until when a used-up daily limit parks the target (see `_daily_limit_parked`)."""
         return _daily_limit_parked(self.memo, now, self.portal_zone)
 
     def close(self) -> None:

@@ -1,10 +1,13 @@
-"""HubSpot's error answers as the pipeline's errors: retry later, park the target, or give up.
+"""HubSpot's error answers as the pipeline's errors, declared as the kit's `HttpPolicy`.
 
-429s with policy ``DAILY`` park the target until midnight in the portal's time zone; other 429s
-are retried after the wait HubSpot's headers name; 423 (Locked: "wait at least 2 seconds") and
-477 (Migration in Progress, parked when its Retry-After is long) are retried; 401, 403 (naming
-missing scopes) and other 4xx are permanent (`_Rejected`); 408, 5xx and answers that cannot be
-read may or may not have been applied (`OutcomeUnknown`). Retry-After is read by the kit.
+`http_policies` states what HubSpot's statuses mean and the kit's `HttpPolicy.classify` turns
+each answer into the error: 429s with policy ``DAILY`` park the target until midnight in the
+portal's time zone (`_daily_limit_parked`); other 429s are retried after the wait HubSpot's
+headers name (Retry-After, a used-up secondly window) or 10 s (searches: 1 s); 423 (Locked:
+"wait at least 2 seconds") and 477 (Migration in Progress, parked when its Retry-After is long)
+are retried; 401, 403 (naming missing scopes) and other 4xx are permanent (the kit's
+`Rejected`, with HubSpot's decoded error body); 408 and 5xx may have been applied
+(`OutcomeUnknown`).
 
 Errors end up in the ledger and in logs, so HubSpot's free-text messages (which quote the values
 sent: names, numbers, e-mail addresses) are never passed on: only HubSpot's category, error
@@ -16,20 +19,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from datetime import time as day_time
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from connector.adapters import (
-    AdapterError,
-    Memo,
-    OutcomeUnknown,
-    PermanentError,
-    RetryableError,
-    TargetParked,
-    retry_after,
-)
+from connector.adapters import HttpPolicy, Memo, Wait
 from connector.adapters.hubspot.values import _iso, _parse_time
 
 _DAILY_MEMO = "hubspot:daily-limit-reset"
@@ -45,19 +41,9 @@ _MIGRATION_WAIT = 60.0
 _MIGRATION_PARK_AFTER = 15 * 60.0
 
 
-class _Rejected(PermanentError):
-    """HubSpot answered with a 4xx the request cannot get past; `status`/`info` tell which."""
-
-    def __init__(self, message: str, status: int, info: Mapping[str, Any]) -> None:
-        super().__init__(message)
-        self.status = status
-        self.info = dict(info)
-
-
 #: What may be passed on of HubSpot's error bodies: identifiers (categories, error codes,
 #: property names, context keys, correlation ids), never free text or values.
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,99}")
-_CORRELATION_ID = re.compile(r"[0-9A-Fa-f-]{8,64}")
 
 
 def _tokens(values: Iterable[Any]) -> list[str]:
@@ -94,7 +80,7 @@ def _missing_scopes(info: Mapping[str, Any]) -> list[str]:
 
 def _safe_message(info: Mapping[str, Any]) -> str:
     """What HubSpot's error body names, without free text: the invalid properties (with their
-    error codes), the other errors' codes, the context keys and the correlation id.
+    error codes), the other errors' codes and the context keys.
 
     HubSpot's messages quote the values sent (names, phone numbers, e-mail addresses, note
     text); they go to the ledger and to logs, so they are left out entirely.
@@ -135,115 +121,85 @@ def _safe_message(info: Mapping[str, Any]) -> str:
         parts.append("codes " + ", ".join(codes))
     if keys := _tokens(sorted(str(k) for k in keys)):
         parts.append(f"[{', '.join(keys)}]")
-    correlation = info.get("correlationId")
-    if isinstance(correlation, str) and _CORRELATION_ID.fullmatch(correlation):
-        parts.append(f"correlation id {correlation}")
-    return "; ".join(parts) or "no details"
+    return "; ".join(parts)
 
 
-def _http_error(
-    status: int,
-    body: Any,
-    exc: Exception,
-    operation: str,
-    kind: str,
-    daily_limit: Callable[[], TargetParked],
-    now: datetime,
-) -> AdapterError:
-    """The error for HubSpot's answer `status`/`body` to `operation` (a ``kind`` request) at
-    `now`; `daily_limit` gives the parking for a used-up daily limit (it consults the memo)."""
-    info = _body_json(body)
-    headers: Mapping[str, str] = getattr(exc, "headers", None) or {}
+def _category(info: Mapping[str, Any]) -> str:
     category = str(info.get("category") or info.get("errorType") or "")
-    if _TOKEN.fullmatch(category) is None:
-        category = ""
-    if status == 429:
-        policy = info.get("policyName")
-        if policy == "DAILY":
-            return daily_limit()
-        wait = retry_after(headers, now, ())
-        if wait is None:
-            wait = _rate_limit_wait(headers, kind)
-        named = policy if isinstance(policy, str) and _TOKEN.fullmatch(policy) else kind
-        return RetryableError(
-            f"HubSpot rate limit reached ({named}) while {operation}.", retry_after=wait
-        )
-    if status == 423:  # Locked: HubSpot applied nothing; "wait at least 2 seconds"
-        wait = max(_LOCKED_WAIT, retry_after(headers, now, ()) or 0.0)
-        return RetryableError(
-            f"HubSpot is busy with the records of {operation} (423 Locked).", retry_after=wait
-        )
-    if status == 477:  # Migration in Progress: the portal is being moved; nothing applied
-        wait = retry_after(headers, now, ())
-        if wait is not None and wait > _MIGRATION_PARK_AFTER:
-            return TargetParked(
-                f"HubSpot is migrating the account's data (477) while {operation}.",
-                until=now + timedelta(seconds=wait),
-            )
-        return RetryableError(
-            f"HubSpot is migrating the account's data (477) while {operation}.",
-            retry_after=_MIGRATION_WAIT if wait is None else wait,
-        )
-    if status == 401:
-        return _Rejected(
-            "HubSpot rejected the access token (401): check the target's access_token "
-            "(e.g. ${HUBSPOT_TOKEN}) and that the app and its token still exist.",
-            status,
-            info,
-        )
-    if status == 403:
-        scopes = _missing_scopes(info)
-        if scopes or category == "MISSING_SCOPES":
-            named = ", ".join(scopes) or "not named by HubSpot"
-            return _Rejected(
-                f"The HubSpot access token lacks scopes needed for {operation}: {named}. "
-                "Add them to the app and update the token.",
-                status,
-                info,
-            )
-        return _Rejected(
-            f"HubSpot refused {operation} (403 {category}): {_safe_message(info)}",
-            status,
-            info,
-        )
-    if status == 0:  # the SDK could not read the answer (or the connection broke)
-        return OutcomeUnknown(f"HubSpot's answer to {operation} could not be read.")
-    if status == 408 or status >= 500:  # may have been applied all the same
-        return OutcomeUnknown(f"HubSpot failed {operation} ({status}).")
-    return _Rejected(
-        f"HubSpot rejected {operation} ({status} {category}): {_safe_message(info)}",
-        status,
-        info,
+    return category if _TOKEN.fullmatch(category) else ""
+
+
+def _detail(info: Any) -> str:
+    """What an error body may tell: category, rate-limit policy, then `_safe_message`."""
+    if not isinstance(info, Mapping):
+        return ""
+    policy = info.get("policyName")
+    parts = [_category(info), policy if isinstance(policy, str) else ""]
+    return "; ".join(part for part in [*_tokens(parts), _safe_message(info)] if part)
+
+
+def _correlation_id(headers: Mapping[str, str], info: Any) -> str:
+    """HubSpot's id of the request, from the body or the ``X-HubSpot-Correlation-Id`` header."""
+    found = info.get("correlationId") if isinstance(info, Mapping) else None
+    if not isinstance(found, str):
+        found = headers.get("X-HubSpot-Correlation-Id") or ""
+    return str(found)
+
+
+def _scopes(info: Any) -> list[str]:
+    return _missing_scopes(info) if isinstance(info, Mapping) else []
+
+
+def _daily(headers: Mapping[str, str], info: Any) -> bool:
+    """A 429 whose policy is ``DAILY``: the portal's daily allocation is used up."""
+    return isinstance(info, Mapping) and info.get("policyName") == "DAILY"
+
+
+#: Waits of HubSpot's temporary answers: 429 after Retry-After or 10 s (the rolling window);
+#: 423 Locked: "wait at least 2 seconds"; 477 Migration in Progress: Retry-After or 60 s, and a
+#: longer migration parks the whole target.
+_WAITS: Final = {
+    429: Wait(default=10.0),
+    423: Wait(default=_LOCKED_WAIT, minimum=_LOCKED_WAIT),
+    477: Wait(default=_MIGRATION_WAIT, park_after=_MIGRATION_PARK_AFTER),
+}
+
+
+def http_policies(
+    parked_until: Callable[[datetime], tuple[datetime, str]],
+) -> dict[str, HttpPolicy]:
+    """How HubSpot's answers map to the pipeline's errors, per request budget (``general``,
+    ``search``: search 429s carry no headers, a second is their window). `parked_until` says
+    until when a used-up daily limit parks the target, and why then."""
+    general = HttpPolicy(
+        service="HubSpot",
+        credential="access token",
+        waits=_WAITS,
+        reset_headers=(),
+        remaining_headers={"X-HubSpot-RateLimit-Secondly-Remaining": 1.0},
+        daily_limit=_daily,
+        parked_until=parked_until,
+        scopes=_scopes,
+        detail=_detail,
+        reference=_correlation_id,
+        default_wait=None,
     )
+    return {"general": general, "search": replace(general, waits={**_WAITS, 429: Wait(1.0)})}
 
 
-def _rate_limit_wait(headers: Mapping[str, str], kind: str) -> float:
-    if kind == "search":
-        return 1.0  # searches: 5 per second; their 429s carry no headers
-    if headers.get("X-HubSpot-RateLimit-Secondly-Remaining") == "0":
-        return 1.0
-    try:
-        interval = float(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds") or 0)
-    except ValueError:
-        interval = 0.0
-    return interval / 1000 if interval > 0 else 10.0
-
-
-def _daily_limit_parked(memo: Memo, now: datetime, zone: ZoneInfo) -> TargetParked:
-    """Park the target until the portal's next midnight in `zone`; `memo` remembers that
-    expected reset. Only a 429 ``DAILY`` shortly after the expected reset (within
-    `_RESET_GRACE`) means the reset has not happened yet (the portal's zone is not `zone`):
-    then the target is parked an hour at a time, each hour the next expected reset. A 429
-    ``DAILY`` later than that means the limit was used up anew after a reset."""
+def _daily_limit_parked(memo: Memo, now: datetime, zone: ZoneInfo) -> tuple[datetime, str]:
+    """Until when the target is parked (the portal's next midnight in `zone`) and why; `memo`
+    remembers that expected reset. Only a 429 ``DAILY`` shortly after the expected reset
+    (within `_RESET_GRACE`) means the reset has not happened yet (the portal's zone is not
+    `zone`): then the target is parked an hour at a time, each hour the next expected reset. A
+    429 ``DAILY`` later than that means the limit was used up anew after a reset."""
     previous = _parse_time(memo.get(_DAILY_MEMO))
     if previous is not None and previous <= now < previous + _RESET_GRACE:
         until = now + timedelta(hours=1)
         memo.set(_DAILY_MEMO, _iso(until))
-        reason = "still used up after the expected reset; trying again hourly"
-    else:
-        local = now.astimezone(zone)
-        midnight = datetime.combine(local.date() + timedelta(days=1), day_time(0), tzinfo=zone)
-        until = midnight.astimezone(UTC) + timedelta(minutes=1)
-        memo.set(_DAILY_MEMO, _iso(until))
-        reason = f"it resets at midnight ({zone.key})"
-    return TargetParked(f"HubSpot's daily API limit is used up; {reason}.", until=until)
+        return until, "still used up after the expected reset; trying again hourly"
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), day_time(0), tzinfo=zone)
+    until = midnight.astimezone(UTC) + timedelta(minutes=1)
+    memo.set(_DAILY_MEMO, _iso(until))
+    return until, f"it resets at midnight ({zone.key})"

@@ -9,9 +9,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from connector.adapters import CrmRecord, OwnerCache, PermanentError, PhoneNumber
+from connector.adapters import CrmRecord, OwnerCache, PermanentError, PhoneNumber, Rejected
 from connector.adapters.hubspot.client import HubSpotClient, _object_id, _results
-from connector.adapters.hubspot.errors import _Rejected
 from connector.adapters.hubspot.values import _parse_time
 from connector.logs import mask_number
 
@@ -221,7 +220,7 @@ class HubSpotSearcher:
                 contact_id,
                 properties=list(_CONTACT_PROPERTIES),
             )
-        except _Rejected as exc:
+        except Rejected as exc:
             if exc.status == 404:
                 return None
             raise

@@ -26,13 +26,13 @@ from connector.adapters import (
     OutcomeUnknown,
     PermanentError,
     PhoneNumber,
+    Rejected,
     RetryableError,
     WriteResult,
     create_once,
     same_number,
 )
 from connector.adapters.hubspot.client import HubSpotClient, _object_id, _results
-from connector.adapters.hubspot.errors import _Rejected
 from connector.adapters.hubspot.pending import (
     PENDING_SETTLE_SECONDS,
     _fingerprint,
@@ -170,7 +170,7 @@ class HubSpotWriter:
                 created = self.client.send(
                     "general", operation, self.client.basic.create, "calls", call.body()
                 )
-            except _Rejected as exc:
+            except Rejected as exc:
                 self._forget_stale_matches(job, exc, journal)
                 raise
             return _object_id(created, operation)
@@ -194,11 +194,12 @@ class HubSpotWriter:
         ids = [str(r.id) for r in _results(response, operation)]
         return ids[0] if ids else None
 
-    def _forget_stale_matches(self, job: DeliveryJob, exc: _Rejected, journal: Journal) -> None:
+    def _forget_stale_matches(self, job: DeliveryJob, exc: Rejected, journal: Journal) -> None:
         """A 400 for association targets that no longer exist: when they came from the cache,
         drop them and the journal's match (and what was chosen by it: the deal, a contact
         this delivery created) and retry: the next attempt's planning searches afresh."""
-        context = exc.info.get("context")
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        context = body.get("context")
         invalid = isinstance(context, Mapping) and "INVALID_OBJECT_IDS" in context
         ids = [m.id for m in job.matches]
         if exc.status == 400 and invalid and self.searcher.cache.holds(ids):

@@ -4,21 +4,25 @@ An adapter states how its CRM answers in an `HttpPolicy` (which credential a 401
 statuses are permanent, where the rate-limit reset is, what a used-up daily limit looks like) and
 sends every request through `HttpClient`, which turns each failure into the pipeline's error:
 
-* 401 and 403: `PermanentError` naming the credential option (and the missing scopes, if the
-  CRM says which);
-* 404, 409 and other 4xx: `PermanentError` (a status can be declared otherwise in `statuses`);
+* 401 and 403: `Rejected` (a `PermanentError`) naming the credential option (and the missing
+  scopes, if the CRM says which);
+* 404, 409 and other 4xx: `Rejected` (a status can be declared otherwise in `statuses`, or
+  retryable with its own wait rule in `waits`; an error code in the body in `codes`);
 * 408, 425, 429 and 5xx: `RetryableError` with the wait of ``Retry-After`` (seconds or an HTTP
   date) or of a reset header; a daily limit (`HttpPolicy.daily_limit`) parks the target
-  (`TargetParked`);
+  (`TargetParked`), and so does a wait longer than a status's `Wait.park_after`;
 * connection errors and timeouts: `RetryableError`, or `OutcomeUnknown` when a write that is not
   idempotent (POST, PATCH) may have reached the CRM, and so may 408 and 5xx answers to it.
 
 Every message is scrubbed (`scrub`) of personal data, the request's credentials included, and
-`HttpClient` takes a slot of the shared `RateLimiter` for every request when it has one.
+`HttpClient` takes a slot of the shared `RateLimiter` for every request when it has one. Adapters
+on an SDK call `HttpPolicy.classify` themselves, so there is one classification. Every request
+`HttpClient` sends is counted for its target in the CRM request metrics (`observe_request`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,13 +40,26 @@ from connector.adapters.kit.errors import (
     RetryableError,
     TargetParked,
 )
+from connector.adapters.kit.observe import observe_request
 from connector.adapters.kit.ratelimit import RateLimiter
 from connector.adapters.kit.scrub import scrub
 
-__all__ = ["Failure", "HttpClient", "HttpPolicy", "TimeoutHTTPAdapter", "retry_after"]
+__all__ = [
+    "Failure",
+    "HttpClient",
+    "HttpPolicy",
+    "Rejected",
+    "TimeoutHTTPAdapter",
+    "Wait",
+    "retry_after",
+]
 
 #: Methods whose repetition does no harm: a lost answer to them is a plain retry.
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: The shape of a request id kept in messages (`HttpPolicy.reference`): never personal data.
+_UUID: Final = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+)
 #: Values of a reset header above this are epoch seconds, below it seconds to wait.
 _EPOCH_THRESHOLD: Final = 1_000_000_000
 
@@ -52,6 +69,31 @@ class Failure(Enum):
 
     RETRY = "retry"
     PERMANENT = "permanent"
+
+
+class Rejected(PermanentError):
+    """The CRM refused a request with an error answer that retrying cannot fix.
+
+    `status` is the HTTP status and `body` the decoded error body (``None`` when unreadable),
+    for adapters that branch on them (a 404 in a check, an error code in the body); the
+    message never repeats the body's free text.
+    """
+
+    def __init__(self, message: str, *, status: int, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class Wait:
+    """How long a retryable answer waits: the answer's own wait (``Retry-After``, reset
+    headers) or else `default` (the policy's `HttpPolicy.default_wait` when ``None``), at least
+    `minimum`; an answer asking for more than `park_after` seconds parks the whole target."""
+
+    default: float | None = None
+    minimum: float = 0.0
+    park_after: float | None = None
 
 
 def retry_after(
@@ -102,22 +144,40 @@ class HttpPolicy:
 
     `service` names the CRM in messages, `credential` the option a 401 means (e.g.
     ``api_token``). `statuses` overrides the meaning of single statuses (e.g. ``{409:
-    Failure.RETRY}``). `reset_headers` are read for the wait when ``Retry-After`` is missing.
-    `daily_limit` tells from a 429's headers and decoded body whether a daily allocation is used
-    up: then the target is parked for the announced wait (at least `park_seconds`).
+    Failure.RETRY}``); `waits` makes statuses retryable with their own `Wait` (e.g. ``{423:
+    Wait(minimum=2.0)}``, also for 429 and 5xx). `code` reads the CRM's error code out of a
+    decoded body and `codes` gives codes a meaning that beats the status's (e.g. a lock
+    conflict answered with 400 is retryable; a `Wait` is retryable with that wait).
+    `reset_headers` are read for the wait when ``Retry-After`` is missing; a header of
+    `remaining_headers` that reads ``0`` means its window (the value, in seconds) is used up.
+    `default_wait` is the wait of a retryable answer that names none (``None``: the pipeline's
+    backoff).
+    `daily_limit` tells from the headers and decoded body of an answer with one of the
+    `limit_statuses` (429 unless told) whether a daily allocation is used up: then the target
+    is parked for the announced wait (at least `park_seconds`), or until `parked_until(now)`
+    says (with the reason for the message).
     `scopes` reads the missing scopes out of a 403's body, `detail` a safe detail (an error
-    code) out of any error body; both are scrubbed. `timeout` is (connect, read) in seconds.
+    code) out of any error body; both are scrubbed. `reference` reads the CRM's id of the
+    request (a correlation id for its support) out of headers and body: it is kept in the
+    message when it has the shape of a UUID. `timeout` is (connect, read) in seconds.
     """
 
     service: str
     credential: str = "credentials"
     statuses: Mapping[int, Failure] = field(default_factory=dict)
+    waits: Mapping[int, Wait] = field(default_factory=dict)
+    code: Callable[[Any], str] | None = None
+    codes: Mapping[str, Failure | Wait] = field(default_factory=dict)
     reset_headers: tuple[str, ...] = ("X-RateLimit-Reset", "RateLimit-Reset")
+    remaining_headers: Mapping[str, float] = field(default_factory=dict)
     daily_limit: Callable[[Mapping[str, str], Any], bool] | None = None
+    limit_statuses: tuple[int, ...] = (429,)
     park_seconds: float = 3600.0
+    parked_until: Callable[[datetime], tuple[datetime, str]] | None = None
     scopes: Callable[[Any], Sequence[str]] | None = None
     detail: Callable[[Any], str] | None = None
-    default_wait: float = 30.0
+    reference: Callable[[Mapping[str, str], Any], str] | None = None
+    default_wait: float | None = 30.0
     timeout: tuple[float, float] = (5.0, 30.0)
 
     def classify(
@@ -131,37 +191,90 @@ class HttpPolicy:
         now: datetime,
         secrets: Collection[str] = (),
     ) -> AdapterError:
-        """The error for an answer `status` (with `headers` and decoded `body`) to `operation`."""
+        """The error for an answer `status` (with `headers` and decoded `body`) to `operation`.
+
+        Statuses and codes that may mean "applied all the same" (408, 5xx) give
+        `OutcomeUnknown` for methods that are not idempotent.
+        """
         text = f"{self.service} {operation}: HTTP {status}"
-        detail = scrub(self.detail(body), secrets) if self.detail is not None else ""
-        if detail:
-            text += f" ({detail})"
+        details = [scrub(self.detail(body), secrets)] if self.detail is not None else []
+        reference = self.reference(headers, body) if self.reference is not None else ""
+        if _UUID.fullmatch(reference):
+            details.append(f"correlation id {reference}")
+        if any(details):
+            text += f" ({'; '.join(d for d in details if d)})"
         wait = retry_after(headers, now, self.reset_headers)
-        if status == 429 and self.daily_limit is not None and self.daily_limit(headers, body):
-            seconds = max(wait or 0.0, self.park_seconds)
-            return TargetParked(
-                f"{text}: the daily request limit is used up.",
-                until=now + timedelta(seconds=seconds),
-            )
-        meaning = self.statuses.get(status)
+        if wait is None:
+            wait = self._window_wait(headers)
+        daily = self.daily_limit is not None and status in self.limit_statuses
+        if daily and self.daily_limit is not None and self.daily_limit(headers, body):
+            return self._parked(text, wait, now)
+        code = self.code(body) if self.code is not None else ""
+        declared = self.codes.get(code) if code else None
+        rule = declared if isinstance(declared, Wait) else self.waits.get(status)
+        meaning = Failure.RETRY if isinstance(declared, Wait) else declared
+        meaning = meaning or self.statuses.get(status)
         if meaning is Failure.PERMANENT:
-            return PermanentError(text)
-        if meaning is Failure.RETRY or status in (408, 425, 429) or status >= 500:
-            may_be_applied = (status == 408 or status >= 500) and method not in IDEMPOTENT_METHODS
-            error = OutcomeUnknown if may_be_applied else RetryableError
-            return error(text, retry_after=self.default_wait if wait is None else wait)
+            return Rejected(text, status=status, body=body)
+        if (
+            meaning is Failure.RETRY
+            or rule is not None
+            or status in (408, 425, 429)
+            or status >= 500
+        ):
+            return self._retry(text, status, wait, rule or Wait(), method, now)
         if status == 401:
-            return PermanentError(
+            return Rejected(
                 f"{text}: {self.service} rejected the {self.credential}; check the target's "
-                f"{self.credential} option."
+                f"{self.credential} option.",
+                status=status,
+                body=body,
             )
         if status == 403:
             named = [scrub(s, secrets) for s in self.scopes(body)] if self.scopes else []
             missing = f": missing {', '.join(named)}" if named else ""
-            return PermanentError(
-                f"{text}: the {self.credential} lacks a permission for this{missing}."
+            return Rejected(
+                f"{text}: the {self.credential} lacks a permission for this{missing}.",
+                status=status,
+                body=body,
             )
-        return PermanentError(text)
+        return Rejected(text, status=status, body=body)
+
+    def _window_wait(self, headers: Mapping[str, str]) -> float | None:
+        """The window of the first `remaining_headers` header that reads 0 (used up)."""
+        for name, window in self.remaining_headers.items():
+            if _seconds(_header(headers, name)) == 0:
+                return window
+        return None
+
+    def _parked(self, text: str, wait: float | None, now: datetime) -> TargetParked:
+        if self.parked_until is not None:
+            until, reason = self.parked_until(now)
+            return TargetParked(
+                f"{text}: the daily request limit is used up; {reason}.", until=until
+            )
+        seconds = max(wait or 0.0, self.park_seconds)
+        return TargetParked(
+            f"{text}: the daily request limit is used up.", until=now + timedelta(seconds=seconds)
+        )
+
+    def _retry(
+        self, text: str, status: int, wait: float | None, rule: Wait, method: str, now: datetime
+    ) -> RetryableError:
+        if wait is None:
+            wait = rule.default if rule.default is not None else self.default_wait
+        if wait is not None:
+            wait = max(wait, rule.minimum)
+        if rule.park_after is not None and wait is not None and wait > rule.park_after:
+            return TargetParked(
+                f"{text}: {self.service} asks to wait {wait:.0f} s.",
+                until=now + timedelta(seconds=wait),
+            )
+        if status == 429:
+            text += ": the rate limit is reached"
+        may_be_applied = (status == 408 or status >= 500) and method not in IDEMPOTENT_METHODS
+        error = OutcomeUnknown if may_be_applied else RetryableError
+        return error(text, retry_after=wait)
 
     def transport_error(
         self, exc: requests.RequestException, *, method: str, operation: str
@@ -183,11 +296,16 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
 
 
 class TimeoutHTTPAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` that gives every request a default timeout and never retries."""
+    """An ``HTTPAdapter`` that gives every request a default timeout and never retries.
 
-    def __init__(self, timeout: float | tuple[float, float]) -> None:
+    With a `target` every request it sends is counted and timed as a request of that target
+    (`observe_request`): its status code, or ``timeout`` / ``connection_error``.
+    """
+
+    def __init__(self, timeout: float | tuple[float, float], *, target: str | None = None) -> None:
         super().__init__(max_retries=0)
         self.timeout = timeout
+        self.target = target
 
     def send(
         self,
@@ -199,6 +317,22 @@ class TimeoutHTTPAdapter(HTTPAdapter):
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Send `request` with this adapter's timeout unless the caller gave one."""
+        if self.target is None:
+            return self._send(request, stream, timeout, verify, cert, proxies)
+        with observe_request(self.target) as observation:
+            response = self._send(request, stream, timeout, verify, cert, proxies)
+            observation.status = response.status_code
+        return response
+
+    def _send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool,
+        timeout: float | tuple[float, float] | tuple[float, None] | None,
+        verify: bool | str,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None,
+        proxies: Mapping[str, str] | None,
+    ) -> requests.Response:
         return super().send(
             request,
             stream=stream,
@@ -215,6 +349,8 @@ class HttpClient:
     `headers` go with every request (e.g. ``Authorization``); `secrets` are removed from every
     message on top of what `scrub` removes. With a `limiter`, each request takes a slot of the
     budget it names (``general`` unless told). `clock` gives "now" for ``Retry-After`` dates.
+    Every request is counted and timed as a request of `target` (pass the adapter's `name`;
+    without it the policy's `service` names the requests), see `observe_request`.
     """
 
     def __init__(
@@ -227,11 +363,12 @@ class HttpClient:
         secrets: Collection[str] = (),
         limiter: RateLimiter | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        target: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
         self.session = session or requests.Session()
-        timeouts = TimeoutHTTPAdapter(policy.timeout)
+        timeouts = TimeoutHTTPAdapter(policy.timeout, target=target or policy.service)
         self.session.mount("https://", timeouts)
         self.session.mount("http://", timeouts)
         self.session.headers.update(headers or {})

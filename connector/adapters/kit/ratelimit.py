@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.adapters.kit.errors import RetryableError
+from connector.adapters.kit.observe import record_rate_limit_wait
 
 __all__ = [
     "Budget",
@@ -311,7 +312,9 @@ class RateLimiter:
     `namespace` separates the budgets of different credentials in a shared store. A slot is held
     from `acquire` until one budget window after `release` (at most `in_flight_seconds` plus a
     window while the request has not returned). `clock` measures waiting (and `sleep` waits);
-    both are injectable so tests and benchmarks can run on a manual clock.
+    both are injectable so tests and benchmarks can run on a manual clock. Every `acquire` that
+    had to wait is counted for `target` (the target's name; the namespace when not given) in
+    ``sipgate_crm_rate_limit_waits_total`` and ``…_wait_seconds_total``.
     """
 
     def __init__(
@@ -324,8 +327,10 @@ class RateLimiter:
         max_wait: float = 30.0,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], Any] = time.sleep,
+        target: str = "",
     ) -> None:
         self.budgets = dict(budgets)
+        self.target = target or namespace
         self.store = store if store is not None else _PROCESS_STORE
         self.namespace = namespace
         self.in_flight_seconds = in_flight_seconds
@@ -352,24 +357,32 @@ class RateLimiter:
         """A slot of budget `kind`, waiting for one as long as needed but at most `max_wait`.
 
         Raises `RetryableError` (``retry_after`` = when a slot frees) instead of waiting longer,
-        and `RateLimitStoreError` when the store cannot be used.
+        and `RateLimitStoreError` when the store cannot be used. Time spent waiting is reported
+        (`record_rate_limit_wait`), also when the wait ends in that `RetryableError`.
         """
         budget = self._budget(kind)
         key = f"{self.namespace}:{kind}"
         hold = budget.window + self.in_flight_seconds
-        deadline = self.clock() + self.max_wait
-        while True:
-            slot_id, wait = self.store.reserve(key, budget.limit, hold)
-            if slot_id is not None:
-                return Slot(kind, key, slot_id, budget.window)
-            wait = max(wait, 0.001)
-            if self.clock() + wait > deadline:
-                raise RetryableError(
-                    f"The {kind} request budget ({budget.limit} per {budget.window:g} s) is "
-                    f"used up for the next {wait:.1f} s.",
-                    retry_after=wait,
-                )
-            self.sleep(wait)
+        started = self.clock()
+        deadline = started + self.max_wait
+        waited = False
+        try:
+            while True:
+                slot_id, wait = self.store.reserve(key, budget.limit, hold)
+                if slot_id is not None:
+                    return Slot(kind, key, slot_id, budget.window)
+                wait = max(wait, 0.001)
+                if self.clock() + wait > deadline:
+                    raise RetryableError(
+                        f"The {kind} request budget ({budget.limit} per {budget.window:g} s) is "
+                        f"used up for the next {wait:.1f} s.",
+                        retry_after=wait,
+                    )
+                waited = True
+                self.sleep(wait)
+        finally:
+            if waited:
+                record_rate_limit_wait(self.target, self.clock() - started)
 
     def release(self, slot: Slot) -> None:
         """The request of `slot` got its answer (or failed): hold the slot one more window.

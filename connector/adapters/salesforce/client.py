@@ -4,7 +4,8 @@ simple-salesforce never holds credentials (its own re-login on ``INVALID_SESSION
 without bound through ``SFType`` calls): `SalesforceClient` logs in itself (`auth._login`), hands
 the token to ``Salesforce(session_id=...)`` and, on ``INVALID_SESSION_ID``, logs in again once and
 repeats the request once. Every request goes through a `requests.Session` whose HTTP adapter has
-a default ``(connect_timeout, read_timeout)``; every failure comes out as an `AdapterError`
+a default ``(connect_timeout, read_timeout)`` and counts it for the target (the kit's
+`observe_request`, logins included); every failure comes out as an `AdapterError`
 (`errors._translate`).
 """
 
@@ -47,7 +48,7 @@ class SalesforceClient:
         self.name = name
         self.options = options
         self.session = session or requests.Session()
-        timeouts = TimeoutHTTPAdapter((options.connect_timeout, options.read_timeout))
+        timeouts = TimeoutHTTPAdapter((options.connect_timeout, options.read_timeout), target=name)
         self.session.mount("https://", timeouts)
         self.session.mount("http://", timeouts)
         self.instance_url = options.base_url

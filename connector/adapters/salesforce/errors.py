@@ -1,16 +1,20 @@
 """Salesforce's errors as the pipeline's: `RetryableError`, `TargetParked` or `PermanentError`.
 
-``REQUEST_LIMIT_EXCEEDED`` for the daily allocation parks the target (`REQUEST_LIMIT_PARK`), for
-concurrent long-running requests it is a short `RetryableError`; lock conflicts, 5xx, timeouts and
-connection errors are retryable; other 4xx errors are permanent. Every message keeps Salesforce's
-error code and a scrubbed text: no echoed field values (also not those of a DML error nested in a
-trigger's message) or query text, phone numbers or e-mail addresses.
+The statuses and error codes are declared in the kit's `HttpPolicy` (`_POLICY`), which
+classifies every error answer: ``REQUEST_LIMIT_EXCEEDED`` for the daily allocation parks the
+target (`REQUEST_LIMIT_PARK`), for concurrent long-running requests it is a short
+`RetryableError`; lock conflicts, 5xx, timeouts and connection errors are retryable (5xx and
+lost answers as `OutcomeUnknown`); other 4xx errors are permanent (the kit's `Rejected`).
+Every message keeps Salesforce's error code and a scrubbed text: no echoed field values (also
+not those of a DML error nested in a trigger's message) or query text, phone numbers or e-mail
+addresses.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -20,11 +24,11 @@ from simple_salesforce.exceptions import SalesforceError
 
 from connector.adapters import (
     AdapterError,
+    Failure,
     HttpPolicy,
-    OutcomeUnknown,
     PermanentError,
     RetryableError,
-    TargetParked,
+    Wait,
     scrub,
 )
 from connector.adapters.salesforce.records import _Item
@@ -87,11 +91,6 @@ _NESTED_ERROR_RE: Final = re.compile(r"first error: ([A-Z][A-Z0-9_]*), ", re.IGN
 _QUOTED_RE: Final = re.compile(r"\"[^\"]*\"")
 
 
-#: How requests that got no answer map to the pipeline's errors (the kit's transport rules; every
-#: request counts as a write that may have arrived, so a lost create is looked up).
-_TRANSPORT: Final = HttpPolicy("Salesforce")
-
-
 def _safe_error_text(code: str, message: str) -> str:
     """Salesforce's error `message` without the values it may echo: no query text (codes in
     `_QUERY_ECHOING` or any message with ``ERROR at Row:``; only the names of a missing column
@@ -129,48 +128,70 @@ def _error_of(content: Any) -> tuple[str, str]:
 # --- mapping ---------------------------------------------------------------------------------
 
 
+def _code(content: Any) -> str:
+    return _error_of(content)[0]
+
+
+def _detail(content: Any) -> str:
+    """``CODE: text`` of an error body, the text without the values it may echo."""
+    code, message = _error_of(content)
+    safe = _safe_error_text(code, message) if message else ""
+    return f"{code}: {safe}" if code and safe else code or safe
+
+
+def _daily_limit(headers: Mapping[str, str], content: Any) -> bool:
+    """``REQUEST_LIMIT_EXCEEDED`` for the org's daily allocation (not for concurrent requests)."""
+    code, message = _error_of(content)
+    return code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" not in message.lower()
+
+
+#: How Salesforce's error answers map to the pipeline's errors (the kit classifies them):
+#: record error codes a later attempt can overcome are retryable whatever the status, a
+#: ``REQUEST_LIMIT_EXCEEDED`` that is no daily limit (concurrent long-running requests) waits a
+#: minute, the daily one parks the target. Every request counts as a write that may have arrived.
+_POLICY: Final = HttpPolicy(
+    "Salesforce",
+    credential="auth",
+    code=_code,
+    codes={
+        **dict.fromkeys(_RETRYABLE_CODES, Failure.RETRY),
+        "REQUEST_LIMIT_EXCEEDED": Wait(default=CONCURRENT_LIMIT_RETRY_SECONDS),
+    },
+    reset_headers=(),
+    daily_limit=_daily_limit,
+    limit_statuses=(403,),
+    park_seconds=REQUEST_LIMIT_PARK.total_seconds(),
+    detail=_detail,
+    default_wait=None,
+)
+
+
 def _translate(exc: Exception, what: str, sf: Salesforce | None) -> AdapterError:
     """The pipeline's error for a failed request (`sf`: the client, for its last API usage)."""
     if isinstance(exc, requests.RequestException):
-        return _TRANSPORT.transport_error(exc, method="POST", operation=what)
+        return _POLICY.transport_error(exc, method="POST", operation=what)
     if isinstance(exc, SalesforceError):
-        code, message = _error_of(exc.content)
-        return _status_error(int(exc.status), code, message, what, sf)
+        return _status_error(int(exc.status), exc.content, what, sf)
     return RetryableError(f"Salesforce {what}: unreadable answer ({type(exc).__name__})")
 
 
-def _status_error(
-    status: int, code: str, message: str, what: str, sf: Salesforce | None
-) -> AdapterError:
-    """The pipeline's error for an HTTP `status` with Salesforce's error `code` and `message`."""
-    text = f"Salesforce {what}: HTTP {status}"
-    if code:
-        text += f" {code}"
-    safe = _safe_error_text(code, message) if message else ""
-    if safe:
-        text += f": {safe}"
-    if code == "REQUEST_LIMIT_EXCEEDED":
-        if "concurrent" in message.lower():
-            return RetryableError(text, retry_after=CONCURRENT_LIMIT_RETRY_SECONDS)
-        return _parked(text, sf)
-    if status >= 500 or status == 408:
-        return OutcomeUnknown(text)  # may have been applied all the same
-    if code in _RETRYABLE_CODES or status == 429:
-        return RetryableError(text)
-    return PermanentError(text)
+def _status_error(status: int, content: Any, what: str, sf: Salesforce | None) -> AdapterError:
+    """The pipeline's error for an HTTP `status` with Salesforce's error body `content`."""
+    policy = replace(_POLICY, parked_until=lambda now: _parked_until(now, sf))
+    return policy.classify(
+        status, {}, content, method="POST", operation=what, now=datetime.now(UTC)
+    )
 
 
-def _parked(text: str, sf: Salesforce | None) -> TargetParked:
-    until = datetime.now(UTC) + REQUEST_LIMIT_PARK
+def _parked_until(now: datetime, sf: Salesforce | None) -> tuple[datetime, str]:
     usage = ""
     known = sf.api_usage.get("api-usage") if sf is not None else None
     if known is not None:
         usage = f" (last seen usage {known.used}/{known.total})"
-    return TargetParked(
-        f"{text}. The org's API requests of the last 24 hours are used up{usage}; "
-        f"Salesforce counts a rolling window, so this target pauses "
-        f"{int(REQUEST_LIMIT_PARK.total_seconds() // 60)} minutes at a time.",
-        until=until,
+    minutes = int(REQUEST_LIMIT_PARK.total_seconds() // 60)
+    return now + REQUEST_LIMIT_PARK, (
+        f"Salesforce counts the org's API requests of the last 24 hours{usage}, so this target "
+        f"pauses {minutes} minutes at a time"
     )
 
 

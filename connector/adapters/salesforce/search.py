@@ -20,7 +20,7 @@ from typing import Any
 
 from connector.adapters import CrmRecord, OwnerCache, PermanentError, RetryableError
 from connector.adapters.salesforce.client import SalesforceClient
-from connector.adapters.salesforce.errors import _error_of, _status_error
+from connector.adapters.salesforce.errors import _status_error
 from connector.adapters.salesforce.options import PolicyNeeds, SalesforceOptions
 from connector.adapters.salesforce.soql import (
     _ALL_PHONE_FIELDS,
@@ -152,8 +152,7 @@ class SalesforceSearcher:
                 raise RetryableError("Salesforce phone query: unexpected /composite answer")
             sub_body = response.get("body")
             if status != 200 or not isinstance(sub_body, Mapping):
-                code, message = _error_of(sub_body)
-                raise _status_error(status, code, message, "phone query", self.client.sf)
+                raise _status_error(status, sub_body, "phone query", self.client.sf)
             records = sub_body.get("records") or []
             if not isinstance(records, list):
                 raise RetryableError("Salesforce phone query: unexpected /composite answer")

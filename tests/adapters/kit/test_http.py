@@ -19,8 +19,10 @@ from connector.adapters import (
     OutcomeUnknown,
     PermanentError,
     RateLimiter,
+    Rejected,
     RetryableError,
     TargetParked,
+    Wait,
     retry_after,
 )
 from connector.adapters.kit.ratelimit import MemorySlotStore
@@ -86,7 +88,7 @@ def test_403_is_permanent_and_names_the_missing_scopes(mocked: responses.Request
 @pytest.mark.parametrize("status", [400, 404, 409, 422])
 def test_other_client_errors_are_permanent(mocked: responses.RequestsMock, status: int) -> None:
     error = failure(mocked, "POST", status)
-    assert type(error) is PermanentError
+    assert type(error) is Rejected and error.status == status
 
 
 def test_a_status_can_be_declared_retryable(mocked: responses.RequestsMock) -> None:
@@ -210,3 +212,104 @@ def test_requests_have_the_policy_timeout(mocked: responses.RequestsMock) -> Non
     policy = HttpPolicy(service="ExampleCRM", timeout=(1.5, 4.0))
     client(policy).request("GET", "things", operation="list things")
     assert mocked.calls[0].request.req_kwargs["timeout"] == (1.5, 4.0)
+
+
+def test_a_permanent_answer_keeps_its_status_and_body(mocked: responses.RequestsMock) -> None:
+    error = failure(mocked, "POST", 404, json={"error": "NOT_FOUND"})
+    assert isinstance(error, Rejected) and not isinstance(error, RetryableError)
+    assert (error.status, error.body) == (404, {"error": "NOT_FOUND"})
+
+
+WAITS = HttpPolicy(
+    service="ExampleCRM",
+    waits={423: Wait(default=2.0, minimum=2.0), 477: Wait(default=60.0, park_after=900.0)},
+    default_wait=None,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "wait"),
+    [
+        (423, {}, 2.0),
+        (423, {"Retry-After": "1"}, 2.0),
+        (423, {"Retry-After": "7"}, 7.0),
+        (477, {}, 60.0),
+        (477, {"Retry-After": "120"}, 120.0),
+        (503, {}, None),
+    ],
+)
+def test_a_status_can_declare_its_wait(
+    mocked: responses.RequestsMock, status: int, headers: dict[str, str], wait: float | None
+) -> None:
+    mocked.get(f"{BASE}/things", status=status, headers=headers)
+    with pytest.raises(RetryableError) as caught:
+        client(WAITS).request("GET", "things", operation="list things")
+    assert caught.value.retry_after == wait
+    assert not isinstance(caught.value, TargetParked)
+
+
+def test_a_wait_longer_than_declared_parks_the_target(mocked: responses.RequestsMock) -> None:
+    mocked.post(f"{BASE}/things", status=477, headers={"Retry-After": "3600"})
+    with pytest.raises(TargetParked) as caught:
+        client(WAITS).request("POST", "things", operation="create thing")
+    assert caught.value.until == NOW + timedelta(seconds=3600)
+
+
+def test_an_error_code_in_the_body_beats_the_status(mocked: responses.RequestsMock) -> None:
+    policy = HttpPolicy(
+        service="ExampleCRM",
+        code=lambda body: body[0]["errorCode"] if isinstance(body, list) and body else "",
+        codes={"UNABLE_TO_LOCK_ROW": Failure.RETRY, "DUPLICATES_DETECTED": Failure.PERMANENT},
+    )
+    mocked.post(f"{BASE}/things", status=400, json=[{"errorCode": "UNABLE_TO_LOCK_ROW"}])
+    mocked.post(f"{BASE}/things", status=503, json=[{"errorCode": "DUPLICATES_DETECTED"}])
+    with pytest.raises(RetryableError):
+        client(policy).request("POST", "things", operation="create thing")
+    with pytest.raises(Rejected) as caught:
+        client(policy).request("POST", "things", operation="create thing")
+    assert caught.value.status == 503
+
+
+def test_a_used_up_window_header_gives_the_wait(mocked: responses.RequestsMock) -> None:
+    policy = HttpPolicy(
+        service="ExampleCRM", remaining_headers={"X-Secondly-Remaining": 1.0}, default_wait=10.0
+    )
+    mocked.get(f"{BASE}/things", status=429, headers={"X-Secondly-Remaining": "0"})
+    mocked.get(f"{BASE}/things", status=429, headers={"X-Secondly-Remaining": "3"})
+    waits = []
+    for _ in range(2):
+        with pytest.raises(RetryableError, match="rate limit") as caught:
+            client(policy).request("GET", "things", operation="list things")
+        waits.append(caught.value.retry_after)
+    assert waits == [1.0, 10.0]
+
+
+def test_the_policy_can_say_until_when_a_daily_limit_parks(
+    mocked: responses.RequestsMock,
+) -> None:
+    midnight = NOW.replace(hour=23, minute=1)
+    policy = HttpPolicy(
+        service="ExampleCRM",
+        daily_limit=lambda headers, body: isinstance(body, dict) and body.get("limit") == "daily",
+        parked_until=lambda now: (midnight, "it resets at midnight"),
+        limit_statuses=(403,),
+    )
+    mocked.post(f"{BASE}/things", status=403, json={"limit": "daily"})
+    mocked.post(f"{BASE}/things", status=400, json={"limit": "daily"})
+    with pytest.raises(TargetParked, match="resets at midnight") as caught:
+        client(policy).request("POST", "things", operation="create thing")
+    assert caught.value.until == midnight
+    with pytest.raises(Rejected):  # not a status that can mean the daily limit
+        client(policy).request("POST", "things", operation="create thing")
+
+
+def test_an_error_code_can_declare_its_wait(mocked: responses.RequestsMock) -> None:
+    policy = HttpPolicy(
+        service="ExampleCRM",
+        code=lambda body: str(body.get("code", "")) if isinstance(body, dict) else "",
+        codes={"TOO_MANY_CONCURRENT": Wait(default=60.0)},
+    )
+    mocked.post(f"{BASE}/things", status=403, json={"code": "TOO_MANY_CONCURRENT"})
+    with pytest.raises(RetryableError) as caught:
+        client(policy).request("POST", "things", operation="create thing")
+    assert caught.value.retry_after == 60.0 and not isinstance(caught.value, OutcomeUnknown)
