@@ -30,9 +30,10 @@ def _store_url(value: str) -> None:
 class ZendeskOptions:
     """Options of a ``zendesk`` target; exactly one of `subdomain` and `url` names the account.
 
-    `group_map` and `assignee_map` are keyed by sipgate user id (``users[].id`` of the call,
-    e.g. ``1234567w0``): the first user of the call found in a map picks the ticket's group id,
-    and its assignee (a Zendesk user id, or an agent's e-mail address looked up once and cached).
+    `group_map` and `assignee_map` are keyed by sipgate user id (``1234567w0`` or ``w0``, as
+    the policy's ``owners.users``): the first user of the call found in a map picks the ticket's
+    group id, and its assignee (a Zendesk user id, or an agent's e-mail address, looked up and
+    cached); without an ``assignee_map`` entry the policy's owner is the assignee.
     """
 
     email: str = option(

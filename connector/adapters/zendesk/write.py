@@ -124,8 +124,13 @@ class ZendeskWriter:
 
     @staticmethod
     def _mapped(job: DeliveryJob, mapping: Mapping[str, str]) -> str | None:
-        """The value `mapping` has for the first of the call's sipgate users it names."""
-        return next((mapping[u.user_id] for u in job.report.users if u.user_id in mapping), None)
+        """The value `mapping` has for the first of the call's sipgate users it names (by full
+        user id, e.g. ``1234567w0``, or user id ``w0``, as the policy's ``owners``)."""
+        for user in job.report.users:
+            for key in (user.full_user_id, user.user_id):
+                if key and key in mapping:
+                    return mapping[key]
+        return None
 
     def assignee(self, job: DeliveryJob) -> str | None:
         """``assignee_map``'s agent for the call's user (an e-mail is looked up), else the
