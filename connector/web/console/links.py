@@ -100,8 +100,10 @@ def record_links(config: Config, target: str, refs: Mapping[str, Any]) -> list[R
 
 def _zendesk_base(options: Any) -> str:
     """``https://<subdomain>.zendesk.com``, or the target's ``url``; "" when neither is set."""
-    read = options.get if isinstance(options, Mapping) else lambda k: getattr(options, k, None)
-    url, subdomain = read("url"), read("subdomain")
+    if isinstance(options, Mapping):
+        url, subdomain = options.get("url"), options.get("subdomain")
+    else:
+        url, subdomain = getattr(options, "url", None), getattr(options, "subdomain", None)
     if url:
         return str(url).rstrip("/")
     return f"https://{subdomain}.zendesk.com" if subdomain else ""
