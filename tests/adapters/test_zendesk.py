@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from marshmallow import ValidationError
 
 from connector.adapters import (
@@ -34,6 +36,7 @@ from connector.adapters.zendesk import (
     phone_queries,
     tag_for,
 )
+from connector.cli import main
 from connector.config.policy import Defaults, TargetAbilities, load_policy
 from connector.delivery.planning import plan_delivery
 from connector.phone import parse_sipgate, parse_stored
@@ -549,3 +552,34 @@ def test_the_first_mapped_user_of_the_call_picks_the_group(server: ZendeskTestSe
     unmapped = User("w9", "1234567w9", "1234567", "Erika", "Mustermann", "Erika Mustermann")
     adapter.write(job_for(adapter, "zd-users-1", users=(unmapped, *report.users)), Journal())
     assert str(tickets_for(server, "zd-users-1")[0]["group_id"]) == second
+
+
+# ------------------------------------------------------------------------------------------
+# The command line
+# ------------------------------------------------------------------------------------------
+
+
+def test_sipgate_crm_check_zendesk_reports_token_fields_and_groups(
+    server: ZendeskTestServer, tmp_path: Path
+) -> None:
+    group = server.add_group("Support")
+    target = {
+        "name": "support",
+        "type": "zendesk",
+        "url": server.url,
+        "email": AGENT_EMAIL,
+        "api_token": API_TOKEN,
+        "group_map": {"1234567w0": group, "1234567w1": "404"},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"targets": [target]}))
+    result = CliRunner().invoke(
+        main, ["check", "--config", str(tmp_path / "config.yaml"), "zendesk"]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        "ok   support: API token accepted (role admin).",
+        "ok   support: Ticket fields active: subject, description, status, group.",
+        "FAIL support: group_map.1234567w1: Zendesk has no group 404.",
+    ]
+    listed = CliRunner().invoke(main, ["adapters"])
+    assert "zendesk" in {line.split()[0] for line in listed.output.splitlines()}
