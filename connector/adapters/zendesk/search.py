@@ -3,7 +3,7 @@
 Zendesk's search takes a phone number as digits only (no ``+``, no spaces) and a leading ``*``
 for a number stored in any format (Talk Partner Edition, "Retrieving the Zendesk user id of a
 caller"). `ZendeskSearcher.search_by_phone` asks for each spelling in `phone_queries` in turn,
-most specific first, and stops at the first that finds a user whose number is the caller's;
+the exact one first, and stops at the first that finds a user whose number is the caller's;
 the matching policy re-checks every hit (``*`` also finds the same digits of another country).
 Zendesk users are the connector's ``contact`` records.
 """
@@ -38,11 +38,10 @@ _AGENT_ROLES: Final = frozenset({"agent", "admin"})
 
 
 def phone_queries(number: PhoneNumber) -> list[str]:
-    """The ``query`` values searched for `number`, most specific first: the E.164 digits, the
-    national digits with trunk prefix, and ``*`` with the national significant number."""
-    national = "".join(ch for ch in number.national() if ch.isdigit())
-    spellings = [number.digits(), national, f"*{number.national_significant}"]
-    return [f"phone:{s}" for s in dict.fromkeys(s for s in spellings if s)]
+    """The ``query`` values searched for `number`: the E.164 digits (the exact match, one
+    request for numbers stored in international form), then ``*`` with the national
+    significant number, which finds every other spelling (``030 …``, ``(30) …``, ``0049 …``)."""
+    return [f"phone:{number.digits()}", f"phone:*{number.national_significant}"]
 
 
 def _moment(value: Any) -> datetime | None:
