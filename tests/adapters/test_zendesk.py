@@ -394,6 +394,22 @@ def test_the_servers_own_rate_limit_answers_429_with_retry_after() -> None:
             adapter.close()
 
 
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(404, PermanentError), (409, PermanentError), (422, PermanentError), (502, OutcomeUnknown)],
+)
+def test_ticket_create_answers_map_to_the_pipelines_errors(
+    server: ZendeskTestServer, adapter: ZendeskAdapter, status: int, error: type[Exception]
+) -> None:
+    body = {"error": "RecordInvalid", "details": {"subject": [{"error": "TooLong"}]}}
+    server.fail_next(r"/api/v2/tickets\.json$", status, body, method="POST")
+    with pytest.raises(error) as caught:
+        adapter.write(job_for(adapter, f"zd-status-{status}"), Journal())
+    assert f"HTTP {status} (RecordInvalid: subject (TooLong))" in str(caught.value)
+    if error is PermanentError:
+        assert not isinstance(caught.value, RetryableError)
+
+
 def test_a_422_names_fields_and_codes_but_no_values(
     server: ZendeskTestServer, adapter: ZendeskAdapter
 ) -> None:
