@@ -26,6 +26,7 @@ from connector.adapters import (
     Memo,
     OutcomeUnknown,
     PhoneNumber,
+    RetryableError,
     WriteResult,
     create_once,
     html,
@@ -173,7 +174,7 @@ class ZendeskWriter:
         )
         tickets = answer.get("tickets") if isinstance(answer, Mapping) else None
         if not isinstance(tickets, list):
-            raise OutcomeUnknown("Zendesk's answer to the ticket lookup has no tickets list.")
+            raise RetryableError("Zendesk's answer to the ticket lookup has no tickets list.")
         ids = sorted(
             int(t["id"])
             for t in tickets
