@@ -74,6 +74,16 @@ _TARGETS = {
       client_secret: ${SF_CLIENT_SECRET}
       domain: YOUR-DOMAIN.my
 """,
+    "zendesk": """\
+  # Each incoming support call as a Zendesk ticket with an internal note (README: "The zendesk
+  # target").
+  - name: support
+    type: zendesk
+    subdomain: your-subdomain                # https://your-subdomain.zendesk.com
+    email: agent@example.com                 # the agent whose API token this is
+    api_token: ${ZENDESK_TOKEN}
+    filters: {directions: [IN]}
+""",
 }
 TARGET_TYPES = tuple(_TARGETS)
 _VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")

@@ -15,6 +15,7 @@ from connector.adapters import Adapter, CrmRecord, Journal
 from connector.adapters.database import DatabaseAdapter
 from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.salesforce import SalesforceAdapter
+from connector.adapters.zendesk import ZendeskAdapter
 from connector.cli import main
 from connector.config.load import load_config
 from connector.config.policy import Defaults, TargetAbilities, load_policy
@@ -29,6 +30,7 @@ SHIPPED: dict[type[Adapter], str] = {
     HubSpotAdapter: "hubspot.yaml",
     SalesforceAdapter: "salesforce.yaml",
     DatabaseAdapter: "database.yaml",
+    ZendeskAdapter: "zendesk.yaml",
 }
 
 

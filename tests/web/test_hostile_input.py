@@ -17,6 +17,7 @@ from connector.adapters import Adapter, CrmRecord, Journal
 from connector.adapters.database import DatabaseAdapter, DatabaseOptions
 from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.salesforce import SalesforceAdapter
+from connector.adapters.zendesk import ZendeskAdapter
 from connector.config.policy import Defaults, DeliveryPolicy, TargetAbilities, load_policy
 from connector.delivery.planning import plan_delivery
 from connector.ledger.tables import calls, deliveries
@@ -32,11 +33,13 @@ SHIPPED: dict[str, type[Adapter]] = {
     "hubspot.yaml": HubSpotAdapter,
     "salesforce.yaml": SalesforceAdapter,
     "database.yaml": DatabaseAdapter,
+    "zendesk.yaml": ZendeskAdapter,
 }
 LIMITS = {
     "hubspot.yaml": dict(HubSpotAdapter.field_limits),
     "salesforce.yaml": dict(SalesforceAdapter.field_limits),
     "database.yaml": {},
+    "zendesk.yaml": dict(ZendeskAdapter.field_limits),
 }
 
 

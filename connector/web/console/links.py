@@ -3,7 +3,9 @@
 HubSpot: ``https://<domain>/contacts/<portal id>/record/<object type id>/<id>`` with the portal id
 from ``console.links.<target>.portal_id`` (``domain`` defaults to ``app.hubspot.com``; EU portals
 use ``app-eu1.hubspot.com``). Salesforce: ``<instance>/lightning/r/<Object>/<Id>/view`` on the
-target's ``instance_url`` (or ``console.links.<target>.instance_url``). Other targets: no links.
+target's ``instance_url`` (or ``console.links.<target>.instance_url``). Zendesk:
+``https://<subdomain>.zendesk.com/agent/tickets/<id>`` (users: ``/agent/users/<id>``), on the
+target's ``url`` when it names one instead. Other targets: no links.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ _HUBSPOT_TYPES = {
     "note": "0-46",
     "call": "0-48",
 }
+_ZENDESK_PATHS = {"ticket": "tickets", "contact": "users"}
 _SALESFORCE_TYPES = {
     "contact": "Contact",
     "lead": "Lead",
@@ -86,4 +89,21 @@ def record_links(config: Config, target: str, refs: Mapping[str, Any]) -> list[R
                     path = f"/lightning/r/{_SALESFORCE_TYPES[kind]}/{record_id}/view"
                     url = instance.rstrip("/") + path
                     links.append(RecordLink(kind, record_id, url))
+    elif target_config.type == "zendesk":
+        base = _zendesk_base(target_config.options)
+        for kind, record_id in _written(refs):
+            if base and kind in _ZENDESK_PATHS:
+                url = f"{base}/agent/{_ZENDESK_PATHS[kind]}/{record_id}"
+                links.append(RecordLink(kind, record_id, url))
     return links
+
+
+def _zendesk_base(options: Any) -> str:
+    """``https://<subdomain>.zendesk.com``, or the target's ``url``; "" when neither is set."""
+    if isinstance(options, Mapping):
+        url, subdomain = options.get("url"), options.get("subdomain")
+    else:
+        url, subdomain = getattr(options, "url", None), getattr(options, "subdomain", None)
+    if url:
+        return str(url).rstrip("/")
+    return f"https://{subdomain}.zendesk.com" if subdomain else ""
