@@ -43,6 +43,7 @@ from connector.phone import parse_sipgate, parse_stored
 from connector.testing import AdapterContract, example_report, minimal_report
 from tests.fakes.base import ManualClock
 from tests.fakes.zendesk_server import AGENT_EMAIL, API_TOKEN, ZendeskTestServer
+from tests.support.metrics import crm_requests, logged_statuses
 
 CALLER = parse_sipgate("493012345670")
 assert CALLER is not None
@@ -376,6 +377,22 @@ def test_a_429_is_retried_after_its_retry_after(
         adapter.write(job_for(adapter, "zd-429-1"), Journal())
     assert caught.value.retry_after == 7.0
     assert not isinstance(caught.value, OutcomeUnknown)
+
+
+def test_every_request_to_zendesk_is_counted_under_the_targets_name(
+    server: ZendeskTestServer,
+) -> None:
+    adapter = ZendeskAdapter("zendesk-counted", options(server))
+    server.fail_next(
+        r"/api/v2/tickets\.json$", 429, "Too Many Requests", headers={"Retry-After": "1"}
+    )
+    with pytest.raises(RetryableError):
+        adapter.write(job_for(adapter, "zd-counted-1"), Journal())
+    adapter.write(job_for(adapter, "zd-counted-1"), Journal())
+    adapter.close()
+    answered = [entry.status for entry in server.request_log if not entry.lost]
+    assert crm_requests("zendesk-counted") == logged_statuses(answered)
+    assert crm_requests("zendesk-counted")["429"] == 1
 
 
 def test_the_servers_own_rate_limit_answers_429_with_retry_after() -> None:

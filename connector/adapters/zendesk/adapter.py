@@ -57,7 +57,7 @@ class ZendeskAdapter(Adapter):
         (epoch seconds, for the new-caller claims) are for tests."""
         super().__init__(name, options)
         self.options: ZendeskOptions = options
-        self.http = http_client(options, limiter, session)
+        self.http = http_client(name, options, limiter, session)
         self.searcher = ZendeskSearcher(name, self.http, options.cache_seconds)
         self.writer = ZendeskWriter(self.http, self.searcher, options, self.memo, wall_clock)
         self.preflight = ZendeskPreflight(self.http, self.searcher, options)

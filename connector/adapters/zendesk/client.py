@@ -71,11 +71,13 @@ def rate_limiter(options: ZendeskOptions) -> RateLimiter:
 
 
 def http_client(
+    name: str,
     options: ZendeskOptions,
     limiter: RateLimiter | None = None,
     session: requests.Session | None = None,
 ) -> HttpClient:
-    """The client of one target: Basic auth, the timeouts of the options, `POLICY`."""
+    """The client of target `name`: Basic auth, the timeouts of the options, `POLICY`; its
+    requests are counted and timed under `name`."""
     session = session or requests.Session()
     session.auth = (f"{options.email}/token", options.api_token)
     session.headers["Accept"] = "application/json"
@@ -86,4 +88,5 @@ def http_client(
         session=session,
         secrets=(options.api_token, options.email),
         limiter=limiter if limiter is not None else rate_limiter(options),
+        target=name,
     )
