@@ -138,3 +138,12 @@ def test_the_table_holds_the_vcon_text(tmp_path: Path) -> None:
         UTC
     )
     adapter.close()
+
+
+def test_the_transcript_can_be_left_out(tmp_path: Path) -> None:
+    adapter = folder_target(tmp_path, store_transcript=False)
+    report = example_report()
+    adapter.write(DeliveryJob(report), Journal())
+    again = parse_body((tmp_path / file_name(report.call_id)).read_bytes())
+    assert (again.transcript, again.transcript_chunks) == ("", ())
+    assert again.summary == report.summary

@@ -11,7 +11,7 @@ erase vCons as they do database rows. The target cannot search for callers: it h
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ class VconOptions:
         validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,62}$"),
         help="Table name (with url).",
     )
+    store_transcript: bool = option(True, help="Keep the transcript in the vCon too.")
     retention_days: int | None = option(
         None,
         validate=validate.Range(min=1),
@@ -82,8 +83,12 @@ class VconAdapter(Adapter):
             return [CheckResult(False, f"Cannot write vCons: {type(exc).__name__}: {exc}")]
 
     def document(self, job: DeliveryJob) -> dict[str, Any]:
-        """The vCon written for `job`: the report's, plus the rendered fields if any."""
-        document = vcon_document(job.report)
+        """The vCon written for `job`: the report's (without the transcript unless
+        ``store_transcript``), plus the rendered fields if any."""
+        report = job.report
+        if not self.options.store_transcript:
+            report = replace(report, transcript="", transcript_chunks=())
+        document = vcon_document(report)
         if job.fields:
             document["attachments"].append(
                 {
