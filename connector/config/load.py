@@ -388,21 +388,23 @@ def _target_options(
 
 
 def _resolved(options: Any, base: Path) -> Any:
-    """`options` with relative ``sqlite:///`` URLs resolved against the configuration's folder
-    (typed options are replaced, options of schema-only adapters updated)."""
+    """`options` with relative ``sqlite:///`` URLs and `Path` values resolved against the
+    configuration's folder (typed options are replaced, options of schema-only adapters
+    updated)."""
     values = (
         {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
         if dataclasses.is_dataclass(options)
         else options
     )
-    urls = {
+    resolved: dict[str, Any] = {
         key: resolve_sqlite_url(value, base)
         for key, value in values.items()
         if isinstance(value, str) and value.startswith("sqlite:///")
     }
+    resolved.update({k: base / v for k, v in values.items() if isinstance(v, Path)})
     if dataclasses.is_dataclass(options) and not isinstance(options, type):
-        return dataclasses.replace(options, **urls)
-    options.update(urls)
+        return dataclasses.replace(options, **resolved)
+    options.update(resolved)
     return options
 
 

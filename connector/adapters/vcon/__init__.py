@@ -38,7 +38,10 @@ __all__ = ["VconAdapter", "VconOptions"]
 class VconOptions:
     """Options of a ``vcon`` target: exactly one of `folder` and `url`."""
 
-    folder: str | None = option(None, help="Folder for one <call_id>.vcon.json file per call.")
+    # option() returns a dataclass field; ruff cannot tell for a Path annotation.
+    folder: Path | None = option(  # noqa: RUF009
+        None, help="Folder for one <call_id>.vcon.json file per call (relative: to the config)."
+    )
     url: str | None = option(None, help="SQLAlchemy URL of a database holding the vCons.")
     table: str = option(
         "sipgate_vcons",
@@ -59,7 +62,7 @@ class VconOptions:
 
 def _store(options: VconOptions) -> VconStore:
     if options.folder is not None:
-        return FolderStore(Path(options.folder))
+        return FolderStore(options.folder)
     assert options.url is not None
     return TableStore(options.url, options.table)
 
