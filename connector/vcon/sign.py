@@ -143,9 +143,10 @@ def compact_form(body: bytes) -> str | None:
 
     Raises `EncryptedVcon` for a compact JWE (five segments).
     """
+    head = body[:16].lstrip()
+    if not head or head[:1] in b'{["':
+        return None  # JSON, the common case: the body is not copied
     text = body.strip()
-    if not text or text[:1] in b'{["':
-        return None
     try:
         candidate = text.decode("ascii")
     except UnicodeDecodeError:
