@@ -329,6 +329,30 @@ def _valid_numbers(data: dict[str, Any]) -> None:
         raise PayloadError(errors)
 
 
+def _sides(
+    parties: list[dict[str, Any]], dialog: dict[str, Any]
+) -> tuple[int, int | None, list[int]]:
+    """The originator's party index, the other side's (``None``: nobody) and our parties.
+
+    Outbound (the originator is ours): the other side is the first party of the dialog that is
+    not ours. Inbound: our first party that is not the originator, or (no party is ours) the
+    dialog's first party that is not the originator.
+    """
+    everyone = list(range(len(parties)))
+    in_dialog = dialog["parties"] or everyone
+    originator: int = dialog["originator"] if dialog["originator"] is not None else in_dialog[0]
+    ours = [i for i in everyone if _is_ours(parties[i])]
+    if originator in ours:
+        candidates = [i for i in in_dialog if i not in ours] or [
+            i for i in everyone if i not in ours
+        ]
+    else:
+        candidates = [i for i in ours if i != originator] or [
+            i for i in in_dialog if i != originator
+        ]
+    return originator, (candidates[0] if candidates else None), ours
+
+
 def report_from_vcon(document: Any) -> CallReport:
     """Validate an unsigned vCon document and return its `CallReport`.
 
@@ -343,16 +367,7 @@ def report_from_vcon(document: Any) -> CallReport:
     _check_indexes(data)
     parties: list[dict[str, Any]] = data["parties"]
     dialog = data["dialog"][0]
-    in_dialog = dialog["parties"] or list(range(len(parties)))
-    originator = dialog["originator"] if dialog["originator"] is not None else in_dialog[0]
-    ours = [i for i in range(len(parties)) if _is_ours(parties[i])]
-    outbound = originator in ours
-    if outbound:
-        other = [i for i in in_dialog if i not in ours] or [
-            i for i in range(len(parties)) if i not in ours
-        ]
-    else:
-        other = [i for i in ours if i != originator] or [i for i in in_dialog if i != originator]
+    originator, other, ours = _sides(parties, dialog)
     start: datetime = dialog["start"].astimezone(UTC)
     seconds = dialog["duration"]
     duration = (
@@ -366,11 +381,11 @@ def report_from_vcon(document: Any) -> CallReport:
         call_id=data["uuid"],
         payload_version=PAYLOAD_VERSION,
         from_number=_number(parties[originator].get("tel")),
-        to_number=_number(parties[other[0]].get("tel")) if other else "",
+        to_number=_number(parties[other].get("tel")) if other is not None else "",
         start_time=start,
         end_time=start + duration if seconds is not None else None,
         duration=duration,
-        direction="OUT" if outbound else "IN",
+        direction="OUT" if originator in ours else "IN",
         users=tuple(u for u in (_user(parties[i]) for i in ours) if u is not None),
         channel=Channel(channel["id"], str(channel.get("name") or "")) if channel else None,
         **analysis,

@@ -181,3 +181,13 @@ def test_the_configuration_checks_the_keys(tmp_path: Path, key: ECKey) -> None:
         parse_config({"server": {"vcon_keys": ["nope"]}, "targets": targets}, base=tmp_path)
     with pytest.raises(ConfigError, match="vcon_require_signature"):
         parse_config({"server": {"vcon_require_signature": True}, "targets": targets})
+
+
+def test_the_committed_signed_fixture_verifies_with_its_public_key() -> None:
+    folder = Path(__file__).parents[1] / "fixtures" / "vcon"
+    public_key = json.loads((folder / "test-only-public-key.jwk.json").read_text())
+    body = (folder / "inbound-call.signed.vcon.json").read_bytes()
+    unsigned = (folder / "inbound-call.vcon.json").read_bytes()
+    assert parse_body(body, trust(public_key)) == parse_body(unsigned)
+    with pytest.raises(BadSignature):
+        parse_body(body, trust(public(ECKey.generate_key("P-256"))))
