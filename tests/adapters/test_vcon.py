@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from marshmallow import ValidationError
 from connector.adapters import Adapter, DeliveryJob, Journal, RetryableError, adapter_class
 from connector.adapters.vcon import VconAdapter
 from connector.adapters.vcon.stores import TableStore, file_name
+from connector.config.load import parse_config
 from connector.delivery.retention import retaining_targets
 from connector.payload import parse_body
+from connector.problems import ConfigError
 from connector.testing import AdapterContract, example_report
 from tests.integration.test_scale_backends import fresh_database, needs_postgres
 
@@ -74,7 +77,8 @@ def test_a_file_per_call_that_vcon_in_reads_back(tmp_path: Path) -> None:
     path = tmp_path / f"{report.call_id}.vcon.json"
     assert result.refs == {"file": str(path)}
     assert oct(path.stat().st_mode & 0o777) == "0o600"
-    assert parse_body(path.read_bytes()).summary == report.summary
+    # The round trip through the written file: the same report but the payload version.
+    assert parse_body(path.read_bytes()) == replace(report, payload_version="vcon")
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left
 
 
@@ -177,3 +181,14 @@ class TestVconTableOnPostgres(AdapterContract):
     def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:
         assert isinstance(adapter, VconAdapter)
         return adapter.count_calls(call_id)
+
+
+def test_a_relative_folder_is_relative_to_the_configuration(tmp_path: Path) -> None:
+    document = {"targets": [{"name": "archive", "type": "vcon", "folder": "vcons"}]}
+    config = parse_config(document, base=tmp_path)
+    assert config.target("archive").options.folder == tmp_path / "vcons"
+    elsewhere = {"targets": [{"name": "archive", "type": "vcon", "folder": str(tmp_path / "x")}]}
+    options = parse_config(elsewhere, base=tmp_path / "elsewhere").target("archive").options
+    assert options.folder == tmp_path / "x"
+    with pytest.raises(ConfigError, match="folder"):
+        parse_config({"targets": [{"name": "a", "type": "vcon", "folder": ""}]}, base=tmp_path)
