@@ -1,9 +1,11 @@
-"""vCon end to end: gunicorn and the worker take signed vCons into a database and a vcon target."""
+"""vCon end to end: gunicorn and the worker take vCons into a database and a vcon target."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,18 @@ CALL_ID = "vcon-e2e-1"
 
 def all_done(rows: list[dict[str, Any]]) -> bool:
     return bool(rows) and all(t["status"] == "done" for r in rows for t in r["targets"].values())
+
+
+def send_example(service: RunningService, scenario: str) -> tuple[int, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "connector", "send-example", "--scenario", scenario],
+        env=service.env,
+        cwd=service.folder,
+        capture_output=True,
+        check=False,
+    )
+    answer = json.loads(done.stdout.decode().split(" ", 1)[1])
+    return done.returncode, answer.get("status") or answer.get("error")
 
 
 def test_a_signed_vcon_is_delivered_once_and_a_forged_one_refused(tmp_path: Path) -> None:
@@ -45,8 +59,13 @@ def test_a_signed_vcon_is_delivered_once_and_a_forged_one_refused(tmp_path: Path
         forged = json.dumps(sign_vcon(vcon_document(example_report("vcon-e2e-2")), forger))
         status, answer = raw_chunked_post(service.port, "/webhooks/sipgate", forged.encode())
         assert (status, json.loads(answer)["error"]) == (422, "invalid_signature")
-        rows = service.wait_for(all_done)
-    assert [r["call_id"] for r in rows] == [CALL_ID]
+        # send-example: the unsigned vCon is accepted, the one signed with a throw-away key not.
+        assert send_example(service, "vcon") == (0, "accepted")
+        assert send_example(service, "vcon-signed") == (1, "invalid_signature")
+        rows = service.wait_for(lambda rows: len(rows) == 2 and all_done(rows))
+    assert sorted(r["call_id"] for r in rows) == sorted(
+        [CALL_ID, f"{example_report().call_id}-vcon"]
+    )
     with sqlite3.connect(tmp_path / "data" / "calls.db") as conn:
         version = conn.execute(
             "select payload_version from sipgate_calls where call_id = ?", (CALL_ID,)
@@ -54,4 +73,5 @@ def test_a_signed_vcon_is_delivered_once_and_a_forged_one_refused(tmp_path: Path
     assert version == [("vcon",)]
     archived = (tmp_path / "data" / "vcons" / file_name(CALL_ID)).read_bytes()
     assert parse_body(archived) == parse_body(json.dumps(sent).encode())
-    assert [p.name for p in (tmp_path / "data" / "vcons").iterdir()] == [file_name(CALL_ID)]
+    files = sorted(p.name for p in (tmp_path / "data" / "vcons").iterdir())
+    assert files == sorted(file_name(r["call_id"]) for r in rows)  # nothing of the forged one
