@@ -320,10 +320,16 @@ def hash_password(password: str) -> None:
 
 
 def _example_body(file: str | None, scenario: str, unique: bool) -> bytes:
-    body = Path(file).read_bytes() if file else scenario_body(scenario)
+    suffix = uuid.uuid4().hex[:8] if unique else ""
+    if not file:
+        return scenario_body(scenario, suffix)
+    body = Path(file).read_bytes()
     if unique:
         document = json.loads(body)
-        document["call"]["id"] = f"{document['call']['id']}-{uuid.uuid4().hex[:8]}"
+        if "vcon" in document:
+            document["uuid"] = f"{document['uuid']}-{suffix}"
+        else:
+            document["call"]["id"] = f"{document['call']['id']}-{suffix}"
         body = json.dumps(document).encode()
     return body
 
@@ -363,7 +369,7 @@ def send_example(
 
     if scenario == "list":
         for name, known in SCENARIOS.items():
-            click.echo(f"{name:<10} {known.description}")
+            click.echo(f"{name:<12} {known.description}")
         return
 
     headers = {"Content-Type": "application/json"}

@@ -8,6 +8,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from joserfc.jwk import ECKey
+
+from connector.payload import parse_report
+from connector.vcon.sign import sign_vcon
+from connector.vcon.write import vcon_document
+
 __all__ = ["SCENARIOS", "Scenario", "scenario_body"]
 
 Document = dict[str, Any]
@@ -74,13 +80,25 @@ def _german(document: Document) -> None:
     assist["smallTalkItems"] = []
 
 
+def _as_vcon(document: Document) -> Any:
+    return vcon_document(parse_report(document))
+
+
+def _as_signed_vcon(document: Document) -> Any:
+    # A key made for this one call: accepted where no server.vcon_keys are configured, refused
+    # (invalid_signature) where they are.
+    return sign_vcon(_as_vcon(document), ECKey.generate_key("P-256"))
+
+
 @dataclass(frozen=True)
 class Scenario:
-    """One variant: what it shows, the example it starts from and how it changes it."""
+    """One variant: what it shows, the example it starts from, how it changes it and in which
+    form it is sent (`send_as`: the v1 JSON as it is, or e.g. as a vCon)."""
 
     description: str
     change: Callable[[Document], None] | None = None
     example: str = "example-v1.json"
+    send_as: Callable[[Document], Any] | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -92,15 +110,21 @@ SCENARIOS: dict[str, Scenario] = {
     "no-ai": Scenario("a call without transcript or summary (assist: null)", _no_ai),
     "german": Scenario("transcript, headline and summary in German", _german),
     "legacy": Scenario("the older payload shape without a version", example="example-legacy.json"),
+    "vcon": Scenario("sipgate's example as a vCon (draft-ietf-vcon-vcon-core)", send_as=_as_vcon),
+    "vcon-signed": Scenario("the vCon signed (JWS) with a throw-away key", send_as=_as_signed_vcon),
 }
 
 
-def scenario_body(name: str) -> bytes:
-    """The JSON body of scenario `name`, its call id ending in ``-<name>`` (but the default's)."""
+def scenario_body(name: str, unique: str = "") -> bytes:
+    """The body of scenario `name`, its call id ending in ``-<name>`` (but the default's) and
+    then in ``-<unique>`` when given."""
     scenario = SCENARIOS[name]
     document = _example(scenario.example)
     if scenario.change is not None:
         scenario.change(document)
     if name != "default":
         document["call"]["id"] = f"{document['call']['id']}-{name}"
-    return json.dumps(document, ensure_ascii=False).encode()
+    if unique:
+        document["call"]["id"] = f"{document['call']['id']}-{unique}"
+    sent = scenario.send_as(document) if scenario.send_as is not None else document
+    return json.dumps(sent, ensure_ascii=False).encode()

@@ -84,6 +84,13 @@ _TARGETS = {
     api_token: ${ZENDESK_TOKEN}
     filters: {directions: [IN]}
 """,
+    "vcon": """\
+  # Every call as a vCon file, an archive in an open standard (README: "The vcon target").
+  - name: archive
+    type: vcon
+    folder: @DATA@/vcons
+    retention_days: 365
+""",
 }
 TARGET_TYPES = tuple(_TARGETS)
 _VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")

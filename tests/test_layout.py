@@ -99,6 +99,11 @@ def test_no_import_circle() -> None:
         ("connector.config", "connector.delivery"),
         ("connector.render", "connector.adapters"),
         ("connector.payload", "connector.adapters"),
+        ("connector.report", "connector.payload"),
+        ("connector.vcon", "connector.adapters"),
+        ("connector.vcon", "connector.config"),
+        ("connector.vcon", "connector.web"),
+        ("connector.vcon", "connector.delivery"),
     ],
 )
 def test_no_arrow_against_the_flow(source: str, forbidden: str) -> None:

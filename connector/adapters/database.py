@@ -11,7 +11,8 @@ longer ago than that; ``sipgate-crm purge`` erases calls on demand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -46,7 +47,7 @@ from connector.adapters import (
 )
 from connector.sql import UTCDateTime, make_engine, scrub_freed_pages
 
-__all__ = ["DatabaseAdapter", "DatabaseOptions", "warehouse_tables"]
+__all__ = ["DatabaseAdapter", "DatabaseOptions", "sql_write_errors", "warehouse_tables"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,23 @@ def warehouse_tables(prefix: str) -> tuple[MetaData, dict[str, Table]]:
         ),
     }
     return md, tables
+
+
+@contextmanager
+def sql_write_errors() -> Iterator[None]:
+    """Turn what SQLAlchemy raises while a call is written into the adapter errors: unavailable,
+    a lost connection or a concurrent write of the same call retry; anything else is permanent."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise RetryableError(f"Database unavailable: {type(exc.orig).__name__}") from exc
+    except IntegrityError as exc:
+        # Another worker wrote the same call at the same moment (a lease that ran out).
+        raise RetryableError("Concurrent write of the same call; trying again") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise RetryableError("Database connection lost") from exc
+        raise PermanentError(f"Database rejected the call: {type(exc.orig).__name__}") from exc
 
 
 def _rows(
@@ -245,7 +263,7 @@ class DatabaseAdapter(Adapter):
     def write(self, job: DeliveryJob, journal: Journal) -> WriteResult:
         """Replace whatever an earlier attempt wrote for this call id with the call, atomically."""
         report = job.report
-        try:
+        with sql_write_errors():
             self._ensure_tables()
             rows = _rows(report, self.options.store_transcript, job.fields)
             with self.engine.begin() as conn:
@@ -255,15 +273,6 @@ class DatabaseAdapter(Adapter):
                     if items:
                         table = self.tables[name]
                         conn.execute(table.insert(), _fit(table, items))
-        except OperationalError as exc:
-            raise RetryableError(f"Database unavailable: {type(exc.orig).__name__}") from exc
-        except IntegrityError as exc:
-            # Another worker wrote the same call at the same moment (a lease that ran out).
-            raise RetryableError("Concurrent write of the same call; trying again") from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise RetryableError("Database connection lost") from exc
-            raise PermanentError(f"Database rejected the call: {type(exc.orig).__name__}") from exc
         return WriteResult(refs={"table": self.tables["calls"].name, "call_id": report.call_id})
 
     def erase_call(self, call_id: str) -> int:

@@ -58,6 +58,15 @@ def _cidr(value: str) -> None:
         raise ValidationError(f"{value!r} is not an IP address or CIDR network.") from exc
 
 
+def _vcon_key(value: Any) -> None:
+    from connector.vcon.sign import load_key
+
+    try:
+        load_key(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
 class _ServerSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -86,6 +95,16 @@ class _ServerSchema(Schema):
         load_default=None, allow_none=True, validate=validate.Length(min=16)
     )
     metrics_directory = fields.String(load_default="data/metrics")
+    vcon_keys = fields.List(fields.Raw(validate=_vcon_key), load_default=list)
+    vcon_require_signature = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _keys_for_signatures(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("vcon_require_signature") and not data.get("vcon_keys"):
+            raise ValidationError(
+                "Requiring signed vCons needs at least one key in vcon_keys.",
+                "vcon_require_signature",
+            )
 
 
 def _url(value: str) -> None:
@@ -369,21 +388,23 @@ def _target_options(
 
 
 def _resolved(options: Any, base: Path) -> Any:
-    """`options` with relative ``sqlite:///`` URLs resolved against the configuration's folder
-    (typed options are replaced, options of schema-only adapters updated)."""
+    """`options` with relative ``sqlite:///`` URLs and `Path` values resolved against the
+    configuration's folder (typed options are replaced, options of schema-only adapters
+    updated)."""
     values = (
         {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
         if dataclasses.is_dataclass(options)
         else options
     )
-    urls = {
+    resolved: dict[str, Any] = {
         key: resolve_sqlite_url(value, base)
         for key, value in values.items()
         if isinstance(value, str) and value.startswith("sqlite:///")
     }
+    resolved.update({k: base / v for k, v in values.items() if isinstance(v, Path)})
     if dataclasses.is_dataclass(options) and not isinstance(options, type):
-        return dataclasses.replace(options, **urls)
-    options.update(urls)
+        return dataclasses.replace(options, **resolved)
+    options.update(resolved)
     return options
 
 
@@ -467,6 +488,7 @@ def parse_config(document: Any, file: str = "<config>", base: Path | None = None
                     for key in ("allowed_ips", "proxy_addresses")
                 },
                 "metrics_directory": (base / server["metrics_directory"]).resolve(),
+                "vcon_keys": tuple(server["vcon_keys"]),
             }
         ),
         storage=StorageConfig(url=resolve_sqlite_url(storage["url"], base)),

@@ -53,6 +53,10 @@ class ServerConfig:
     timeout_seconds: int = 30
     metrics_token: str | None = None
     metrics_directory: Path = Path("data/metrics")
+    #: Public keys (JWK objects or PEM strings) whose signatures make a signed vCon acceptable.
+    vcon_keys: tuple[Any, ...] = ()
+    #: Refuse unsigned vCons (needs `vcon_keys`).
+    vcon_require_signature: bool = False
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,9 @@ VARIABLES: Final[tuple[Variable, ...]] = (
     Variable("call.duration_seconds", "Duration in whole seconds (rounded half up), an int."),
     Variable("call.duration_human", 'Localised duration: "1 min 23 s" / "1 Min. 23 Sek.".'),
     Variable("call.channel", "The sipgate channel {id, name}, or None."),
-    Variable("call.payload_version", '"1" (Conversation Intelligence webhook) or "legacy".'),
+    Variable(
+        "call.payload_version", '"1" (Conversation Intelligence webhook), "legacy" or "vcon".'
+    ),
     Variable(
         "remote", "The customer's side: caller of an inbound call, callee of an outbound one."
     ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
@@ -20,12 +20,18 @@ from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
 from connector.config.sections import ServerConfig
 from connector.logs import mask_number
 from connector.payload import NotJson, PayloadError, UnsupportedVersion, parse_body
+from connector.vcon.errors import BadSignature, EncryptedVcon, SignatureRequired
+from connector.vcon.sign import VconTrust
 from connector.web.intake import read_body, verify_sender
 from connector.web.state import WebState
 
 __all__ = ["init_app"]
 
 log = logging.getLogger(__name__)
+
+_TRUST = "sipgate_crm.vcon_trust"
+#: JSON bodies, and compact (signed) vCons.
+_JOSE = "application/jose"
 
 
 def _error(status: int, error: str, message: str, **extra: Any) -> ResponseReturnValue:
@@ -46,15 +52,25 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
     verify_sender(server, request.remote_addr, secret, request.headers.get("Authorization"))
 
     mimetype = request.mimetype
-    if mimetype and not (mimetype == "application/json" or mimetype.endswith("+json")):
+    if mimetype and not (mimetype in ("application/json", _JOSE) or mimetype.endswith("+json")):
         raise UnsupportedMediaType("Send the call report as application/json.")
     body = read_body(request.environ, server.max_body_bytes, server.body_timeout_seconds)
     if not body:
         return _error(400, "empty_body", "The request has no body.")
     try:
-        report = parse_body(body)
+        report = parse_body(body, current_app.extensions[_TRUST])
     except NotJson as exc:
         return _error(400, "invalid_json", exc.message)
+    except EncryptedVcon as exc:
+        return _error(
+            415, "encrypted_vcon", "Encrypted vCons are not supported.", fields=exc.messages
+        )
+    except SignatureRequired as exc:
+        return _error(422, "signature_required", "A signed vCon is required.", fields=exc.messages)
+    except BadSignature as exc:
+        return _error(
+            422, "invalid_signature", "The vCon's signature does not verify.", fields=exc.messages
+        )
     except UnsupportedVersion as exc:
         return _error(422, "unsupported_version", "Unknown payload version.", fields=exc.messages)
     except PayloadError as exc:
@@ -83,7 +99,16 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
 
 
 def init_app(app: Flask, server: ServerConfig) -> None:
-    """Register the webhook routes at the configured path."""
+    """Register the webhook routes at the configured path, with the vCon keys they trust."""
+    app.extensions[_TRUST] = (
+        VconTrust.from_specs(
+            server.vcon_keys,
+            required=server.vcon_require_signature,
+            max_payload_bytes=server.max_body_bytes,
+        )
+        if server.vcon_keys
+        else None
+    )
     path = server.webhook_path
     bp = Blueprint("webhooks", __name__)
     bp.add_url_rule(path, "receive", receive, methods=["POST"])

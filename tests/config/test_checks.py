@@ -166,6 +166,6 @@ def test_adapters_lists_only_types_whose_dependencies_import(tmp_path: Path) -> 
     assert "hubspot" not in listed and {"database", "salesforce"} <= set(listed)
     assert "hubspot" in done.stderr and "pip install -e '.[hubspot]'" in done.stderr
     complete = CliRunner().invoke(main, ["adapters"])
-    assert {"database", "hubspot", "salesforce"} <= {
+    assert {"database", "hubspot", "salesforce", "vcon"} <= {
         line.split()[0] for line in complete.output.splitlines()
     }

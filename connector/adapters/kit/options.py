@@ -4,8 +4,10 @@
 keys rejected, every default taken from the dataclass), and loading with it gives a ``MyOptions``
 instance; the configuration's JSON Schema is derived from the same schema. Field types map to
 schema fields: ``str``, ``int``, ``float``, ``bool``, ``Literal[...]`` (one of the values),
-``X | None``, ``tuple[X, ...]``, ``Mapping[str, X]`` and nested option dataclasses; `option` adds
-validators, a help text or a field of one's own (e.g. `IdString`).
+``X | None``, ``tuple[X, ...]``, ``Mapping[str, X]``, ``Path`` (a file or folder; a relative one
+is resolved against the configuration file's folder when the configuration is loaded) and nested
+option dataclasses; `option` adds validators, a help text or a field of one's own (e.g.
+`IdString`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
@@ -58,6 +61,16 @@ class _Tuple(fields.List):  # type: ignore[type-arg]
         return tuple(super()._deserialize(value, attr, data, **kwargs))
 
 
+class _PathField(fields.String):
+    """A path in the file, a `Path` in the options."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text:
+            raise ValidationError("Must not be empty.")
+        return Path(text)
+
+
 def _field_for(annotation: Any, where: str) -> tuple[fields.Field[Any], bool]:
     """The schema field of a type annotation and whether ``None`` is allowed."""
     origin = typing.get_origin(annotation)
@@ -80,6 +93,7 @@ def _field_for(annotation: Any, where: str) -> tuple[fields.Field[Any], bool]:
         bool: fields.Boolean,
         int: fields.Integer,
         float: fields.Float,
+        Path: _PathField,
     }
     if annotation in simple:
         return simple[annotation](), False
