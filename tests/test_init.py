@@ -16,6 +16,7 @@ SECRETS = {
     "HUBSPOT_TOKEN": "pat-eu1-test",
     "SF_CLIENT_ID": "client",
     "SF_CLIENT_SECRET": "secret",
+    "WEBHOOK_SIGNING_SECRET": "whsec_" + "A" * 43 + "=",
 }
 
 

@@ -410,3 +410,39 @@ def test_check_accepts_a_receiver_that_only_takes_post(
 ) -> None:
     receiver.fail_next("/hooks/calls", 405, method="OPTIONS")
     assert all(r.ok for r in adapter.check())
+
+
+# --- the README's receiver -------------------------------------------------------------------
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def _readme_receiver() -> str:
+    section = README.read_text().split("#### The `webhook` target", 1)[1].split("\n#### ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_receiver_verifies_and_dedupes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBHOOK_SIGNING_SECRET", DEFAULT_SECRET)
+    namespace: dict[str, Any] = {"__name__": "readme_receiver"}  # Flask's import name
+    exec(compile(_readme_receiver(), "README.md", "exec"), namespace)
+    client = namespace["app"].test_client()
+    path = "/webhook/sipgate-calls"
+
+    def signed(secret: str) -> tuple[bytes, dict[str, str]]:
+        loaded = WebhookAdapter.config_schema().load(
+            {"url": f"http://127.0.0.1:9{path}", "secret": secret}
+        )
+        adapter = WebhookAdapter("n8n", loaded)
+        _, body, headers = adapter.signed_request(DeliveryJob(example_report()))
+        adapter.close()
+        return body, headers
+
+    body, headers = signed(DEFAULT_SECRET)
+    for _ in range(2):  # an attempt and its retry
+        assert client.post(path, data=body, headers=headers).status_code == 204
+    assert [c["call"]["id"] for c in namespace["calls"]] == [example_report().call_id]
+    tampered = body.replace(b"Invoice", b"Involce")
+    assert client.post(path, data=tampered, headers=headers).status_code == 401
+    assert client.post(path, data=body, headers=signed(OTHER_SECRET)[1]).status_code == 401
+    assert len(namespace["calls"]) == 1
