@@ -1,8 +1,10 @@
-"""sipgate webhook → gunicorn → worker → the webhook target → a local Standard Webhooks receiver."""
+"""sipgate webhook → gunicorn → worker → the webhook target → a local receiver; retry and replay."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,10 @@ def _done(rows: list[dict[str, Any]], count: int) -> bool:
         if state["status"] in ("done", "skipped", "dead")
     ]
     return len(finished) == count
+
+
+def _state(rows: list[dict[str, Any]], call_id: str) -> str | None:
+    return next((r["targets"]["n8n"]["status"] for r in rows if r["call_id"] == call_id), None)
 
 
 def test_calls_reach_the_receiver_signed_filtered_and_mapped(
@@ -69,6 +75,23 @@ def test_calls_reach_the_receiver_signed_filtered_and_mapped(
                 body = json.dumps(document).encode()
                 assert raw_chunked_post(running.port, "/webhooks/sipgate", body)[0] == 200
             rows = running.wait_for(lambda rows: _done(rows, 4), timeout=90)
+            # A call the receiver refuses (422) goes dead; after the fix, `replay --dead` sends
+            # it again under the same webhook-id.
+            receiver.fail_next("/n8n", 422, method="POST")
+            refused = json.loads(json.dumps(inbound))
+            refused["call"]["id"] = "pbx-refused-0001"
+            body = json.dumps(refused).encode()
+            assert raw_chunked_post(running.port, "/webhooks/sipgate", body)[0] == 200
+            running.wait_for(lambda rows: _state(rows, "pbx-refused-0001") == "dead")
+            replay = subprocess.run(
+                [sys.executable, "-m", "connector", "replay", "--dead"],
+                env=running.env,
+                cwd=running.folder,
+                capture_output=True,
+                check=False,
+            )
+            assert replay.returncode == 0, replay.stderr
+            running.wait_for(lambda rows: _state(rows, "pbx-refused-0001") == "done")
         by_call = {row["call_id"]: row["targets"] for row in rows}
         assert by_call["pbx-outbound-0001"]["n8n"]["status"] == "skipped"
         assert by_call["pbx-outbound-0001"]["reporting"]["status"] == "done"
@@ -76,10 +99,12 @@ def test_calls_reach_the_receiver_signed_filtered_and_mapped(
         assert by_call[inbound["call"]["id"]]["n8n"]["attempts"] >= 2
 
         n8n = [e for e in receiver.request_log if e.path == "/n8n"]
-        assert [e.status for e in n8n] == [503, 204]
+        assert [e.status for e in n8n] == [503, 204, 422, 204]
         assert n8n[0].webhook_id == n8n[1].webhook_id  # the retry kept the id
+        assert n8n[2].webhook_id == n8n[3].webhook_id != n8n[0].webhook_id  # so did the replay
+        assert n8n[3].json["call"]["id"] == "pbx-refused-0001"
         assert all(e.verified for e in receiver.request_log if e.status == 204)
-        [forwarded] = [d for d in receiver.documents() if d["target"] == "n8n"]
+        [forwarded, _replayed] = [d for d in receiver.documents() if d["target"] == "n8n"]
         assert forwarded["call"]["id"] == inbound["call"]["id"]
         assert forwarded["fields"] == {
             "title": "Invoice inquiry and plan change",
@@ -92,7 +117,7 @@ def test_calls_reach_the_receiver_signed_filtered_and_mapped(
         assert "transcript" not in forwarded["call"]
         reported = [d for d in receiver.documents() if d["target"] == "reporting"]
         assert sorted(d["call"]["id"] for d in reported) == sorted(
-            [inbound["call"]["id"], "pbx-outbound-0001"]
+            [inbound["call"]["id"], "pbx-outbound-0001", "pbx-refused-0001"]
         )
         assert all(d["fields"] == {} for d in reported)  # no mapping: no fields, default tasks
         assert all(len(d["tasks"]) == len(d["call"]["action_items"]) for d in reported)
