@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,8 @@ def test_a_wrong_secret_fails_verification_and_the_error_names_the_secret(
 
 
 def test_the_timestamp_is_the_send_time(receiver: WebhookReceiver) -> None:
-    moments = iter([NOW, datetime(2026, 4, 8, 9, 31, 5, tzinfo=UTC)])
+    berlin = timezone(timedelta(hours=2))  # a clock in another zone signs the same instant
+    moments = iter([NOW.astimezone(berlin), datetime(2026, 4, 8, 9, 31, 5, tzinfo=UTC)])
     loaded = WebhookAdapter.config_schema().load(
         {"url": f"{receiver.url}/in", "secret": DEFAULT_SECRET}
     )
@@ -139,6 +140,9 @@ def test_the_timestamp_is_the_send_time(receiver: WebhookReceiver) -> None:
     assert int(second[2]["webhook-timestamp"]) - int(first[2]["webhook-timestamp"]) == 65
     assert first[2]["webhook-signature"] != second[2]["webhook-signature"]
     assert first[:2] == second[:2]  # same id, same bytes
+    verifier = Webhook(DEFAULT_SECRET)
+    expected = verifier.sign(first[0], NOW, first[1].decode())
+    assert first[2]["webhook-signature"] == expected
 
 
 # --- the webhook-id across attempts ----------------------------------------------------------

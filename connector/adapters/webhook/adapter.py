@@ -18,7 +18,7 @@ from connector.adapters import (
     Journal,
     WriteResult,
 )
-from connector.adapters.webhook.options import WebhookOptions, secret_key
+from connector.adapters.webhook.options import SECRET_PREFIX, WebhookOptions, secret_key
 from connector.adapters.webhook.payload import call_document, delivery_id, encode
 
 __all__ = ["WebhookAdapter"]
@@ -66,7 +66,7 @@ class WebhookAdapter(Adapter):
             options.url,
             _policy(options),
             headers={"User-Agent": USER_AGENT},
-            secrets=(options.secret,),
+            secrets=(options.secret, options.secret.removeprefix(SECRET_PREFIX)),
             clock=clock,
         )
 
@@ -76,7 +76,7 @@ class WebhookAdapter(Adapter):
         body = encode(
             call_document(job, self.name, include_transcript=self.options.include_transcript)
         )
-        now = self.http.clock()
+        now = self.http.clock().astimezone(UTC)  # the library signs the time as if it were UTC
         headers = {
             "Content-Type": "application/json",
             "webhook-id": msg_id,
