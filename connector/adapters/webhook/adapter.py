@@ -70,12 +70,13 @@ class WebhookAdapter(Adapter):
             clock=clock,
         )
 
+    def _document(self, job: DeliveryJob) -> dict[str, Any]:
+        return call_document(job, self.name, include_transcript=self.options.include_transcript)
+
     def signed_request(self, job: DeliveryJob) -> tuple[str, bytes, dict[str, str]]:
         """The delivery id, the body and the headers of the POST for `job`, signed now."""
         msg_id = delivery_id(self.name, job.report.call_id)
-        body = encode(
-            call_document(job, self.name, include_transcript=self.options.include_transcript)
-        )
+        body = encode(self._document(job))
         now = self.http.clock().astimezone(UTC)  # the library signs the time as if it were UTC
         headers = {
             "Content-Type": "application/json",
@@ -101,12 +102,12 @@ class WebhookAdapter(Adapter):
 
     def describe_write(self, job: DeliveryJob) -> list[dict[str, Any]]:
         """The POST `write` would send: its ``webhook-id`` and the document."""
-        document = call_document(job, self.name, include_transcript=self.options.include_transcript)
+        document = self._document(job)
         return [
             {
                 "op": "POST",
                 "target": self.name,
-                "webhook_id": delivery_id(self.name, job.report.call_id),
+                "webhook_id": document["delivery"]["id"],
                 "document": document,
             }
         ]
