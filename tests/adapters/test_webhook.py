@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
+import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -33,6 +35,7 @@ from tests.integration.harness import free_port
 
 OTHER_SECRET = "whsec_" + base64.b64encode(b"another key, 32 bytes long......").decode()
 NOW = datetime(2026, 4, 8, 9, 30, tzinfo=UTC)
+ROOT = Path(__file__).parents[2]
 
 
 def make(url: str, name: str = "n8n", **options: Any) -> WebhookAdapter:
@@ -125,6 +128,31 @@ def test_a_wrong_secret_fails_verification_and_the_error_names_the_secret(
     assert receiver.count_calls(example_report().call_id) == 0
 
 
+def test_the_receiver_checks_the_signature_before_an_injected_fault(
+    adapter: WebhookAdapter, receiver: WebhookReceiver
+) -> None:
+    receiver.fail_next("/hooks/calls", 503, method="POST")
+    wrong = make(f"{receiver.url}/hooks/calls", secret=OTHER_SECRET)
+    try:
+        with pytest.raises(PermanentError, match="HTTP 401"):
+            wrong.write(DeliveryJob(example_report()), Journal())
+    finally:
+        wrong.close()
+    with pytest.raises(RetryableError, match="HTTP 503"):  # the fault is still there …
+        adapter.write(DeliveryJob(example_report()), Journal())
+    adapter.write(DeliveryJob(example_report()), Journal())  # … and used up
+    refused, failed, accepted = receiver.request_log
+    assert (refused.status, refused.verified, refused.injected, refused.json) == (
+        401,
+        False,
+        False,
+        None,
+    )
+    assert (failed.status, failed.verified, failed.injected) == (503, True, True)
+    assert failed.json == accepted.json and accepted.status == 204
+    assert receiver.accepted() == [accepted]
+
+
 def test_the_timestamp_is_the_send_time(receiver: WebhookReceiver) -> None:
     berlin = timezone(timedelta(hours=2))  # a clock in another zone signs the same instant
     moments = iter([NOW.astimezone(berlin), datetime(2026, 4, 8, 9, 31, 5, tzinfo=UTC)])
@@ -158,6 +186,7 @@ def test_the_webhook_id_and_body_stay_the_same_across_attempts(
     result = adapter.write(job, Journal())
     first, second = receiver.request_log
     assert first.status == 503 and second.status == 204
+    assert first.verified and second.verified  # the refused attempt was signed as well
     assert first.webhook_id == second.webhook_id == result.refs["webhook_id"]
     assert first.body == second.body
     assert second.json["delivery"]["id"] == second.webhook_id
@@ -352,6 +381,21 @@ def test_the_cli_prints_the_schema() -> None:
     assert json.loads(out.output) == json_schema()
 
 
+def test_the_schema_file_is_shipped_as_package_data() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    globs = project["tool"]["setuptools"]["package-data"]["connector"]
+    shipped = "adapters/webhook/call.v1.schema.json"
+    assert (ROOT / "connector" / shipped).is_file()
+    assert any(fnmatch.fnmatchcase(shipped, pattern) for pattern in globs)
+
+
+def test_the_adapters_command_lists_the_target() -> None:
+    out = CliRunner().invoke(main, ["adapters"])
+    assert out.exit_code == 0, out.output
+    listed = dict(line.split(maxsplit=1) for line in out.output.splitlines() if line.strip())
+    assert listed["webhook"] == "connector.adapters.webhook:WebhookAdapter"
+
+
 def test_describe_write_shows_the_document_and_sends_nothing(
     adapter: WebhookAdapter, receiver: WebhookReceiver
 ) -> None:
@@ -418,7 +462,7 @@ def test_check_accepts_a_receiver_that_only_takes_post(
 
 # --- the README's receiver -------------------------------------------------------------------
 
-README = Path(__file__).parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def _readme_receiver() -> str:

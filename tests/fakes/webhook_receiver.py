@@ -3,6 +3,8 @@
 Like n8n or an internal service would, it answers ``POST`` on any path: a request whose
 ``webhook-signature`` the `standardwebhooks` library verifies with the receiver's secret is
 accepted (``204``) and recorded; anything else is refused with ``401`` and logged as such.
+The signature is checked before any injected fault: every POST is verified and records
+``verified``, and a request that fails verification does not use up a `fail_next` rule.
 ``OPTIONS`` answers ``204`` (what the adapter's check asks), other methods ``405``. Receivers
 dedupe on ``webhook-id``: `count_calls` counts distinct ids per call, the way a receiver that
 honours the standard would have logged the call. Faults come from `FakeServer` (`fail_next`,
@@ -31,7 +33,8 @@ DEFAULT_SECRET = "whsec_" + base64.b64encode(bytes(range(1, 33))).decode()
 @dataclass(frozen=True, kw_only=True)
 class ReceivedRequest(LoggedRequest):
     """One request as the receiver saw it: the Standard Webhooks headers, the raw body and
-    whether the signature verified (``verified``) with the receiver's secret."""
+    whether the signature verified (``verified``) with the receiver's secret; ``json`` is the
+    verified document (also when a fault refused it), None when it did not verify."""
 
     webhook_id: str | None = None
     webhook_timestamp: str | None = None
@@ -109,6 +112,14 @@ class WebhookReceiver(FakeServer[ReceivedRequest]):
             body=data,
             content_type=request.headers.get("Content-Type", ""),
         )
+        if method == "POST":
+            # Like a real receiver, and like the CRM fakes' credential check: the signature is
+            # checked first, so a request that fails it is refused without using up a fault.
+            try:
+                document = self._verifier.verify(data, dict(request.headers))
+            except (WebhookVerificationError, ValueError):
+                return 401, replace(entry, status=401), None
+            entry = replace(entry, json=document, verified=True)
         fault = self._take_fault(method, path)
         if fault is not None:
             return fault.status, replace(entry, status=fault.status, injected=True), fault
@@ -116,10 +127,5 @@ class WebhookReceiver(FakeServer[ReceivedRequest]):
             return 204, replace(entry, status=204), None
         if method != "POST":
             return 405, replace(entry, status=405), None
-        try:
-            document = self._verifier.verify(data, dict(request.headers))
-        except (WebhookVerificationError, ValueError):
-            return 401, replace(entry, status=401), None
         seconds = self._take_delay(method, path)
-        verified = replace(entry, status=204, json=document, verified=True, delayed_seconds=seconds)
-        return 204, verified, None
+        return 204, replace(entry, status=204, delayed_seconds=seconds), None
