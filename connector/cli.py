@@ -634,13 +634,15 @@ def dry_run_command(
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["config", "mapping"]), default="config")
+@click.argument("kind", type=click.Choice(["config", "mapping", "forwarder"]), default="config")
 def schema(kind: str) -> None:
-    """Print the JSON Schema of the configuration file or of a mapping file (for editors)."""
+    """Print the JSON Schema of the configuration file, of a mapping file (for editors) or of
+    the document the ``webhook`` target POSTs (``forwarder``, for receivers)."""
+    from connector.adapters.webhook import json_schema
     from connector.jsonschema import config_schema, mapping_file_schema
 
-    document = config_schema() if kind == "config" else mapping_file_schema()
-    click.echo(json.dumps(document, indent=2))
+    chosen = {"config": config_schema, "mapping": mapping_file_schema, "forwarder": json_schema}
+    click.echo(json.dumps(chosen[kind](), indent=2))
 
 
 @main.command()

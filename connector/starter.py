@@ -91,6 +91,15 @@ _TARGETS = {
     folder: @DATA@/vcons
     retention_days: 365
 """,
+    "webhook": """\
+  # Each call as signed JSON to n8n, Zapier, Make or a service of yours (README: "The webhook
+  # target"); the receiver verifies it with the secret and dedupes on webhook-id.
+  - name: forwarder
+    type: webhook
+    url: https://YOUR-RECEIVER/webhooks/sipgate-calls
+    secret: ${WEBHOOK_SIGNING_SECRET}      # whsec_ + base64 of 32 random bytes (README)
+    include_transcript: false
+""",
 }
 TARGET_TYPES = tuple(_TARGETS)
 _VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")

@@ -17,6 +17,7 @@ SECRETS = {
     "SF_CLIENT_ID": "client",
     "SF_CLIENT_SECRET": "secret",
     "ZENDESK_TOKEN": "zd-token",
+    "WEBHOOK_SIGNING_SECRET": "whsec_" + "A" * 43 + "=",
 }
 
 

@@ -386,17 +386,25 @@ class HttpClient:
         params: Mapping[str, Any] | None = None,
         budget: str = "general",
         missing_ok: bool = False,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_answer: bool = True,
     ) -> Any:
         """Send one request and return its decoded JSON body (``None`` when empty).
 
         With `missing_ok` a 404 answers ``None`` instead of raising. An answer that is not JSON
-        counts as lost (`OutcomeUnknown` for writes that are not idempotent).
+        counts as lost (`OutcomeUnknown` for writes that are not idempotent) unless
+        `json_answer` is false: then any successful answer returns ``None``. `content` is a body
+        sent byte for byte (e.g. one that was signed) instead of `json`; `headers` go with this
+        request only.
         """
         method = method.upper()
         url = path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
         slot = self.limiter.acquire(budget) if self.limiter is not None else None
         try:
-            response = self.session.request(method, url, json=json, params=params)
+            response = self.session.request(
+                method, url, json=json, params=params, data=content, headers=headers
+            )
         except requests.RequestException as exc:
             raise self.policy.transport_error(exc, method=method, operation=operation) from exc
         finally:
@@ -415,6 +423,8 @@ class HttpClient:
                 now=self.clock(),
                 secrets=self.secrets,
             )
+        if not json_answer:
+            return None
         if body is _UNREADABLE:
             error = RetryableError if method in IDEMPOTENT_METHODS else OutcomeUnknown
             raise error(f"{self.policy.service} {operation}: unreadable answer")

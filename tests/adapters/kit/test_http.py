@@ -186,6 +186,29 @@ def test_an_unreadable_answer_to_a_write_has_an_unknown_outcome(
         client().request("POST", "things", operation="create thing")
 
 
+def test_raw_content_and_request_headers_are_sent_and_any_answer_is_taken(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.post(f"{BASE}/hook", body="OK, thanks", status=202)
+    http = client(headers={"User-Agent": "kit"})
+    body = b'{"b":2,"a":1}'
+    answer = http.request(
+        "POST",
+        "hook",
+        operation="send",
+        content=body,
+        headers={"X-Signature": "v1,abc"},
+        json_answer=False,
+    )
+    assert answer is None
+    sent = mocked.calls[0].request
+    assert sent.body == body
+    assert sent.headers["X-Signature"] == "v1,abc"
+    assert sent.headers["User-Agent"] == "kit"
+    with pytest.raises(OutcomeUnknown):  # the same text answer is unreadable when JSON is wanted
+        http.request("POST", "hook", operation="send", content=body)
+
+
 def test_error_details_are_scrubbed(mocked: responses.RequestsMock) -> None:
     echo = "value +49 30 1234567 of erika@example.com rejected, token s3cret-token"
     error = failure(mocked, "POST", 422, json={"error": echo})
