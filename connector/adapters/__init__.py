@@ -14,7 +14,7 @@ pinned by a test, so nothing leaves it by accident. In groups:
 * HTTP: `HttpClient`, `HttpPolicy`, `Failure`, `retry_after`, `TimeoutHTTPAdapter`, `scrub`,
   `scrubbed_errors`,
   and the shared request budget `RateLimiter` with `Budget` and `open_store`;
-* text: `truncate_to`, `html`, `bullets`;
+* text: `truncate_to`, `html`, `bullets`, and `name_words` (a typed name as search words);
 * finding adapters: ``ENTRY_POINT_GROUP`` (the entry-point group, ``sipgate_crm.adapters``),
   `AdapterNotFound`, `adapter_class`, `available_adapters`, `build_adapter`.
 """
@@ -47,6 +47,7 @@ from connector.adapters.kit.http import (
 )
 from connector.adapters.kit.journal import Journal
 from connector.adapters.kit.memo import Memo, MemoryMemo
+from connector.adapters.kit.names import name_words
 from connector.adapters.kit.options import option
 from connector.adapters.kit.owners import OwnerCache
 from connector.adapters.kit.ratelimit import Budget, RateLimiter, open_store
@@ -112,6 +113,7 @@ __all__ = [
     "fingerprint",
     "html",
     "mapped_constants",
+    "name_words",
     "open_store",
     "option",
     "parse_stored",

@@ -47,6 +47,7 @@ EXPECTED = [
     "fingerprint",
     "html",
     "mapped_constants",
+    "name_words",
     "open_store",
     "option",
     "parse_stored",

@@ -102,7 +102,15 @@ LABELS: dict[str, dict[str, str]] = {
         "de": "Diese Nummer für diesen Datensatz merken",
     },
     "search_crm": {"en": "Search the CRM", "de": "Im CRM suchen"},
-    "search_crm_hint": {"en": "Phone number", "de": "Telefonnummer"},
+    "search_crm_hint": {"en": "Phone number or name", "de": "Telefonnummer oder Name"},
+    "search_crm_number_only": {
+        "en": "Phone number (this target cannot search by name)",
+        "de": "Telefonnummer (dieses Ziel kann nicht nach Namen suchen)",
+    },
+    "search_number_only": {
+        "en": "This target searches by phone number only.",
+        "de": "Dieses Ziel sucht nur nach Telefonnummern.",
+    },
     "searching": {
         "en": "The worker is searching; this page refreshes.",
         "de": "Der Worker sucht; die Seite aktualisiert sich.",

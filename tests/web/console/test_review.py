@@ -141,7 +141,7 @@ def test_search_asks_the_worker_and_shows_its_candidates(
     store_call("pbx-1")
     delivery = hold(console_services)
     response = post_form(
-        operator, f"/console/review/{delivery}/search", "/console/review", number="0211 999"
+        operator, f"/console/review/{delivery}/search", "/console/review", query="0211 999"
     )
     assert response.status_code == 302
     requests = Requests(console_services.ledger.engine)
