@@ -38,6 +38,9 @@ LABELS: dict[str, dict[str, str]] = {
     "review_length": {"en": "Calls in the review queue", "de": "Anrufe in der Prüfliste"},
     "none": {"en": "none", "de": "keine"},
     "until": {"en": "until", "de": "bis"},
+    "since": {"en": "since", "de": "seit"},
+    "dead_count": {"en": "dead", "de": "aufgegeben"},
+    "latest_reason": {"en": "latest reason", "de": "letzter Grund"},
     "ago": {"en": "ago", "de": "her"},
     "search": {"en": "Search", "de": "Suchen"},
     "search_hint": {
