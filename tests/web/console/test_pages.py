@@ -240,7 +240,11 @@ def test_configuration_hides_secrets_and_asks_the_worker_to_check(
     requests = Requests(console_services.ledger.engine)
     waiting = requests.latest(CHECK, "warehouse")
     assert waiting is not None and waiting.requested_by == "otto"
-    assert 'http-equiv="refresh"' in operator.get("/console/configuration").get_data(as_text=True)
+    # The refresh names the page (a URL with a #fragment would not reload), under any prefix.
+    refresh = 'http-equiv="refresh" content="2; url=%s/console/configuration"'
+    assert refresh % "" in operator.get("/console/configuration").get_data(as_text=True)
+    behind = operator.get("/console/configuration", base_url="http://localhost/tools")
+    assert refresh % "/tools" in behind.get_data(as_text=True)
     requests.finish(waiting.id, True, {"results": [{"ok": True, "message": "table ready"}]})
     page = operator.get("/console/configuration").get_data(as_text=True)
     assert "ok: table ready" in page and 'http-equiv="refresh"' not in page
