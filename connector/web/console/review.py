@@ -18,7 +18,6 @@ from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, Conflict
 
-from connector.adapters import AdapterNotFound, adapter_class
 from connector.config.sections import TargetConfig
 from connector.ledger.console import PIN_PREFIX, ActionRefused
 from connector.ledger.ledger import DeliveryState
@@ -50,14 +49,7 @@ def _searches(requests: Requests, deliveries: Sequence[DeliveryState]) -> dict[i
 
 def _name_search_targets(targets: Sequence[TargetConfig]) -> frozenset[str]:
     """The targets whose adapter declares `Adapter.supports_name_search`."""
-    found = set()
-    for target in targets:
-        try:
-            if adapter_class(target.type).supports_name_search:
-                found.add(target.name)
-        except AdapterNotFound:
-            continue
-    return frozenset(found)
+    return frozenset(target.name for target in targets if target.searches_by_name)
 
 
 @bp.get("/review")
