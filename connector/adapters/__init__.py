@@ -15,7 +15,7 @@ pinned by a test, so nothing leaves it by accident. In groups:
   `TimeoutHTTPAdapter`, `scrub`, `scrubbed_errors`, `observe_request` (counts a request a
   client sends by other means than `HttpClient` in the CRM request metrics), and the shared
   request budget `RateLimiter` with `Budget` and `open_store`;
-* text: `truncate_to`, `html`, `bullets`;
+* text: `truncate_to`, `html`, `bullets`, and `name_words` (a typed name as search words);
 * finding adapters: ``ENTRY_POINT_GROUP`` (the entry-point group, ``sipgate_crm.adapters``),
   `AdapterNotFound`, `adapter_class`, `available_adapters`, `build_adapter`.
 """
@@ -50,6 +50,7 @@ from connector.adapters.kit.http import (
 )
 from connector.adapters.kit.journal import Journal
 from connector.adapters.kit.memo import Memo, MemoryMemo
+from connector.adapters.kit.names import name_words
 from connector.adapters.kit.observe import observe_request
 from connector.adapters.kit.options import option
 from connector.adapters.kit.owners import OwnerCache
@@ -118,6 +119,7 @@ __all__ = [
     "fingerprint",
     "html",
     "mapped_constants",
+    "name_words",
     "observe_request",
     "open_store",
     "option",

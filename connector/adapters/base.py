@@ -148,6 +148,8 @@ class Adapter(ABC):
     field_limits: ClassVar[Mapping[str, int]] = {}
     #: Whether `write` stores `DeliveryJob.overflow` (text that did not fit) in a record of its own.
     supports_overflow: ClassVar[bool] = False
+    #: Whether `search_by_name` is implemented (the console's review queue then offers it).
+    supports_name_search: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -187,6 +189,14 @@ class Adapter(ABC):
         Hits need not be exact: the matching policy re-checks each against the caller's number.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot search by phone number.")
+
+    def search_by_name(self, name: str, object_types: Sequence[str]) -> list[CrmRecord]:
+        """Records of `object_types` whose name holds every word of `name` (a person typed it:
+        build the query from `name_words`, never from the raw text); at most a few dozen.
+
+        Optional: set `supports_name_search` when implemented.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot search by name.")
 
     def describe_search(self, number: PhoneNumber, object_types: Sequence[str]) -> dict[str, Any]:
         """The request `search_by_phone` would send, for ``sipgate-crm dry-run``."""

@@ -383,7 +383,11 @@ def _target_options(
     if policy is None:
         return None
     return TargetConfig(
-        name=head["name"], type=head["type"], options=_resolved(loaded, base), policy=policy
+        name=head["name"],
+        type=head["type"],
+        options=_resolved(loaded, base),
+        policy=policy,
+        searches_by_name=cls.supports_name_search,
     )
 
 

@@ -172,6 +172,8 @@ class TargetConfig:
     type: str
     options: Any = field(default_factory=dict)
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    #: Whether its adapter declares `Adapter.supports_name_search` (the console offers it).
+    searches_by_name: bool = False
 
 
 @dataclass(frozen=True)

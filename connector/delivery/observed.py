@@ -9,12 +9,27 @@ from sqlalchemy import select
 
 from connector.delivery.pipeline import Outcome
 from connector.ledger.ledger import Ledger
-from connector.ledger.tables import DEAD, DONE, PROCESSING, RETRYING, SKIPPED, calls, deliveries
+from connector.ledger.tables import (
+    DEAD,
+    DONE,
+    PROCESSING,
+    RETRYING,
+    REVIEW,
+    SKIPPED,
+    calls,
+    deliveries,
+)
 from connector.logformat import log_context
 
 __all__ = ["observed"]
 
-_OUTCOMES = {DONE: "done", SKIPPED: "skipped", RETRYING: "retry", DEAD: "dead"}
+_OUTCOMES = {
+    DONE: "done",
+    SKIPPED: "skipped",
+    RETRYING: "retry",
+    DEAD: "dead",
+    REVIEW: "review",
+}
 
 
 def observed(
@@ -22,9 +37,10 @@ def observed(
 ) -> Callable[[int], Outcome | None]:
     """`process`, counting each attempt in ``sipgate_crm_deliveries_total`` and the histogram.
 
-    Outcomes: done, skipped, retry, parked (a retry because the target is parked), dead and
-    lease_lost. A message that found nothing to do is not an attempt and is not counted. Lines
-    logged during an attempt carry its ``delivery_id``, ``target`` and ``call_id``.
+    Outcomes: done, skipped, retry, parked (a retry because the target is parked), dead,
+    review (held for a person) and lease_lost. A message that found nothing to do is not an
+    attempt and is not counted. Lines logged during an attempt carry its ``delivery_id``,
+    ``target`` and ``call_id``.
     """
     from connector.metrics.families import DELIVERIES, DELIVERY_SECONDS
 

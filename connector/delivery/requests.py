@@ -2,8 +2,9 @@
 
 `RequestRunner` polls the ledger's ``console_requests`` (see `connector.ledger.requests`) and
 answers each with the target's adapter, so the web side never talks to a CRM. Search results are
-the candidates as the matching step sees them (re-checked against the number), in the form a
-delivery's journal keeps a match, so "log on this record" can hand one straight to the pipeline.
+the candidates as the matching step sees them (re-checked against the number; a search by
+``name`` is not re-checked: the person reads the names), in the form a delivery's journal keeps
+a match, so "log on this record" can hand one straight to the pipeline.
 """
 
 from __future__ import annotations
@@ -50,11 +51,16 @@ def run_request(
                 "results": [{"ok": r.ok, "message": r.message} for r in results]
             }
         if request.kind == SEARCH:
+            objects = policy.matching.objects or adapter.searchable_objects
+            if "name" in request.params:
+                if not adapter.supports_name_search:
+                    return False, {"error": "This target cannot search by name."}
+                found = adapter.search_by_name(str(request.params["name"]), objects)
+                return True, {"candidates": [candidate(r) for r in found]}
             region = policy.defaults.region
             number = parse_stored(str(request.params.get("number", "")), region)
             if number is None:
                 return False, {"error": "Not a phone number."}
-            objects = policy.matching.objects or adapter.searchable_objects
             hits = recheck(adapter.search_by_phone(number, objects), number, region)
             return True, {"candidates": [candidate(h, number.e164) for h in hits]}
     except (AdapterError, NotImplementedError) as exc:

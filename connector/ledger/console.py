@@ -1,7 +1,8 @@
 """What the sales-ops console reads from and writes to the ledger.
 
-Reads: the overview's counts, the calls list (newest first, keyset pagination, filters, search by
-number or call id), one call with its deliveries, attempts and console actions, the review queue.
+Reads: the overview's counts (and every target's dead deliveries with the latest reason), the
+calls list (newest first, keyset pagination, filters, search by number or call id), one call
+with its deliveries, attempts and console actions, the review queue.
 Writes: operator actions on one delivery (retry now, replay, skip, assign a record), each recorded
 in ``console_actions`` in the same transaction; the worker picks the delivery up as usual.
 """
@@ -40,6 +41,7 @@ __all__ = [
     "CallFilter",
     "ConsoleAction",
     "ConsoleLedger",
+    "DeadTarget",
     "Overview",
 ]
 
@@ -103,6 +105,17 @@ class CallDetail:
 
 
 @dataclass(frozen=True)
+class DeadTarget:
+    """A target's dead deliveries (all of them, whenever the call came): how many, and the
+    reason and time of the one that died last."""
+
+    target: str
+    count: int
+    last_reason: str
+    last_at: datetime
+
+
+@dataclass(frozen=True)
 class Overview:
     """The overview page's figures."""
 
@@ -111,6 +124,7 @@ class Overview:
     oldest_waiting: datetime | None
     review_queue: int
     per_day: Sequence[tuple[datetime, int]] = field(default_factory=tuple)
+    dead: Sequence[DeadTarget] = field(default_factory=tuple)  # by target name
 
 
 def _now() -> datetime:
@@ -289,7 +303,27 @@ class ConsoleLedger:
                 )
                 for start, end in pairwise(day_starts)
             ]
-        return Overview(today, week, oldest, int(review), tuple(per_day))
+            dead = self._dead_targets(conn)
+        return Overview(today, week, oldest, int(review), tuple(per_day), dead)
+
+    @staticmethod
+    def _dead_targets(conn: Connection) -> tuple[DeadTarget, ...]:
+        """Per target with dead deliveries: the count and the latest one's reason."""
+        found = []
+        for target, count in conn.execute(
+            select(deliveries.c.target, func.count())
+            .where(deliveries.c.status == DEAD)
+            .group_by(deliveries.c.target)
+            .order_by(deliveries.c.target)
+        ):
+            last = conn.execute(
+                select(deliveries.c.last_error, deliveries.c.updated_at)
+                .where(deliveries.c.status == DEAD, deliveries.c.target == target)
+                .order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc())
+                .limit(1)
+            ).one()
+            found.append(DeadTarget(target, int(count), last.last_error or "", last.updated_at))
+        return tuple(found)
 
     # --- the audit trail ----------------------------------------------------------------------
 

@@ -89,6 +89,7 @@ __all__ = [
     "Ledger",
     "LedgerFileGone",
     "LedgerUnavailable",
+    "ParkedTarget",
     "UnknownCall",
     "delivery_state",
 ]
@@ -215,6 +216,16 @@ class Claim:
     first_received_at: datetime
     retry_since: datetime
     unexpected_failures: int = 0
+
+
+@dataclass(frozen=True)
+class ParkedTarget:
+    """A target whose deliveries wait until `until`: why, and since when."""
+
+    target: str
+    until: datetime
+    reason: str
+    since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -634,16 +645,25 @@ class Ledger:
     # --- parking a target (daily API limits) ---------------------------------------------------
 
     def park_target(self, target: str, until: datetime, reason: str) -> None:
-        """Hold every delivery to `target` until `until` (for example a CRM's daily limit)."""
+        """Hold every delivery to `target` until `until` (for example a CRM's daily limit).
+
+        The parking's start (`ParkedTarget.since`) is now, unless the target is parked already.
+        """
+        now = self.clock()
         with self.engine.begin() as conn:
-            updated = conn.execute(
-                update(target_states)
-                .where(target_states.c.target == target)
-                .values(parked_until=until, reason=reason)
-            ).rowcount
-            if not updated:
+            row = conn.execute(
+                select(target_states.c.parked_until, target_states.c.parked_since).where(
+                    target_states.c.target == target
+                )
+            ).first()
+            parked = row is not None and row.parked_until is not None and row.parked_until > now
+            since = row.parked_since if parked and row and row.parked_since else now
+            values = {"parked_until": until, "reason": reason, "parked_since": since}
+            if row is None:
+                conn.execute(target_states.insert().values(target=target, **values))
+            else:
                 conn.execute(
-                    target_states.insert().values(target=target, parked_until=until, reason=reason)
+                    update(target_states).where(target_states.c.target == target).values(**values)
                 )
 
     def parked(self, target: str) -> tuple[datetime, str] | None:
@@ -659,12 +679,21 @@ class Ledger:
         return row.parked_until, row.reason or ""
 
     def parked_targets(self) -> dict[str, tuple[datetime, str]]:
-        """Every target parked right now."""
+        """Every target parked right now: ``(until, reason)``."""
+        return {p.target: (p.until, p.reason) for p in self.parked_details()}
+
+    def parked_details(self) -> list[ParkedTarget]:
+        """Every target parked right now, by name, with since when (``None``: parked before
+        the ledger kept it)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(target_states).where(target_states.c.parked_until > self.clock())
+                select(target_states)
+                .where(target_states.c.parked_until > self.clock())
+                .order_by(target_states.c.target)
             ).all()
-        return {r.target: (r.parked_until, r.reason or "") for r in rows}
+        return [
+            ParkedTarget(r.target, r.parked_until, r.reason or "", r.parked_since) for r in rows
+        ]
 
     # --- per-target memos ----------------------------------------------------------------------
 

@@ -116,6 +116,8 @@ target_states = Table(
     Column("target", String(64), primary_key=True),
     Column("parked_until", UTCDateTime(), nullable=True),
     Column("reason", Text(), nullable=True),
+    # When the current parking began (a target parked again while parked keeps it).
+    Column("parked_since", UTCDateTime(), nullable=True),
 )
 
 

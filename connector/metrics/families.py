@@ -30,7 +30,8 @@ WEBHOOKS = Counter(
 
 DELIVERIES = Counter(
     "sipgate_crm_deliveries",
-    "Delivery attempts by target and outcome (done, skipped, retry, parked, dead, lease_lost).",
+    "Delivery attempts by target and outcome (done, skipped, retry, parked, dead, review, "
+    "lease_lost).",
     ["target", "outcome"],
 )
 

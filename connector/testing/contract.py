@@ -331,6 +331,41 @@ class AdapterContract(ABC):
         self._require(bool(type(adapter).searchable_objects), "searchable_objects")
         assert adapter.search_by_phone(_caller(), type(adapter).searchable_objects) == []
 
+    def _named_record(self, adapter: Adapter) -> CrmRecord:
+        """A record added with a name (`add_record`), for the name search behaviours."""
+        self._require(type(adapter).supports_name_search, "supports_name_search")
+        record = self.add_record(adapter, _caller())
+        self._require(record is not None and bool(record.name.split()), "add_record with a name")
+        assert record is not None
+        return record
+
+    def test_a_name_search_finds_a_record_by_a_part_of_its_name(self, tmp_path: Path) -> None:
+        adapter = self._adapter(tmp_path)
+        record = self._named_record(adapter)
+        part = max(record.name.split(), key=len)  # one word of the name: "Beispiel"
+        for typed in (part, part.upper(), part[:4], record.name):
+            found = adapter.search_by_name(typed, type(adapter).searchable_objects)
+            assert record.id in {r.id for r in found}, typed
+        assert all(r.object_type in type(adapter).searchable_objects for r in found)
+
+    def test_a_name_nobody_has_finds_nothing(self, tmp_path: Path) -> None:
+        adapter = self._adapter(tmp_path)
+        self._named_record(adapter)
+        for typed in ("Zyxwvutsrq", "Zyxwvutsrq Qwertzuiopy", "", "  "):
+            assert adapter.search_by_name(typed, type(adapter).searchable_objects) == [], typed
+
+    def test_a_name_search_escapes_what_a_person_types(self, tmp_path: Path) -> None:
+        adapter = self._adapter(tmp_path)
+        record = self._named_record(adapter)
+        part = max(record.name.split(), key=len)
+        types = type(adapter).searchable_objects
+        # Query syntax around a word of the name is not syntax: the record is still found.
+        for typed in (f'"{part}"', f"{part}*", f"({part})", f"{{{part}}}", f"{part}\\'-+&|!^~:"):
+            assert record.id in {r.id for r in adapter.search_by_name(typed, types)}, typed
+        # Operators and wildcards do not widen the search (a naive query would find everything).
+        for typed in ("*", "* OR Zyxwvutsrq", "Zyxwvutsrq OR *", "?? OR ??", '"" OR *', "*:*"):
+            assert adapter.search_by_name(typed, types) == [], typed
+
     def test_a_replay_after_partial_success_writes_the_rest_once(self, tmp_path: Path) -> None:
         adapter = self._adapter(tmp_path)
         # Crash after the 1st, 2nd, … journal entry was persisted, until a write gets through.

@@ -144,7 +144,11 @@ def test_the_suite_has_at_least_25_behaviours() -> None:
 def test_the_example_passes_every_behaviour_it_can_run(tmp_path: Path) -> None:
     outcomes = run_suite(TestMiniCrmContract(), tmp_path)
     assert {k for k, v in outcomes.items() if v != "passed"} == {
-        "test_overflow_text_is_stored_when_supported"
+        "test_overflow_text_is_stored_when_supported",
+        # The example does not declare supports_name_search: its name behaviours skip.
+        "test_a_name_search_finds_a_record_by_a_part_of_its_name",
+        "test_a_name_nobody_has_finds_nothing",
+        "test_a_name_search_escapes_what_a_person_types",
     }
 
 

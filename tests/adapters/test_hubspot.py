@@ -292,6 +292,41 @@ def test_search_sends_one_request_with_the_four_documented_filter_groups(
     ]
 
 
+def test_a_name_search_sends_word_prefixes_only(
+    server: HubSpotTestServer, adapter: HubSpotAdapter
+) -> None:
+    erika = server.add_contact({"firstname": "Erika", "lastname": "Mustermann"})
+    server.add_contact({"firstname": "Max", "lastname": "Mustermann"})
+    company = server.add_company({"name": "Mustermann Werkzeugbau GmbH"})
+
+    found = adapter.search_by_name('"Muster* Erika"', ["contact", "company"])
+
+    assert [(r.object_type, r.id) for r in found] == [("contact", erika)]
+    contacts, companies = server.requests("POST", r"/search$")
+    assert [g["filters"] for g in contacts.json["filterGroups"]] == [
+        [
+            {"propertyName": first, "operator": "CONTAINS_TOKEN", "value": "muster*"},
+            {"propertyName": second, "operator": "CONTAINS_TOKEN", "value": "erika*"},
+        ]
+        for first, second in (
+            ("firstname", "lastname"),
+            ("lastname", "firstname"),
+            ("lastname", "lastname"),
+        )
+    ]
+    assert companies.json["filterGroups"] == [
+        {
+            "filters": [
+                {"propertyName": "name", "operator": "CONTAINS_TOKEN", "value": "muster*"},
+                {"propertyName": "name", "operator": "CONTAINS_TOKEN", "value": "erika*"},
+            ]
+        }
+    ]
+    assert [r.id for r in adapter.search_by_name("Werkzeug", ["company"])] == [company]
+    assert adapter.search_by_name("* ?", ["contact"]) == []
+    assert len(server.requests("POST", r"/search$")) == 3  # no words: no request
+
+
 def test_same_national_number_of_another_country_is_found_but_rejected(
     server: HubSpotTestServer, adapter: HubSpotAdapter
 ) -> None:

@@ -49,6 +49,7 @@ EXPECTED = [
     "fingerprint",
     "html",
     "mapped_constants",
+    "name_words",
     "observe_request",
     "open_store",
     "option",

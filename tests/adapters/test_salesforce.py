@@ -39,6 +39,7 @@ from connector.adapters import (
     RetryableError,
     TargetParked,
     TaskSpec,
+    name_words,
 )
 from connector.adapters.salesforce import (
     DESCRIPTION_LIMIT,
@@ -48,6 +49,7 @@ from connector.adapters.salesforce import (
     PolicyNeeds,
     SalesforceAdapter,
     SalesforceOptions,
+    build_name_sosl,
     build_sosl,
     escape_soql,
     escape_sosl,
@@ -212,6 +214,17 @@ def test_escape_sosl_leaves_other_characters_alone() -> None:
 
 def test_escape_soql_quotes_and_backslashes() -> None:
     assert escape_soql("it's a \\ call\n") == "it\\'s a \\\\ call\\n"
+
+
+def test_the_name_sosl_ands_prefixes_of_the_words_and_quotes_operators() -> None:
+    sosl = build_name_sosl(name_words('Erika "Or" (Beisp*'), ["contact", "lead"])
+    assert sosl == (
+        'FIND {erika* AND "or" AND beisp*} IN NAME FIELDS RETURNING '
+        "Contact(Id, Name, Phone, MobilePhone, HomePhone, OtherPhone, AssistantPhone, Fax, "
+        "AccountId, OwnerId, LastModifiedDate), "
+        "Lead(Id, Name, Phone, MobilePhone, Fax, OwnerId, LastModifiedDate "
+        "WHERE IsConverted = false) LIMIT 50"
+    )
 
 
 def test_sosl_ors_every_variant_of_the_number_as_an_escaped_phrase() -> None:

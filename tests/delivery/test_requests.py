@@ -66,3 +66,42 @@ def test_adapter_errors_become_a_failed_result(services: Services) -> None:
     answered = requests.get(request_id)
     assert answered is not None
     assert (answered.status, answered.result) == (FAILED, {"error": "HubSpot answered 401"})
+
+
+class NoNameSearch(FakeCrm):
+    supports_name_search = False
+
+
+def test_a_name_search_answers_every_record_with_those_words_unchecked(
+    services: Services,
+) -> None:
+    crm = FakeCrm(
+        [
+            CrmRecord("contact", "K1", ("0211 63553400",), name="Erika Beispiel", owner_id="o1"),
+            CrmRecord("contact", "K2", (), name="Max Beispielmann"),
+            CrmRecord("contact", "K3", (), name="Erika Mustermann"),
+            CrmRecord("lead", "L1", (), name="Erika Beispiel"),
+        ]
+    )
+    run, requests = runner(services, crm)
+    request_id = requests.submit(SEARCH, "crm", {"name": "beisp"}, "otto")
+    both = requests.submit(SEARCH, "crm", {"name": "Erika Beispiel"}, "otto")
+    run.run_once()
+    answered, exact = requests.get(request_id), requests.get(both)
+    assert answered is not None and answered.status == DONE and answered.result is not None
+    # the policy's objects only (no lead), no number re-check (K2 has none), no match number
+    assert [(c["id"], c["matched_number"]) for c in answered.result["candidates"]] == [
+        ("K1", None),
+        ("K2", None),
+    ]
+    assert exact is not None and exact.result is not None
+    assert [c["id"] for c in exact.result["candidates"]] == ["K1"]
+
+
+def test_a_name_search_on_a_target_without_it_fails_saying_so(services: Services) -> None:
+    run, requests = runner(services, NoNameSearch([CrmRecord("contact", "K1", name="Erika")]))
+    request_id = requests.submit(SEARCH, "crm", {"name": "Erika"}, "otto")
+    run.run_once()
+    answered = requests.get(request_id)
+    assert answered is not None and answered.status == FAILED
+    assert answered.result == {"error": "This target cannot search by name."}

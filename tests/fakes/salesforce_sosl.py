@@ -244,7 +244,8 @@ def _words(text: str) -> list[str]:
 def _word_matches(pattern: str, word: str) -> bool:
     if "*" not in pattern and "?" not in pattern:
         return pattern.replace("\\", "") == word
-    return re.fullmatch(wildcard_regex(pattern, {"*": ".+", "?": "."}), word) is not None
+    # Salesforce: "Asterisks match zero or more characters", "question marks match only one".
+    return re.fullmatch(wildcard_regex(pattern, {"*": ".*", "?": "."}), word) is not None
 
 
 def _text_term_matches(term: _STerm, texts: Sequence[str]) -> bool:

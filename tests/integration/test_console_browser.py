@@ -1,9 +1,12 @@
 """The console in a real browser (Debian's chromium via Playwright) against gunicorn + worker.
 
 A sales-ops person logs in, finds Mrs X's call by typing her number in another format, opens
-it, logs the ambiguous call on the right contact from the review queue (the engagement appears
-in the HubSpot test server), replays a dead delivery once its cause is fixed, and logs out. The
-run saves the screenshots the README shows (docs/console-*.png).
+it, searches HubSpot by a part of her name from the review queue and logs the ambiguous call on
+the contact found (the engagement appears in the HubSpot test server), replays a dead delivery
+once its cause is fixed, and logs out. Meanwhile, in a second browser context the size of a
+phone and with the keyboard only, the same person logs in, searches a number and opens the
+call: no page scrolls sideways and the focus is always visible. The run saves the screenshots
+the README shows (docs/console-*.png).
 """
 
 from __future__ import annotations
@@ -120,12 +123,22 @@ def drive(page: Any, base: str, hubspot: HubSpotTestServer, right: str) -> None:
     expect(page.locator(".delivery", has_text="hubspot-eu")).to_contain_text("dead")
     page.screenshot(path=str(DOCS / "console-call.png"), full_page=True)
 
-    # The ambiguous match waits in the review queue: log it on the right contact.
+    # The ambiguous match waits in the review queue; the worker searches HubSpot by name.
     page.get_by_role("link", name="Review queue").click()
     item = page.locator(".review-item").first
-    expect(item.locator("table.candidates tbody tr")).to_have_count(2)
+    expect(item.locator("table.candidates").first.locator("tbody tr")).to_have_count(2)
+    item.get_by_label("Phone number or name").fill("beisp")
+    item.get_by_role("button", name="Search the CRM").click()
+    found = page.locator(".review-item").first.locator("table.candidates").nth(1)
+
+    expect(found.locator("tbody tr")).to_have_count(1, timeout=30_000)  # the page refreshes
+    expect(found).to_contain_text("Erika Beispiel")
     page.screenshot(path=str(DOCS / "console-review.png"), full_page=True)
-    item.locator("tr", has_text="Beispiel").get_by_role("button", name="Log on this record").click()
+
+    phone_and_keyboard(page.context.browser, base)
+
+    # Log the call on the contact the name search found.
+    found.get_by_role("button", name="Log on this record").click()
     expect(page.get_by_role("heading", name=re.compile("^Call "))).to_be_visible()
 
     def logged_on_right_contact() -> bool:
@@ -165,3 +178,78 @@ def drive(page: Any, base: str, hubspot: HubSpotTestServer, right: str) -> None:
     expect(page).to_have_url(re.compile(r"/console/login"))
     page.goto(f"{base}/console/calls")
     expect(page).to_have_url(re.compile(r"/console/login"))
+
+
+def no_horizontal_overflow(page: Any) -> bool:
+    """Nothing is wider than the screen. A phone zooms a wider page out until it fits, and
+    ``innerWidth`` grows with it: the screen's width is the viewport's, not ``innerWidth``."""
+    width = int(page.evaluate("document.documentElement.scrollWidth"))
+    return width <= int(page.evaluate("window.innerWidth")) <= page.viewport_size["width"]
+
+
+def focus_visible(page: Any) -> bool:
+    """The focused element draws an outline (the stylesheet's ``:focus-visible`` rule)."""
+    return bool(
+        page.evaluate(
+            """() => {
+                const rules = [...document.styleSheets].flatMap(s => [...s.cssRules]);
+                const style = getComputedStyle(document.activeElement);
+                return rules.some(r => (r.selectorText || "").includes(":focus-visible"))
+                    && style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2;
+            }"""
+        )
+    )
+
+
+def tab_to(page: Any, selector: str, presses: int = 40) -> None:
+    """Press Tab until the element `selector` has the focus, with a visible focus ring."""
+    for _ in range(presses):
+        if page.evaluate(f"document.activeElement.matches({selector!r})"):
+            assert focus_visible(page), selector
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def phone_and_keyboard(browser: Any, base: str) -> None:
+    """On a phone-sized screen, keyboard only: log in, search a number, open the call; the
+    overview, calls list, call and review queue never scroll sideways."""
+    expect = sync_api.expect
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{base}/console/login")
+        page.evaluate("document.activeElement.blur()")  # start from nothing, like a visitor
+        tab_to(page, "#user")
+        page.keyboard.type("anna")
+        tab_to(page, "#password")
+        page.keyboard.type(PASSWORD)
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        assert no_horizontal_overflow(page), "overview"
+        wide = "document.body.appendChild(document.createElement('div')).style.cssText = "
+        page.evaluate(wide + "'width: 800px; height: 1rem'")
+        assert not no_horizontal_overflow(page), "the check sees a page wider than the screen"
+        page.evaluate("document.body.lastElementChild.remove()")
+
+        tab_to(page, 'nav a[href$="/console/calls"]')
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Calls")).to_be_visible()
+        tab_to(page, 'input[name="q"]')
+        page.keyboard.type("+49 211 635534 00")
+        page.keyboard.press("Enter")
+        expect(page.locator("table.calls tbody tr")).to_have_count(1)
+        assert no_horizontal_overflow(page), "calls"
+
+        tab_to(page, "table.calls tbody a")
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name=re.compile("^Call "))).to_be_visible()
+        assert no_horizontal_overflow(page), "call"
+        page.screenshot(path=str(DOCS / "console-call-phone.png"), full_page=True)
+
+        tab_to(page, 'nav a[href$="/console/review"]')
+        page.keyboard.press("Enter")
+        expect(page.locator(".review-item")).to_have_count(1)
+        assert no_horizontal_overflow(page), "review queue"
+    finally:
+        context.close()

@@ -69,6 +69,22 @@ def test_parking_a_target(services: Services, clock: ManualClock) -> None:
     assert ledger.parked("crm") is None and ledger.parked_targets() == {}
 
 
+def test_a_parked_target_keeps_since_when_it_is_parked(
+    services: Services, clock: ManualClock
+) -> None:
+    ledger: Ledger = services.ledger
+    first = clock.now
+    ledger.park_target("crm", first + timedelta(hours=1), "daily limit")
+    clock.advance(600)
+    ledger.park_target("crm", first + timedelta(hours=2), "daily limit, again")  # still parked
+    [parked] = ledger.parked_details()
+    assert (parked.target, parked.since, parked.reason) == ("crm", first, "daily limit, again")
+    assert parked.until == first + timedelta(hours=2)
+    clock.now = first + timedelta(hours=3)  # the parking ran out; the next one starts anew
+    ledger.park_target("crm", clock.now + timedelta(hours=1), "429")
+    assert [p.since for p in ledger.parked_details()] == [clock.now]
+
+
 def test_replay_makes_dead_deliveries_due_and_keeps_their_journal(
     services: Services, example_v1: dict[str, Any]
 ) -> None:

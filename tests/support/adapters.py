@@ -18,6 +18,7 @@ from connector.adapters import (
     Journal,
     RetryableError,
     WriteResult,
+    name_words,
 )
 from connector.adapters.database import DatabaseAdapter, DatabaseOptions
 from connector.phone import PhoneNumber
@@ -116,6 +117,7 @@ class FakeCrm(Adapter):
     searchable_objects = ("contact", "lead", "company")
     creatable_objects = ("contact", "lead")
     supports_overflow = True
+    supports_name_search = True
 
     def __init__(
         self, records: list[CrmRecord] | None = None, limits: dict[str, int] | None = None
@@ -138,6 +140,16 @@ class FakeCrm(Adapter):
             for r in self.records
             if r.object_type in object_types
             and any("".join(c for c in p if c.isdigit()).endswith(nsn) for p in r.phones)
+        ]
+
+    def search_by_name(self, name: str, object_types: Sequence[str]) -> list[CrmRecord]:
+        words = name_words(name)
+        return [
+            r
+            for r in self.records
+            if words
+            and r.object_type in object_types
+            and all(any(w.startswith(word) for w in name_words(r.name, 99)) for word in words)
         ]
 
     def create_record(

@@ -40,6 +40,7 @@ class HubSpotAdapter(Adapter):
     creatable_objects = ("contact",)
     field_limits = {"hs_call_title": _TEXT_LIMIT, "hs_call_body": _TEXT_LIMIT}
     supports_overflow = True  # a note takes what does not fit the call
+    supports_name_search = True
 
     def __init__(
         self,
@@ -103,6 +104,10 @@ class HubSpotAdapter(Adapter):
     def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
         """Contacts and companies whose numbers may be `number` (see `HubSpotSearcher`)."""
         return self.searcher.search_by_phone(number, object_types)
+
+    def search_by_name(self, name: str, object_types: Sequence[str]) -> list[CrmRecord]:
+        """Contacts and companies by the words of `name` (see `HubSpotSearcher`)."""
+        return self.searcher.search_by_name(name, object_types)
 
     def describe_search(self, number: PhoneNumber, object_types: Sequence[str]) -> dict[str, Any]:
         """The search requests `search_by_phone` sends, bodies exact."""

@@ -9,7 +9,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from connector.adapters import CrmRecord, OwnerCache, PermanentError, PhoneNumber, Rejected
+from connector.adapters import (
+    CrmRecord,
+    OwnerCache,
+    PermanentError,
+    PhoneNumber,
+    Rejected,
+    name_words,
+)
 from connector.adapters.hubspot.client import HubSpotClient, _object_id, _results
 from connector.adapters.hubspot.values import _parse_time
 from connector.logs import mask_number
@@ -18,6 +25,7 @@ from connector.logs import mask_number
 log = logging.getLogger("connector.adapters.hubspot")
 
 _SEARCH_LIMIT = 100  # results per phone search; the policy picks among them
+_NAME_LIMIT = 20  # results per object type of a name search; a person picks among them
 
 _CONTACT_PROPERTIES = (
     "firstname",
@@ -138,6 +146,61 @@ class HubSpotSearcher:
             "limit": _SEARCH_LIMIT,
         }
 
+    @staticmethod
+    def _name_search_body(object_type: str, words: Sequence[str]) -> dict[str, Any]:
+        """Every word as a ``CONTAINS_TOKEN`` prefix (``word*``): contacts by first and last
+        name (one word: in either; two or more: the first and the last word in first and last
+        name either way round, or both in the last name), companies by name (every word)."""
+
+        def token(name: str, word: str) -> dict[str, Any]:
+            return {"propertyName": name, "operator": "CONTAINS_TOKEN", "value": f"{word}*"}
+
+        if object_type == "contact":
+            first, last = words[0], words[-1]
+            if len(words) == 1:
+                groups = [[token("firstname", first)], [token("lastname", first)]]
+            else:
+                groups = [
+                    [token("firstname", first), token("lastname", last)],
+                    [token("lastname", first), token("firstname", last)],
+                    [token("lastname", first), token("lastname", last)],
+                ]
+            properties, modified = list(_CONTACT_PROPERTIES), "lastmodifieddate"
+        else:
+            groups = [[token("name", word) for word in words]]
+            properties, modified = list(_COMPANY_PROPERTIES), "hs_lastmodifieddate"
+        return {
+            "filterGroups": [{"filters": filters} for filters in groups],
+            "properties": properties,
+            "sorts": [{"propertyName": modified, "direction": "DESCENDING"}],
+            "limit": _NAME_LIMIT,
+        }
+
+    def search_by_name(self, name: str, object_types: Sequence[str]) -> list[CrmRecord]:
+        """Contacts and companies with name words starting with the words of `name` (one
+        request per type, not cached); no words (only punctuation, single letters): no request.
+
+        Only the words of `name` reach HubSpot (`name_words`), so its wildcard cannot be typed.
+        """
+        words = name_words(name)
+        if not words:
+            return []
+        return [
+            record
+            for object_type in self._object_names(object_types)
+            for record in self._search(
+                object_type, "by name", self._name_search_body(object_type, words)
+            )
+        ]
+
+    def _search(self, object_type: str, by: str, body: Mapping[str, Any]) -> list[CrmRecord]:
+        """One search request for `object_type` (`by` names it in errors), its records."""
+        operation = f"searching {_OBJECTS[object_type]} {by}"
+        response = self.client.send(
+            "search", operation, self.client.search.do_search, _OBJECTS[object_type], body
+        )
+        return [self.record(object_type, r) for r in _results(response, operation)]
+
     def describe_search(self, number: PhoneNumber, object_types: Sequence[str]) -> dict[str, Any]:
         """The search requests `search_by_phone` sends (one per object type), bodies exact."""
         return {
@@ -170,15 +233,9 @@ class HubSpotSearcher:
             if cached is not None:
                 records.extend(cached)
                 continue
-            operation = f"searching {_OBJECTS[object_type]} by phone"
-            response = self.client.send(
-                "search",
-                operation,
-                self.client.search.do_search,
-                _OBJECTS[object_type],
-                self._phone_search_body(object_type, number),
+            found = self._search(
+                object_type, "by phone", self._phone_search_body(object_type, number)
             )
-            found = [self.record(object_type, r) for r in _results(response, operation)]
             log.debug(
                 "%s: %d %s found for %s",
                 self.name,

@@ -44,6 +44,10 @@ request with one query subrequest per type for several (one API call; ``/composi
 5 queries but no SOSL). Searched are the types the policy's ``matching.objects`` names that the
 ``search_objects`` option allows (``person_account`` allows accounts); `check` names the others.
 
+Name search (the console's review queue): `search_by_name` sends one SOSL
+``FIND {word* AND ...} IN NAME FIELDS`` over the same object types, built by `build_name_sosl`
+from the typed name's words only (`name_words`), each escaped, operator words quoted.
+
 Idempotency: every created id is recorded in the delivery's `Journal` at once, and a retry
 creates only what is not recorded. Before a composite create is sent, the lookup marker of each
 of its records (``pending_markers``) and ``task_pending`` are recorded; when its outcome stays
@@ -93,7 +97,8 @@ the mapping writes, checked against restricted picklists) and Lead fields.
 Modules (names with a leading underscore are internal to the package):
 
 - `options`: the typed options (`SalesforceOptions`) and what the policy asks (`PolicyNeeds`);
-- `soql`: SOQL/SOSL text (`escape_sosl`, `escape_soql`, `build_sosl`, the ``match_field`` queries);
+- `soql`: SOQL/SOSL text (`escape_sosl`, `escape_soql`, `build_sosl`, `build_name_sosl`, the
+  ``match_field`` queries);
 - `auth`: the login flows (client credentials, JWT bearer, session id, SOAP password);
 - `errors`: Salesforce's errors as `RetryableError`/`TargetParked`/`PermanentError`, scrubbed;
 - `client`: `SalesforceClient`, the HTTP session with its timeouts, the login and re-login,
@@ -125,7 +130,7 @@ from connector.adapters.salesforce.options import (
 )
 from connector.adapters.salesforce.records import CALL_DATE_ZONE, DESCRIPTION_LIMIT, SUBJECT_LIMIT
 from connector.adapters.salesforce.search import SalesforceSearcher
-from connector.adapters.salesforce.soql import build_sosl, escape_soql, escape_sosl
+from connector.adapters.salesforce.soql import build_name_sosl, build_sosl, escape_soql, escape_sosl
 from connector.adapters.salesforce.write import SalesforceWriter
 
 #: The package's logger: every module logs through ``logging.getLogger(__package__)``, this one.
@@ -151,6 +156,7 @@ __all__ = [
     "SalesforcePreflight",
     "SalesforceSearcher",
     "SalesforceWriter",
+    "build_name_sosl",
     "build_sosl",
     "escape_soql",
     "escape_sosl",

@@ -51,6 +51,7 @@ class SalesforceAdapter(Adapter):
     creatable_objects = ("lead",)
     field_limits = {"Subject": SUBJECT_LIMIT, "Description": DESCRIPTION_LIMIT}
     supports_overflow = True  # an Enhanced Note (ContentNote) takes what does not fit
+    supports_name_search = True
 
     def __init__(
         self,
@@ -112,6 +113,10 @@ class SalesforceAdapter(Adapter):
     def search_by_phone(self, number: PhoneNumber, object_types: Sequence[str]) -> list[CrmRecord]:
         """Contacts, open Leads and Accounts whose phone fields may hold `number`."""
         return self.searcher.search_by_phone(number, object_types)
+
+    def search_by_name(self, name: str, object_types: Sequence[str]) -> list[CrmRecord]:
+        """Contacts, open Leads and Accounts by the words of `name`, in one SOSL request."""
+        return self.searcher.search_by_name(name, object_types)
 
     def describe_search(self, number: PhoneNumber, object_types: Sequence[str]) -> dict[str, Any]:
         """The request `search_by_phone` would send."""

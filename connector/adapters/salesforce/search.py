@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from connector.adapters import CrmRecord, OwnerCache, PermanentError, RetryableError
+from connector.adapters import CrmRecord, OwnerCache, PermanentError, RetryableError, name_words
 from connector.adapters.salesforce.client import SalesforceClient
 from connector.adapters.salesforce.errors import _status_error
 from connector.adapters.salesforce.options import PolicyNeeds, SalesforceOptions
@@ -29,6 +29,7 @@ from connector.adapters.salesforce.soql import (
     _match_queries,
     _select,
     _soql_string,
+    build_name_sosl,
     build_sosl,
 )
 from connector.logs import mask_number
@@ -122,20 +123,35 @@ class SalesforceSearcher:
             return []
         match_field = self.options.match_field
         if not match_field:
-            sosl = build_sosl(number, types, person_accounts=self.person_accounts)
-            result = self.client.call("search", lambda sf: sf.search(sosl))
-            rows = result.get("searchRecords") if isinstance(result, Mapping) else None
-            if rows is not None and not isinstance(rows, list):
-                raise RetryableError("Salesforce search: unexpected answer")
-            return [
-                record for row in rows or [] if (record := _record(row, match_field)) is not None
-            ]
+            return self._sosl_records(
+                build_sosl(number, types, person_accounts=self.person_accounts)
+            )
         queries = _match_queries(number, types, match_field, person_accounts=self.person_accounts)
         if len(queries) == 1:
             rows = self.client.query(next(iter(queries.values())), "phone query")
         else:
             rows = self._composite_query_rows(queries)
         return [record for row in rows if (record := _record(row, match_field)) is not None]
+
+    def search_by_name(self, name: str, object_types: Sequence[str]) -> list[CrmRecord]:
+        """Contacts, open Leads and Accounts with a name word starting with each word of `name`
+        (one SOSL request over ``NAME FIELDS``; the types as for `search_by_phone`). Only the
+        words of `name` reach the query (`name_words`), each escaped: no words, no request."""
+        types = self.object_types(object_types)
+        words = name_words(name)
+        if not types or not words:
+            return []
+        return self._sosl_records(
+            build_name_sosl(words, types, person_accounts=self.person_accounts)
+        )
+
+    def _sosl_records(self, sosl: str) -> list[CrmRecord]:
+        """The records a SOSL search finds."""
+        result = self.client.call("search", lambda sf: sf.search(sosl))
+        rows = result.get("searchRecords") if isinstance(result, Mapping) else None
+        if rows is not None and not isinstance(rows, list):
+            raise RetryableError("Salesforce search: unexpected answer")
+        return [record for row in rows or [] if (record := _record(row, None)) is not None]
 
     def _composite_query_rows(self, queries: Mapping[str, str]) -> list[dict[str, Any]]:
         body = _composite_queries(queries, self.client.version)

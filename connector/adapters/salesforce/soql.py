@@ -53,6 +53,10 @@ _SEARCH_FILTERS: Final = {"lead": "IsConverted = false"}
 
 #: Salesforce's reserved characters in SOSL search terms (FIND {...}).
 _SOSL_RESERVED: Final = frozenset("?&|!{}[]()^~*:\\\"'+-")
+#: Words SOSL reads as operators inside ``FIND {...}``.
+_SOSL_OPERATORS: Final = frozenset({"AND", "OR", "NOT"})
+#: Records a name search returns at most; a person picks among them.
+_NAME_LIMIT: Final = 50
 _SOQL_ESCAPES: Final = {
     "\\": "\\\\",
     "'": "\\'",
@@ -107,6 +111,26 @@ def build_sosl(
     ``PersonContactId`` to ``Account``.
     """
     terms = " OR ".join(f'"{escape_sosl(variant)}"' for variant in number.variants())
+    return f"FIND {{{terms}}} IN PHONE FIELDS RETURNING {_returning(object_types, person_accounts)}"
+
+
+def build_name_sosl(
+    words: Sequence[str], object_types: Sequence[str], *, person_accounts: bool = False
+) -> str:
+    """The SOSL name search for `words` (from `name_words`) over `object_types`, as
+    `SalesforceAdapter.search_by_name` sends it: every word a prefix (``word*``), AND-ed, in
+    ``NAME FIELDS``; a word that is a SOSL operator (``and``, ``or``, ``not``) is a quoted
+    phrase instead. Every word is escaped besides; ``RETURNING`` as in `build_sosl`."""
+    terms = " AND ".join(
+        f'"{escape_sosl(word)}"' if word.upper() in _SOSL_OPERATORS else f"{escape_sosl(word)}*"
+        for word in words
+    )
+    returning = _returning(object_types, person_accounts)
+    return f"FIND {{{terms}}} IN NAME FIELDS RETURNING {returning} LIMIT {_NAME_LIMIT}"
+
+
+def _returning(object_types: Sequence[str], person_accounts: bool) -> str:
+    """The ``RETURNING`` list of a search: the fields a `CrmRecord` needs, Leads unconverted."""
     returning = []
     for object_type in object_types:
         selected = list(_RETURNING_FIELDS[object_type])
@@ -115,7 +139,7 @@ def build_sosl(
         condition = _SEARCH_FILTERS.get(object_type)
         where = f" WHERE {condition}" if condition else ""
         returning.append(f"{_SOBJECTS[object_type]}({', '.join(selected)}{where})")
-    return f"FIND {{{terms}}} IN PHONE FIELDS RETURNING {', '.join(returning)}"
+    return ", ".join(returning)
 
 
 def _match_queries(

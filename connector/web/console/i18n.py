@@ -38,6 +38,9 @@ LABELS: dict[str, dict[str, str]] = {
     "review_length": {"en": "Calls in the review queue", "de": "Anrufe in der Prüfliste"},
     "none": {"en": "none", "de": "keine"},
     "until": {"en": "until", "de": "bis"},
+    "since": {"en": "since", "de": "seit"},
+    "dead_count": {"en": "dead", "de": "aufgegeben"},
+    "latest_reason": {"en": "latest reason", "de": "letzter Grund"},
     "ago": {"en": "ago", "de": "her"},
     "search": {"en": "Search", "de": "Suchen"},
     "search_hint": {
@@ -102,7 +105,15 @@ LABELS: dict[str, dict[str, str]] = {
         "de": "Diese Nummer für diesen Datensatz merken",
     },
     "search_crm": {"en": "Search the CRM", "de": "Im CRM suchen"},
-    "search_crm_hint": {"en": "Phone number", "de": "Telefonnummer"},
+    "search_crm_hint": {"en": "Phone number or name", "de": "Telefonnummer oder Name"},
+    "search_crm_number_only": {
+        "en": "Phone number (this target cannot search by name)",
+        "de": "Telefonnummer (dieses Ziel kann nicht nach Namen suchen)",
+    },
+    "search_number_only": {
+        "en": "This target searches by phone number only.",
+        "de": "Dieses Ziel sucht nur nach Telefonnummern.",
+    },
     "searching": {
         "en": "The worker is searching; this page refreshes.",
         "de": "Der Worker sucht; die Seite aktualisiert sich.",

@@ -77,7 +77,8 @@ def call_filter(args: Any, region: str, timezone: str) -> CallFilter:
 
 @bp.get("/")
 def overview() -> ResponseReturnValue:
-    """Per target: counts by state today and over 7 days; parked targets, oldest wait, chart."""
+    """Per target: counts by state today and over 7 days; parked targets (why, since and until
+    when), dead deliveries (how many, the latest reason, a link to them), oldest wait, chart."""
     ctx = console_context()
     config = ctx.state.config
     zone = config.defaults.timezone
@@ -86,7 +87,7 @@ def overview() -> ResponseReturnValue:
     figures = ctx.store.overview(
         local_midnight(today, zone), [local_midnight(d, zone) for d in days]
     )
-    parked = ctx.state.ledger.parked_targets()
+    parked = ctx.state.ledger.parked_details()
     chart = calls_per_day_svg(figures.per_day, label("calls_per_day", language()), zone)
     return render_template(
         "console/overview.html",

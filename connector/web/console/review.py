@@ -1,7 +1,8 @@
 """The review queue: calls held because they matched nobody or several records.
 
-For each held delivery: the candidates the search found, a search box (a search request the
-worker runs with the target's adapter), and "log on this record", which journals the chosen
+For each held delivery: the candidates the search found, a search box for a number or a name (a
+search request the worker runs with the target's adapter; by name only where the adapter
+declares `supports_name_search`), and "log on this record", which journals the chosen
 record as the delivery's match (assigned by the user) and makes the delivery due: the normal
 pipeline writes the call on it. "Remember this number" pins the number to the record (a memo
 the matching step consults before searching), so the next call from it matches.
@@ -15,16 +16,24 @@ from typing import Any
 
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import Conflict
+from werkzeug.exceptions import BadRequest, Conflict
 
+from connector.config.sections import TargetConfig
 from connector.ledger.console import PIN_PREFIX, ActionRefused
 from connector.ledger.ledger import DeliveryState
 from connector.ledger.requests import PENDING, RUNNING, SEARCH, ConsoleRequest, Requests
 from connector.ledger.tables import REVIEW
-from connector.phone import parse_sipgate
-from connector.web.console.blueprint import bp, console_context, current_user, operator_required
+from connector.phone import parse_sipgate, parse_stored
+from connector.web.console.blueprint import (
+    bp,
+    console_context,
+    current_user,
+    language,
+    operator_required,
+)
+from connector.web.console.i18n import label
 
-__all__: list[str] = []
+__all__ = ["search_params"]
 
 
 def _searches(requests: Requests, deliveries: Sequence[DeliveryState]) -> dict[int, ConsoleRequest]:
@@ -38,6 +47,11 @@ def _searches(requests: Requests, deliveries: Sequence[DeliveryState]) -> dict[i
     return found
 
 
+def _name_search_targets(targets: Sequence[TargetConfig]) -> frozenset[str]:
+    """The targets whose adapter declares `Adapter.supports_name_search`."""
+    return frozenset(target.name for target in targets if target.searches_by_name)
+
+
 @bp.get("/review")
 def review() -> ResponseReturnValue:
     """Every held delivery with its candidates and the latest search's results."""
@@ -47,8 +61,21 @@ def review() -> ResponseReturnValue:
     searches = _searches(Requests(ctx.state.ledger.engine), held)
     waiting = any(s.status in (PENDING, RUNNING) for s in searches.values())
     return render_template(
-        "console/review.html", queue=queue, searches=searches, waiting=waiting, review=REVIEW
+        "console/review.html",
+        queue=queue,
+        searches=searches,
+        waiting=waiting,
+        review=REVIEW,
+        by_name=_name_search_targets(ctx.state.config.targets),
     )
+
+
+def search_params(query: str, region: str) -> dict[str, str]:
+    """What the worker searches for `query`: a number-looking input (any format, read in
+    `region` like matching does) by phone, anything else by name."""
+    if parse_stored(query, region) is not None:
+        return {"number": query}
+    return {"name": query}
 
 
 def _held(delivery_id: int) -> tuple[DeliveryState, str]:
@@ -69,14 +96,17 @@ def _held(delivery_id: int) -> tuple[DeliveryState, str]:
 @bp.post("/review/<int:delivery_id>/search")
 @operator_required
 def search(delivery_id: int) -> ResponseReturnValue:
-    """Ask the worker to search the target's CRM for a number."""
+    """Ask the worker to search the target's CRM for a number or a name."""
     delivery, call_id = _held(delivery_id)
-    number = request.form.get("number", "").strip()[:100]
+    query = request.form.get("query", "").strip()[:100]
     user = current_user()
     assert user is not None
     ctx = console_context()
+    params = search_params(query, ctx.state.config.defaults.region)
+    if "name" in params and delivery.target not in _name_search_targets(ctx.state.config.targets):
+        raise BadRequest(label("search_number_only", language()))
     Requests(ctx.state.ledger.engine).submit(
-        SEARCH, delivery.target, {"number": number, "delivery_id": delivery_id}, user.name
+        SEARCH, delivery.target, {**params, "delivery_id": delivery_id}, user.name
     )
     ctx.store.record_action(user.name, "search", call_id=call_id, target=delivery.target)
     return redirect(url_for("console.review", _anchor=f"delivery-{delivery_id}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -35,6 +36,54 @@ def test_overview_counts_by_state_and_draws_the_chart(
     assert 'href="/console/calls?target=warehouse&amp;status=dead">2</a>' in page
     assert "daily limit" in page
     assert ">2</text>" in page  # today's bar
+
+
+def attention(page: str, card: str) -> str:
+    """The overview card `card` (``parked`` or ``dead``)."""
+    return page.split(f'id="{card}"')[1].split("</div>")[0]
+
+
+def test_overview_shows_parked_and_dead_targets_with_their_reasons(
+    viewer: FlaskClient, console_services: Services, store_call: Callable[..., str]
+) -> None:
+    page = viewer.get("/console/").get_data(as_text=True)
+    assert "none" in attention(page, "parked") and "none" in attention(page, "dead")
+    for n in range(3):
+        store_call(f"pbx-{n}")
+    earlier = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    with console_services.ledger.engine.begin() as conn:
+        ids = list(conn.execute(select(deliveries.c.id).order_by(deliveries.c.id)).scalars())
+        for delivery_id, reason, at in (
+            (ids[0], "HubSpot answered 400: property does not exist", earlier),
+            (ids[1], "HubSpot answered 403: missing scope", earlier + timedelta(hours=5)),
+        ):
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(status=DEAD, last_error=reason, updated_at=at)
+            )
+    parked_at = datetime.now(UTC).replace(microsecond=0)
+    console_services.ledger.park_target("warehouse", parked_at + timedelta(hours=2), "daily limit")
+    page = viewer.get("/console/").get_data(as_text=True)
+    dead = attention(page, "dead")
+    assert 'href="/console/calls?target=warehouse&amp;status=dead"' in dead
+    assert "2 dead" in dead and "missing scope" in dead and "2026-11-30 14:00" in dead
+    assert "property does not exist" not in dead  # the most recent reason only
+    parked = attention(page, "parked")
+    assert "warehouse" in parked and "daily limit" in parked
+    since = re.search(r'since <time datetime="([^"]+)">', parked)
+    assert since is not None  # when it was parked: now, by the ledger's clock
+    assert abs(datetime.fromisoformat(since.group(1)) - parked_at) < timedelta(minutes=1)
+    assert f"until {viewer_time(parked_at + timedelta(hours=2))}" in parked
+    german = viewer.get("/console/?lang=de").get_data(as_text=True)
+    assert "2 aufgegeben" in german and "letzter Grund" in german and "seit" in german
+    listed = viewer.get("/console/calls?target=warehouse&status=dead").get_data(as_text=True)
+    assert "pbx-0" in listed and "pbx-1" in listed and "pbx-2" not in listed
+
+
+def viewer_time(value: datetime) -> str:
+    """How the console shows a time: a <time> element, minutes, UTC."""
+    return f'<time datetime="{value.isoformat()}">{value.strftime("%Y-%m-%d %H:%M")}</time>'
 
 
 def test_calls_list_newest_first_with_keyset_pages(
@@ -191,7 +240,11 @@ def test_configuration_hides_secrets_and_asks_the_worker_to_check(
     requests = Requests(console_services.ledger.engine)
     waiting = requests.latest(CHECK, "warehouse")
     assert waiting is not None and waiting.requested_by == "otto"
-    assert 'http-equiv="refresh"' in operator.get("/console/configuration").get_data(as_text=True)
+    # The refresh names the page (a URL with a #fragment would not reload), under any prefix.
+    refresh = 'http-equiv="refresh" content="2; url=%s/console/configuration"'
+    assert refresh % "" in operator.get("/console/configuration").get_data(as_text=True)
+    behind = operator.get("/console/configuration", base_url="http://localhost/tools")
+    assert refresh % "/tools" in behind.get_data(as_text=True)
     requests.finish(waiting.id, True, {"results": [{"ok": True, "message": "table ready"}]})
     page = operator.get("/console/configuration").get_data(as_text=True)
     assert "ok: table ready" in page and 'http-equiv="refresh"' not in page

@@ -141,7 +141,7 @@ def test_search_asks_the_worker_and_shows_its_candidates(
     store_call("pbx-1")
     delivery = hold(console_services)
     response = post_form(
-        operator, f"/console/review/{delivery}/search", "/console/review", number="0211 999"
+        operator, f"/console/review/{delivery}/search", "/console/review", query="0211 999"
     )
     assert response.status_code == 302
     requests = Requests(console_services.ledger.engine)
@@ -149,7 +149,8 @@ def test_search_asks_the_worker_and_shows_its_candidates(
     assert waiting.params == {"number": "0211 999", "delivery_id": delivery}
     assert waiting.target == "warehouse"
     page = operator.get("/console/review").get_data(as_text=True)
-    assert "The worker is searching" in page and 'http-equiv="refresh"' in page
+    assert "The worker is searching" in page
+    assert 'http-equiv="refresh" content="2; url=/console/review"' in page
     found = {**CANDIDATES[0], "id": "K9", "name": "Found by search"}
     requests.finish(waiting.id, True, {"candidates": [found]})
     page = operator.get("/console/review").get_data(as_text=True)
