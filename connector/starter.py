@@ -25,6 +25,10 @@ server:
   trusted_proxies: 1
   proxy_addresses: ["127.0.0.1", "::1"]
   bind: 127.0.0.1:8000
+  # GET /metrics for Prometheus on a listener of its own (nginx never proxies it), with a
+  # bearer token; bind answers /metrics with 404.
+  metrics_bind: 127.0.0.1:9464
+  metrics_token: ${SIPGATE_CRM_METRICS_TOKEN}
   metrics_directory: @DATA@/metrics
 
 storage:

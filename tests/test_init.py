@@ -13,6 +13,7 @@ from connector.starter import TARGET_TYPES, starter_config, variables_named
 
 SECRETS = {
     "SIPGATE_WEBHOOK_SECRET": "s" * 24,
+    "SIPGATE_CRM_METRICS_TOKEN": "m" * 24,
     "HUBSPOT_TOKEN": "pat-eu1-test",
     "SF_CLIENT_ID": "client",
     "SF_CLIENT_SECRET": "secret",
@@ -74,7 +75,8 @@ def test_unknown_target_types_are_refused() -> None:
 def test_the_data_folder_holds_ledger_queue_metrics_and_sqlite_targets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SIPGATE_WEBHOOK_SECRET", SECRETS["SIPGATE_WEBHOOK_SECRET"])
+    for name in ("SIPGATE_WEBHOOK_SECRET", "SIPGATE_CRM_METRICS_TOKEN"):
+        monkeypatch.setenv(name, SECRETS[name])
     data = tmp_path / "var" / "sipgate-crm"
     path = tmp_path / "etc" / "config.yaml"
     path.parent.mkdir()
@@ -83,4 +85,5 @@ def test_the_data_folder_holds_ledger_queue_metrics_and_sqlite_targets(
     assert config.storage.url == f"sqlite:///{data}/connector.db"
     assert config.queue.url == f"sqlite:///{data}/queue.db"
     assert config.server.metrics_directory == data / "metrics"
+    assert config.server.metrics_bind == "127.0.0.1:9464"
     assert config.targets[0].options.url == f"sqlite:///{data}/calls.db"

@@ -58,6 +58,12 @@ def _cidr(value: str) -> None:
         raise ValidationError(f"{value!r} is not an IP address or CIDR network.") from exc
 
 
+def _host_port(value: str) -> None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValidationError("Must be HOST:PORT, e.g. 127.0.0.1:9464.")
+
+
 class _ServerSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -86,6 +92,13 @@ class _ServerSchema(Schema):
         load_default=None, allow_none=True, validate=validate.Length(min=16)
     )
     metrics_directory = fields.String(load_default="data/metrics")
+    metrics_bind = fields.String(load_default=None, allow_none=True, validate=_host_port)
+
+    @validates_schema
+    def _metrics_port_of_its_own(self, data: dict[str, Any], **_: Any) -> None:
+        bind, metrics = data.get("bind", ""), data.get("metrics_bind")
+        if metrics and bind.rpartition(":")[2] == metrics.rpartition(":")[2]:
+            raise ValidationError("Must use another port than server.bind.", "metrics_bind")
 
 
 def _url(value: str) -> None:

@@ -52,6 +52,8 @@ class ServerConfig:
     threads: int = 4
     timeout_seconds: int = 30
     metrics_token: str | None = None
+    #: ``HOST:PORT`` of a second listener that serves only ``/metrics`` (``bind`` then does not).
+    metrics_bind: str | None = None
     metrics_directory: Path = Path("data/metrics")
 
 

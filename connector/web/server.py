@@ -63,8 +63,14 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         threads = threads or config.server.threads
         self.service_config = config
         self.probes = probes
+        binds = [bind]
+        if config.server.metrics_bind:
+            if bind.rpartition(":")[2] == config.server.metrics_bind.rpartition(":")[2]:
+                raise ValueError(f"server.metrics_bind needs another port than {bind}.")
+            binds.append(config.server.metrics_bind)
         self.options: dict[str, Any] = {
-            "bind": bind,
+            # With server.metrics_bind a second listener; the app tells them apart by port.
+            "bind": binds,
             "workers": workers or config.server.workers,
             # Threads overlap one request's fsync with another's parsing and validation.
             "worker_class": "gthread" if threads > 1 else "sync",
