@@ -33,6 +33,18 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         for handler in self.error_log.handlers:
             handler.addFilter(scrub)
 
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        """The access line, with the webhook's call id once its body was parsed (JSON lines)."""
+        from connector.logformat import log_context
+        from connector.web.webhooks import CALL_ID_KEY
+
+        call_id = environ.get(CALL_ID_KEY) if isinstance(environ, dict) else None
+        if call_id is None:
+            super().access(resp, req, environ, request_time)
+            return
+        with log_context(call_id=call_id):
+            super().access(resp, req, environ, request_time)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         return {
