@@ -31,9 +31,25 @@ _ENV = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
 
 
 def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
-    """The JSON Schema of one marshmallow field (types, enums, ranges, defaults)."""
+    """The JSON Schema of one marshmallow field (types, enums, ranges, defaults).
+
+    A field whose ``metadata["schemas"]`` names marshmallow schema classes is described as an
+    object of one of them (a custom field that loads several shapes, or a free-form mapping
+    that is merged into such objects later); each schema's docstring describes its shape.
+    """
     out: dict[str, Any]
-    if isinstance(field, fields.Nested):
+    shapes = field.metadata.get("schemas")
+    if shapes:
+        if len(shapes) == 1:
+            out = object_schema(shapes[0]())
+        else:
+            out = {
+                "oneOf": [
+                    {"description": (shape.__doc__ or "").strip(), **object_schema(shape())}
+                    for shape in shapes
+                ]
+            }
+    elif isinstance(field, fields.Nested):
         nested = field.schema
         out = object_schema(nested)
     elif isinstance(field, fields.List):
@@ -70,6 +86,8 @@ def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
         out["type"] = [out["type"], "null"]
         if "enum" in out:
             out["enum"] = [*out["enum"], None]
+    elif field.allow_none and "oneOf" in out:
+        out["oneOf"] = [*out["oneOf"], {"type": "null"}]
     if out.get("type") in ("integer", "number", "boolean", ["integer", "null"]):
         # Numbers and switches may also come from the environment: ${NAME}.
         out = {"anyOf": [out, _ENV]}

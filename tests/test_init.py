@@ -87,3 +87,31 @@ def test_the_data_folder_holds_ledger_queue_metrics_and_sqlite_targets(
     assert config.server.metrics_directory == data / "metrics"
     assert config.server.metrics_bind == "127.0.0.1:9464"
     assert config.targets[0].options.url == f"sqlite:///{data}/calls.db"
+
+
+@pytest.mark.parametrize("target", TARGET_TYPES)
+def test_every_starter_configuration_matches_the_published_schema(target: str) -> None:
+    """What editors check while the operator fills the file in (Salesforce's auth included)."""
+    import jsonschema
+    import yaml
+
+    from connector.jsonschema import config_schema
+
+    jsonschema.validate(yaml.safe_load(starter_config([target])), config_schema())
+
+
+def test_the_schema_tells_the_salesforce_logins_apart() -> None:
+    import jsonschema
+
+    from connector.jsonschema import config_schema
+
+    schema = config_schema()
+    target = {"name": "sf", "type": "salesforce", "instance_url": "https://acme.my.salesforce.com"}
+    for auth in (
+        {"client_id": "id", "client_secret": "s", "domain": "acme.my"},
+        {"consumer_key": "k", "username": "u", "private_key_file": "key.pem"},
+        {"session_id": "00D"},
+    ):
+        jsonschema.validate({"targets": [{**target, "auth": auth}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"targets": [{**target, "auth": {"client_id": "id"}}]}, schema)

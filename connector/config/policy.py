@@ -434,16 +434,18 @@ class TargetPolicySchema(_Strict):
         load_default=None,
         allow_none=True,
         metadata={
+            "schemas": (MatchingSchema,),
             "description": (
                 "Overrides keys of the mapping's matching (objects, tie_break, on_no_match, ...)."
-            )
+            ),
         },
     )
     tasks = fields.Dict(
         load_default=None,
         allow_none=True,
         metadata={
-            "description": "Overrides keys of the mapping's tasks (enabled, priority, owner, ...)."
+            "schemas": (TasksSchema,),
+            "description": "Overrides keys of the mapping's tasks (enabled, priority, owner, ...).",
         },
     )
     limits = fields.Dict(

@@ -49,29 +49,108 @@ _API_NAME = validate.Regexp(
 
 
 class _ClientCredentialsAuth(OptionsSchema):
-    client_id = fields.String(required=True, validate=validate.Length(min=1))
-    client_secret = fields.String(required=True, validate=validate.Length(min=1))
-    domain = fields.String(load_default=None, allow_none=True, validate=_my_domain)
-    token_url = fields.String(load_default=None, allow_none=True, validate=_https_url)
+    """OAuth 2.0 client credentials of a connected app (recommended)."""
+
+    client_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The connected app's consumer key: ${SF_CLIENT_ID}."},
+    )
+    client_secret = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The connected app's consumer secret: ${SF_CLIENT_SECRET}."},
+    )
+    domain = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_my_domain,
+        metadata={"description": "Your My Domain, the part before .salesforce.com (e.g. acme.my)."},
+    )
+    token_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_https_url,
+        metadata={
+            "description": (
+                "The token endpoint; unset: that of domain, else of instance_url "
+                "(/services/oauth2/token)."
+            )
+        },
+    )
 
 
 class _JwtBearerAuth(OptionsSchema):
-    consumer_key = fields.String(required=True, validate=validate.Length(min=1))
-    username = fields.String(required=True, validate=validate.Length(min=1))
-    private_key_file = fields.String(required=True, validate=validate.Length(min=1))
-    audience = fields.String(load_default="https://login.salesforce.com", validate=_https_url)
-    token_url = fields.String(load_default=None, allow_none=True, validate=_https_url)
+    """OAuth 2.0 JWT bearer flow: a connected app's certificate, on behalf of a user."""
+
+    consumer_key = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The connected app's consumer key."},
+    )
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The Salesforce user the connector acts as."},
+    )
+    private_key_file = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": "PEM file of the private key whose certificate the connected app holds."
+        },
+    )
+    audience = fields.String(
+        load_default="https://login.salesforce.com",
+        validate=_https_url,
+        metadata={
+            "description": (
+                "https://login.salesforce.com, or https://test.salesforce.com for sandboxes."
+            )
+        },
+    )
+    token_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_https_url,
+        metadata={
+            "description": "The token endpoint, if not the audience's /services/oauth2/token."
+        },
+    )
 
 
 class _SessionAuth(OptionsSchema):
-    session_id = fields.String(required=True, validate=validate.Length(min=1))
+    """An existing session id (tools, tests)."""
+
+    session_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "An existing session id (access token) of the instance."},
+    )
 
 
 class _PasswordAuth(OptionsSchema):
-    username = fields.String(required=True, validate=validate.Length(min=1))
-    password = fields.String(required=True, validate=validate.Length(min=1))
-    security_token = fields.String(load_default="")
-    domain = fields.String(load_default="login", validate=validate.Length(min=1))
+    """SOAP username/password login (being retired by Salesforce; logs a warning)."""
+
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The Salesforce user's login name."},
+    )
+    password = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The user's password: ${SF_PASSWORD}."},
+    )
+    security_token = fields.String(
+        load_default="",
+        metadata={"description": "The user's security token (appended to the password)."},
+    )
+    domain = fields.String(
+        load_default="login",
+        validate=validate.Length(min=1),
+        metadata={"description": "login, test (sandboxes) or your My Domain (e.g. acme.my)."},
+    )
 
 
 #: (method, schema, keys that identify it) of the supported logins.
@@ -148,7 +227,10 @@ class SalesforceOptions:
     instance_url: str = option(
         validate=_instance_url, help="Your My Domain URL, e.g. https://acme.my.salesforce.com."
     )
-    auth: Mapping[str, str | None] = option(field=_AuthField(), help=_AUTH_HELP)
+    auth: Mapping[str, str | None] = option(
+        field=_AuthField(metadata={"schemas": tuple(schema for _, schema, _ in _AUTH_FLOWS)}),
+        help=_AUTH_HELP,
+    )
     api_version: str = option(
         "59.0",
         validate=validate.Regexp(r"^\d{2,3}\.0$", error="An API version such as 59.0."),
