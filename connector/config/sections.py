@@ -56,6 +56,11 @@ class ServerConfig:
     metrics_bind: str | None = None
     metrics_directory: Path = Path("data/metrics")
 
+    @property
+    def metrics_port(self) -> str | None:
+        """The port of `metrics_bind` (``None`` without one)."""
+        return self.metrics_bind.rpartition(":")[2] if self.metrics_bind else None
+
 
 @dataclass(frozen=True)
 class StorageConfig:

@@ -52,10 +52,10 @@ def local_port(environ: dict[str, Any]) -> str:
 
 def _separate_bind() -> None:
     """With ``server.metrics_bind``: ``/metrics`` only there, and nothing else there."""
-    metrics_bind = WebState.current().config.server.metrics_bind
-    if metrics_bind is None:
+    metrics_port = WebState.current().config.server.metrics_port
+    if metrics_port is None:
         return
-    on_metrics_bind = local_port(request.environ) == metrics_bind.rpartition(":")[2]
+    on_metrics_bind = local_port(request.environ) == metrics_port
     if on_metrics_bind != (request.endpoint == "metrics.metrics"):
         raise NotFound()
 

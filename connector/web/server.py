@@ -77,7 +77,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         self.probes = probes
         binds = [bind]
         if config.server.metrics_bind:
-            if bind.rpartition(":")[2] == config.server.metrics_bind.rpartition(":")[2]:
+            if bind.rpartition(":")[2] == config.server.metrics_port:
                 raise ValueError(f"server.metrics_bind needs another port than {bind}.")
             binds.append(config.server.metrics_bind)
         self.options: dict[str, Any] = {
