@@ -185,7 +185,9 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     """Run only the web server (gunicorn) that receives webhooks."""
     config = _load(config_path)
     _setup(config)
-    _ensure_free(bind or config.server.bind)
+    for address in (bind or config.server.bind, config.server.metrics_bind):
+        if address:
+            _ensure_free(address)
     _ledger(config.storage.url).engine.dispose()
     # Before anything imports prometheus_client; gunicorn's workers inherit it.
     _enable_metrics(config, "web")
@@ -196,7 +198,11 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
         # Reported by /readyz, not required: webhooks are written to the ledger only.
         return {"queue": DeliveryQueue(make_huey(config.queue.url)).ping}
 
-    GunicornServer(config, bind or config.server.bind, workers, threads, probes=probes).run()
+    try:
+        server = GunicornServer(config, bind or config.server.bind, workers, threads, probes=probes)
+    except ValueError as exc:  # --bind on the port of server.metrics_bind
+        raise click.ClickException(str(exc)) from exc
+    server.run()
 
 
 @main.command()

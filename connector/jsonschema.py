@@ -1,7 +1,9 @@
 """JSON Schemas of the configuration and mapping files, derived from their marshmallow schemas.
 
-Editors (VS Code with the YAML extension, JetBrains IDEs) use them for completion and validation:
-``sipgate-crm schema config > config.schema.json``.
+Editors (VS Code with the YAML extension, JetBrains IDEs) use them for completion, validation and
+help on hover: ``sipgate-crm schema config > config.schema.json``. Every key carries a
+``description`` (marshmallow ``metadata={"description": ...}``, or ``option(help=...)`` of an
+adapter's options); `undescribed` names the keys that lack one, and the tests require none.
 """
 
 from __future__ import annotations
@@ -22,16 +24,32 @@ from connector.config.load import (
 )
 from connector.config.policy import MappingSchema, TargetPolicySchema
 
-__all__ = ["config_schema", "field_schema", "mapping_file_schema", "object_schema"]
+__all__ = ["config_schema", "field_schema", "mapping_file_schema", "object_schema", "undescribed"]
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _ENV = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
 
 
 def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
-    """The JSON Schema of one marshmallow field (types, enums, ranges, defaults)."""
+    """The JSON Schema of one marshmallow field (types, enums, ranges, defaults).
+
+    A field whose ``metadata["schemas"]`` names marshmallow schema classes is described as an
+    object of one of them (a custom field that loads several shapes, or a free-form mapping
+    that is merged into such objects later); each schema's docstring describes its shape.
+    """
     out: dict[str, Any]
-    if isinstance(field, fields.Nested):
+    shapes = field.metadata.get("schemas")
+    if shapes:
+        if len(shapes) == 1:
+            out = object_schema(shapes[0]())
+        else:
+            out = {
+                "oneOf": [
+                    {"description": (shape.__doc__ or "").strip(), **object_schema(shape())}
+                    for shape in shapes
+                ]
+            }
+    elif isinstance(field, fields.Nested):
         nested = field.schema
         out = object_schema(nested)
     elif isinstance(field, fields.List):
@@ -61,8 +79,6 @@ def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
                 out["maximum"] = validator.max
         elif isinstance(validator, validate.Length) and validator.min is not None:
             out["minLength"] = validator.min
-    if field.metadata.get("description"):
-        out["description"] = field.metadata["description"]
     default = field.load_default
     if default is not None and not callable(default) and default is not missing:
         out["default"] = default
@@ -70,9 +86,13 @@ def field_schema(field: fields.Field[Any]) -> dict[str, Any]:
         out["type"] = [out["type"], "null"]
         if "enum" in out:
             out["enum"] = [*out["enum"], None]
+    elif field.allow_none and "oneOf" in out:
+        out["oneOf"] = [*out["oneOf"], {"type": "null"}]
     if out.get("type") in ("integer", "number", "boolean", ["integer", "null"]):
         # Numbers and switches may also come from the environment: ${NAME}.
         out = {"anyOf": [out, _ENV]}
+    if field.metadata.get("description"):
+        out = {"description": field.metadata["description"], **out}
     return out
 
 
@@ -92,14 +112,46 @@ def object_schema(schema: Schema) -> dict[str, Any]:
     return out
 
 
+def undescribed(schema: Any, where: str = "") -> list[str]:
+    """The key paths in the JSON Schema `schema` whose property has no ``description``.
+
+    A path names a target's keys by its type (``targets[hubspot].rate_limit``), array items by
+    ``[]`` and the values of a free-form mapping by ``.*``.
+    """
+    if not isinstance(schema, dict):
+        return []
+    missing: list[str] = []
+    for key, sub in (schema.get("properties") or {}).items():
+        path = f"{where}.{key}" if where else key
+        if not (isinstance(sub, dict) and sub.get("description")):
+            missing.append(path)
+        missing += undescribed(sub, path)
+    if isinstance(schema.get("items"), dict):
+        missing += undescribed(schema["items"], f"{where}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        missing += undescribed(schema["additionalProperties"], f"{where}.*")
+    for alternative in (*schema.get("anyOf", ()), *schema.get("oneOf", ())):
+        kind = (alternative.get("properties") or {}).get("type", {}).get("const")
+        missing += undescribed(
+            alternative, f"{where.removesuffix('[]')}[{kind}]" if kind else where
+        )
+    return missing
+
+
 def _target_schema(type_name: str) -> dict[str, Any]:
     options = object_schema(adapter_class(type_name).config_schema())
     policy = object_schema(TargetPolicySchema())
     return {
         "type": "object",
+        "description": f"A {type_name} target.",
         "properties": {
-            "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
-            "type": {"const": type_name},
+            "name": {
+                "type": "string",
+                "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$",
+                "description": "The target's unique name (a-z, 0-9, _ and -), used in status, "
+                "metrics and alerts.",
+            },
+            "type": {"const": type_name, "description": "The adapter that delivers the calls."},
             # The policy keys last: a target entry's policy keys are never the adapter's.
             **options["properties"],
             **policy["properties"],
@@ -109,6 +161,17 @@ def _target_schema(type_name: str) -> dict[str, Any]:
     }
 
 
+_SECTIONS: tuple[tuple[str, Schema, str], ...] = (
+    ("server", _ServerSchema(), "How the web side listens and whom it accepts webhooks from."),
+    ("storage", _StorageSchema(), "The ledger: every accepted call and its delivery state."),
+    ("queue", _QueueSchema(), "The delivery queue, the worker's threads and the retry policy."),
+    ("retention", _RetentionSchema(), "How long the ledger keeps call content and call rows."),
+    ("alerts", _AlertsSchema(), "Messages about dead deliveries, parked targets, review queue."),
+    ("defaults", _DefaultsSchema(), "Region, time zone and language where nothing else says."),
+    ("console", _ConsoleSchema(), "The sales-ops console under /console/ (off unless enabled)."),
+)
+
+
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the configuration file, with one target shape per installed adapter."""
     return {
@@ -116,18 +179,24 @@ def config_schema() -> dict[str, Any]:
         "title": "sipgate-crm-connector configuration",
         "type": "object",
         "properties": {
-            "server": object_schema(_ServerSchema()),
-            "storage": object_schema(_StorageSchema()),
-            "queue": object_schema(_QueueSchema()),
-            "retention": object_schema(_RetentionSchema()),
-            "alerts": object_schema(_AlertsSchema()),
-            "defaults": object_schema(_DefaultsSchema()),
-            "console": object_schema(_ConsoleSchema()),
-            "log_level": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
-            "log_format": {"enum": ["text", "json"], "default": "text"},
+            **{
+                key: {"description": text, **object_schema(schema)}
+                for key, schema, text in _SECTIONS
+            },
+            "log_level": {
+                "enum": ["DEBUG", "INFO", "WARNING", "ERROR"],
+                "default": "INFO",
+                "description": "The least severe log lines written (to stderr).",
+            },
+            "log_format": {
+                "enum": ["text", "json"],
+                "default": "text",
+                "description": "text, or json: one JSON object per line for log shippers.",
+            },
             "targets": {
                 "type": "array",
                 "minItems": 1,
+                "description": "Where each call is delivered: one entry per CRM or database.",
                 "items": {"oneOf": [_target_schema(name) for name in sorted(available_adapters())]},
             },
         },

@@ -12,7 +12,8 @@ _HEAD = """\
 # Secrets are ${NAME} references to environment variables (e.g. /etc/sipgate-crm/secrets.env,
 # see deploy/sipgate-crm.env); `sipgate-crm check-config` names every one that is unset.
 # The data folder (ledger, queue, metrics) is @DATA@; relative paths start at this file's
-# folder. Every key is explained in config.example.yaml.
+# folder. Every key is explained in the repository's config.example.yaml, and in the JSON Schema
+# of `sipgate-crm schema config`, whose descriptions editors show on hover.
 
 server:
   # Register https://YOUR-HOST/webhooks/sipgate/<secret> in sipgate
@@ -25,6 +26,10 @@ server:
   trusted_proxies: 1
   proxy_addresses: ["127.0.0.1", "::1"]
   bind: 127.0.0.1:8000
+  # GET /metrics for Prometheus on a listener of its own (nginx never proxies it), with a
+  # bearer token; bind answers /metrics with 404.
+  metrics_bind: 127.0.0.1:9464
+  metrics_token: ${SIPGATE_CRM_METRICS_TOKEN}
   metrics_directory: @DATA@/metrics
 
 storage:

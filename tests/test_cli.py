@@ -1,4 +1,4 @@
-"""The CLI for people: status ids, legend and filters; serve on a taken port; send-example down."""
+"""The CLI for people: status ids, legend, filters; serve or web on a taken port; send-example."""
 
 from __future__ import annotations
 
@@ -93,30 +93,44 @@ def test_status_filters_by_number_in_any_format_and_by_time(
     assert bad.exit_code == 2 and "30m, 2h, 7d" in bad.output
 
 
+def run(config_path: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sipgate-crm COMMAND --config CONFIG_PATH ARGS...` in a process of its own."""
+    argv = [sys.executable, "-m", "connector", command, "--config", str(config_path), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_a_second_serve_on_a_taken_port_says_so_and_starts_nothing(config_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         bind = f"127.0.0.1:{taken.getsockname()[1]}"
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "connector",
-                "serve",
-                "--config",
-                str(config_path),
-                "--bind",
-                bind,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run(config_path, "serve", "--bind", bind)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"Error: Cannot listen on {bind}: the port is taken (is the service already running?)"
     ]
     assert not (config_path.parent / "ledger.db").exists()  # nothing was started
+
+
+def test_web_refuses_a_bind_on_the_metrics_port_or_a_taken_metrics_bind(
+    config_path: Path,
+) -> None:
+    """``server.metrics_bind`` (``check-config`` refuses it on server.bind's port; ``--bind``
+    can still name that port, and a taken metrics port is named like a taken bind)."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        metrics_bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = yaml.safe_load(config_path.read_text())
+        config["server"] = {"bind": "127.0.0.1:0", "metrics_bind": metrics_bind}
+        config_path.write_text(yaml.safe_dump(config))
+        busy = run(config_path, "web")
+    same = run(config_path, "web", "--bind", metrics_bind)  # free again now
+    assert busy.returncode == 1
+    assert busy.stderr.strip().splitlines() == [
+        f"Error: Cannot listen on {metrics_bind}: the port is taken (is the service already "
+        "running?)"
+    ]
+    assert same.returncode == 1
+    assert same.stderr.strip().splitlines() == [
+        f"Error: server.metrics_bind needs another port than {metrics_bind}."
+    ]
 
 
 def test_send_example_with_the_service_down_is_one_line(config_path: Path) -> None:

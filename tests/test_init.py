@@ -13,6 +13,7 @@ from connector.starter import TARGET_TYPES, starter_config, variables_named
 
 SECRETS = {
     "SIPGATE_WEBHOOK_SECRET": "s" * 24,
+    "SIPGATE_CRM_METRICS_TOKEN": "m" * 24,
     "HUBSPOT_TOKEN": "pat-eu1-test",
     "SF_CLIENT_ID": "client",
     "SF_CLIENT_SECRET": "secret",
@@ -76,7 +77,8 @@ def test_unknown_target_types_are_refused() -> None:
 def test_the_data_folder_holds_ledger_queue_metrics_and_sqlite_targets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SIPGATE_WEBHOOK_SECRET", SECRETS["SIPGATE_WEBHOOK_SECRET"])
+    for name in ("SIPGATE_WEBHOOK_SECRET", "SIPGATE_CRM_METRICS_TOKEN"):
+        monkeypatch.setenv(name, SECRETS[name])
     data = tmp_path / "var" / "sipgate-crm"
     path = tmp_path / "etc" / "config.yaml"
     path.parent.mkdir()
@@ -85,4 +87,33 @@ def test_the_data_folder_holds_ledger_queue_metrics_and_sqlite_targets(
     assert config.storage.url == f"sqlite:///{data}/connector.db"
     assert config.queue.url == f"sqlite:///{data}/queue.db"
     assert config.server.metrics_directory == data / "metrics"
+    assert config.server.metrics_bind == "127.0.0.1:9464"
     assert config.targets[0].options.url == f"sqlite:///{data}/calls.db"
+
+
+@pytest.mark.parametrize("target", TARGET_TYPES)
+def test_every_starter_configuration_matches_the_published_schema(target: str) -> None:
+    """What editors check while the operator fills the file in (Salesforce's auth included)."""
+    import jsonschema
+    import yaml
+
+    from connector.jsonschema import config_schema
+
+    jsonschema.validate(yaml.safe_load(starter_config([target])), config_schema())
+
+
+def test_the_schema_tells_the_salesforce_logins_apart() -> None:
+    import jsonschema
+
+    from connector.jsonschema import config_schema
+
+    schema = config_schema()
+    target = {"name": "sf", "type": "salesforce", "instance_url": "https://acme.my.salesforce.com"}
+    for auth in (
+        {"client_id": "id", "client_secret": "s", "domain": "acme.my"},
+        {"consumer_key": "k", "username": "u", "private_key_file": "key.pem"},
+        {"session_id": "00D"},
+    ):
+        jsonschema.validate({"targets": [{**target, "auth": auth}]}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"targets": [{**target, "auth": {"client_id": "id"}}]}, schema)

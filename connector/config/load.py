@@ -67,6 +67,12 @@ def _vcon_key(value: Any) -> None:
         raise ValidationError(str(exc)) from exc
 
 
+def _host_port(value: str) -> None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValidationError("Must be HOST:PORT, e.g. 127.0.0.1:9464.")
+
+
 class _ServerSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -76,27 +82,152 @@ class _ServerSchema(Schema):
         validate=validate.Regexp(
             r"^/[A-Za-z0-9._~/-]*[^/]$", error="Must start with / and not end with /."
         ),
+        metadata={
+            "description": (
+                "Path of the webhook (without the secret); register "
+                "https://YOUR-HOST<webhook_path>/<secret> in sipgate."
+            )
+        },
     )
-    secret = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=16))
-    allowed_ips = fields.List(fields.String(validate=_cidr), load_default=list)
-    trusted_proxies = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
-    proxy_addresses = fields.List(fields.String(validate=_cidr), load_default=["127.0.0.1", "::1"])
+    secret = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=16),
+        metadata={
+            "description": (
+                "Shared secret (at least 16 characters) sipgate must send as the last "
+                "path segment or as 'Authorization: Bearer <secret>'; keep it in the "
+                "environment: ${SIPGATE_WEBHOOK_SECRET}."
+            )
+        },
+    )
+    allowed_ips = fields.List(
+        fields.String(validate=_cidr),
+        load_default=list,
+        metadata={
+            "description": (
+                "Addresses or CIDR networks webhooks are accepted from (sipgate: "
+                "217.116.118.254, 212.9.46.32); empty: anyone."
+            )
+        },
+    )
+    trusted_proxies = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=10),
+        metadata={
+            "description": (
+                "How many reverse proxies in front append to X-Forwarded-For (0: the "
+                "TCP peer is the client); never more than you run."
+            )
+        },
+    )
+    proxy_addresses = fields.List(
+        fields.String(validate=_cidr),
+        load_default=["127.0.0.1", "::1"],
+        metadata={
+            "description": (
+                "Addresses or CIDR networks of those proxies; X-Forwarded-For counts "
+                "only on connections from them."
+            )
+        },
+    )
     max_body_bytes = fields.Integer(
-        load_default=5 * 1024 * 1024, validate=validate.Range(min=1024, max=100 * 1024 * 1024)
+        load_default=5 * 1024 * 1024,
+        validate=validate.Range(min=1024, max=100 * 1024 * 1024),
+        metadata={
+            "description": (
+                "Largest accepted webhook body in bytes; larger bodies are answered 413"
+                " (nginx's client_max_body_size must be at least this)."
+            )
+        },
     )
-    bind = fields.String(load_default="127.0.0.1:8000")
-    workers = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
-    threads = fields.Integer(load_default=4, validate=validate.Range(min=1, max=64))
+    bind = fields.String(
+        load_default="127.0.0.1:8000",
+        metadata={
+            "description": (
+                "HOST:PORT gunicorn listens on for webhooks, the console and the health"
+                " checks (`web --bind` overrides it)."
+            )
+        },
+    )
+    workers = fields.Integer(
+        load_default=4,
+        validate=validate.Range(min=1, max=64),
+        metadata={"description": "gunicorn worker processes (about two per core)."},
+    )
+    threads = fields.Integer(
+        load_default=4,
+        validate=validate.Range(min=1, max=64),
+        metadata={
+            "description": (
+                "Threads per gunicorn process (1: sync workers, where a slow client "
+                "holds a whole process)."
+            )
+        },
+    )
     body_timeout_seconds = fields.Float(
-        load_default=10.0, validate=validate.Range(min=0.5, max=600)
+        load_default=10.0,
+        validate=validate.Range(min=0.5, max=600),
+        metadata={
+            "description": (
+                "A body still arriving after this many seconds is answered 408, so slow"
+                " clients hold no thread."
+            )
+        },
     )
-    timeout_seconds = fields.Integer(load_default=30, validate=validate.Range(min=1))
+    timeout_seconds = fields.Integer(
+        load_default=30,
+        validate=validate.Range(min=1),
+        metadata={"description": "The longest a request or a graceful stop may take, in seconds."},
+    )
     metrics_token = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(min=16)
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=16),
+        metadata={
+            "description": (
+                "Bearer token (at least 16 characters) GET /metrics requires when set: "
+                "${SIPGATE_CRM_METRICS_TOKEN}."
+            )
+        },
     )
-    metrics_directory = fields.String(load_default="data/metrics")
-    vcon_keys = fields.List(fields.Raw(validate=_vcon_key), load_default=list)
-    vcon_require_signature = fields.Boolean(load_default=False)
+    metrics_directory = fields.String(
+        load_default="data/metrics",
+        metadata={
+            "description": (
+                "Folder of prometheus-client's multiprocess files (web/ and worker/ "
+                "below it, emptied at each start)."
+            )
+        },
+    )
+    metrics_bind = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_host_port,
+        metadata={
+            "description": (
+                "HOST:PORT of a second listener that serves only /metrics (e.g. "
+                "127.0.0.1:9464); server.bind then answers /metrics with 404."
+            )
+        },
+    )
+
+    vcon_keys = fields.List(
+        fields.Raw(validate=_vcon_key),
+        load_default=list,
+        metadata={
+            "description": (
+                "Public keys (JWK objects or PEM text) a signed vCon's signature must verify "
+                "with; empty: signed vCons are refused."
+            )
+        },
+    )
+    vcon_require_signature = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Refuse unsigned vCons (422); needs at least one key in vcon_keys."
+        },
+    )
 
     @validates_schema
     def _keys_for_signatures(self, data: dict[str, Any], **_: Any) -> None:
@@ -105,6 +236,12 @@ class _ServerSchema(Schema):
                 "Requiring signed vCons needs at least one key in vcon_keys.",
                 "vcon_require_signature",
             )
+
+    @validates_schema
+    def _metrics_port_of_its_own(self, data: dict[str, Any], **_: Any) -> None:
+        bind, metrics = data.get("bind", ""), data.get("metrics_bind")
+        if metrics and bind.rpartition(":")[2] == metrics.rpartition(":")[2]:
+            raise ValidationError("Must use another port than server.bind.", "metrics_bind")
 
 
 def _url(value: str) -> None:
@@ -118,21 +255,91 @@ class _StorageSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    url = fields.String(load_default="sqlite:///data/connector.db", validate=_url)
+    url = fields.String(
+        load_default="sqlite:///data/connector.db",
+        validate=_url,
+        metadata={
+            "description": (
+                "The ledger's database: sqlite:///FILE (relative to this file) or "
+                "postgresql+psycopg://USER:${PGPASSWORD}@HOST/DB."
+            )
+        },
+    )
 
 
 class _QueueSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    url = fields.String(load_default="sqlite:///data/queue.db", validate=_url)
-    workers = fields.Integer(load_default=2, validate=validate.Range(min=1, max=64))
-    lease_seconds = fields.Integer(load_default=15, validate=validate.Range(min=2))
-    poll_interval_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.05))
-    requeue_after_seconds = fields.Integer(load_default=300, validate=validate.Range(min=1))
-    retry_base_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.01))
-    retry_max_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=0.01))
-    give_up_after_hours = fields.Float(load_default=72.0, validate=validate.Range(min=0.001))
+    url = fields.String(
+        load_default="sqlite:///data/queue.db",
+        validate=_url,
+        metadata={
+            "description": (
+                "The delivery queue: sqlite:///FILE (default), redis://HOST:6379/0 with"
+                " several worker hosts, or memory:// for tests."
+            )
+        },
+    )
+    workers = fields.Integer(
+        load_default=2,
+        validate=validate.Range(min=1, max=64),
+        metadata={"description": "Delivery threads per worker process."},
+    )
+    lease_seconds = fields.Integer(
+        load_default=15,
+        validate=validate.Range(min=2),
+        metadata={
+            "description": (
+                "A delivery whose worker stopped renewing its lease for this many "
+                "seconds goes to another worker (crash recovery time)."
+            )
+        },
+    )
+    poll_interval_seconds = fields.Float(
+        load_default=1.0,
+        validate=validate.Range(min=0.05),
+        metadata={
+            "description": (
+                "The longest the worker waits before looking in the ledger for "
+                "deliveries that are due, in seconds."
+            )
+        },
+    )
+    requeue_after_seconds = fields.Integer(
+        load_default=300,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": (
+                "A queue message still unprocessed after this many seconds, while "
+                "others wait, is sent again."
+            )
+        },
+    )
+    retry_base_seconds = fields.Float(
+        load_default=30.0,
+        validate=validate.Range(min=0.01),
+        metadata={
+            "description": (
+                "First retry delay; doubled per attempt (with jitter) up to retry_max_seconds."
+            )
+        },
+    )
+    retry_max_seconds = fields.Float(
+        load_default=3600.0,
+        validate=validate.Range(min=0.01),
+        metadata={"description": "Longest delay between two retries, in seconds."},
+    )
+    give_up_after_hours = fields.Float(
+        load_default=72.0,
+        validate=validate.Range(min=0.001),
+        metadata={
+            "description": (
+                "A delivery still failing this many hours after the call arrived is "
+                "marked dead (and alerted)."
+            )
+        },
+    )
 
     @validates("url")
     def _known_scheme(self, value: str, **_: Any) -> None:
@@ -145,12 +352,33 @@ class _RetentionSchema(Schema):
         unknown = RAISE
 
     content_days = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1)
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": (
+                "Days after which a call's content (raw body: transcript, summary, key "
+                "points, action items, headline) is removed once every delivery is "
+                "finished; unset: kept."
+            )
+        },
     )
     metadata_days = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=1)
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata={
+            "description": (
+                "Days after which the whole call row and its delivery states are "
+                "removed (at least content_days); unset: kept."
+            )
+        },
     )
-    interval_seconds = fields.Integer(load_default=3600, validate=validate.Range(min=1))
+    interval_seconds = fields.Integer(
+        load_default=3600,
+        validate=validate.Range(min=1),
+        metadata={"description": "How often the worker applies the retention, in seconds."},
+    )
 
     @validates_schema
     def _content_goes_first(self, data: dict[str, Any], **_: Any) -> None:
@@ -167,20 +395,68 @@ class _AlertChannelSchema(Schema):
         unknown = RAISE
 
     type = fields.String(
-        required=True, validate=validate.OneOf(["slack", "teams", "http", "email"])
+        required=True,
+        validate=validate.OneOf(["slack", "teams", "http", "email"]),
+        metadata={
+            "description": (
+                "slack or teams (incoming webhook), http (any endpoint, JSON) or email "
+                "(SMTP with STARTTLS)."
+            )
+        },
     )
     url = fields.String(
-        load_default=None, validate=validate.URL(schemes={"http", "https"}, require_tld=False)
+        load_default=None,
+        validate=validate.URL(schemes={"http", "https"}, require_tld=False),
+        metadata={"description": "The webhook URL of a slack, teams or http channel."},
     )
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    host = fields.String(load_default=None)
-    port = fields.Integer(load_default=587, validate=validate.Range(min=1, max=65535))
-    username = fields.String(load_default=None)
-    password = fields.String(load_default=None)
-    sender = fields.Email(load_default=None)
-    recipients = fields.List(fields.Email(), load_default=list)
-    ca_file = fields.String(load_default=None)
-    timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.1))
+    headers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        metadata={
+            "description": (
+                "Extra HTTP headers of an http channel (e.g. Authorization: Bearer ${TOKEN})."
+            )
+        },
+    )
+    host = fields.String(
+        load_default=None, metadata={"description": "SMTP server of an email channel."}
+    )
+    port = fields.Integer(
+        load_default=587,
+        validate=validate.Range(min=1, max=65535),
+        metadata={"description": "SMTP port of an email channel (STARTTLS, usually 587)."},
+    )
+    username = fields.String(
+        load_default=None,
+        metadata={"description": "SMTP login of an email channel; unset: no login."},
+    )
+    password = fields.String(
+        load_default=None,
+        metadata={"description": "SMTP password of an email channel: ${SMTP_PASSWORD}."},
+    )
+    sender = fields.Email(
+        load_default=None, metadata={"description": "From address of an email channel."}
+    )
+    recipients = fields.List(
+        fields.Email(),
+        load_default=list,
+        metadata={"description": "To addresses of an email channel."},
+    )
+    ca_file = fields.String(
+        load_default=None,
+        metadata={
+            "description": (
+                "PEM file of the certificates to trust for the SMTP server instead of "
+                "the system's (relative to this file)."
+            )
+        },
+    )
+    timeout_seconds = fields.Float(
+        load_default=10.0,
+        validate=validate.Range(min=0.1),
+        metadata={"description": "How long one send may take, in seconds."},
+    )
 
     @validates_schema
     def _complete(self, data: dict[str, Any], **_: Any) -> None:
@@ -197,12 +473,37 @@ class _AlertsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    channels = fields.List(fields.Nested(_AlertChannelSchema), load_default=list)
-    review_queue_above = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=0)
+    channels = fields.List(
+        fields.Nested(_AlertChannelSchema),
+        load_default=list,
+        metadata={"description": "Where alerts go: one message per channel and check."},
     )
-    interval_seconds = fields.Integer(load_default=60, validate=validate.Range(min=1))
-    min_interval_seconds = fields.Integer(load_default=300, validate=validate.Range(min=0))
+    review_queue_above = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0),
+        metadata={
+            "description": (
+                "Alert when more deliveries than this await review (unmatched or "
+                "ambiguous calls); unset: never."
+            )
+        },
+    )
+    interval_seconds = fields.Integer(
+        load_default=60,
+        validate=validate.Range(min=1),
+        metadata={"description": "How often the worker looks for something to report, in seconds."},
+    )
+    min_interval_seconds = fields.Integer(
+        load_default=300,
+        validate=validate.Range(min=0),
+        metadata={
+            "description": (
+                "At least this many seconds between two messages; what comes up "
+                "meanwhile goes out together."
+            )
+        },
+    )
 
 
 class _TargetSchema(Schema):
@@ -248,25 +549,81 @@ class _ConsoleUserSchema(Schema):
     name = fields.String(
         required=True,
         validate=validate.Regexp(r"^[A-Za-z0-9._@-]{1,64}$", error="Use letters, digits, . _ @ -."),
+        metadata={"description": "Login name (letters, digits, . _ @ -)."},
     )
-    password_hash = fields.String(required=True, validate=_password_hash)
-    role = fields.String(load_default="viewer", validate=validate.OneOf(ROLES))
+    password_hash = fields.String(
+        required=True,
+        validate=_password_hash,
+        metadata={
+            "description": (
+                "Password hash from `sipgate-crm console hash-password` (scrypt:... or pbkdf2:...)."
+            )
+        },
+    )
+    role = fields.String(
+        load_default="viewer",
+        validate=validate.OneOf(ROLES),
+        metadata={
+            "description": (
+                "viewer (calls and states) or operator (also transcripts, replays and "
+                "review decisions)."
+            )
+        },
+    )
 
 
 class _ConsoleSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    enabled = fields.Boolean(load_default=False)
-    secret_key = fields.String(load_default="", validate=validate.Length(max=500))
-    users = fields.List(fields.Nested(_ConsoleUserSchema), load_default=list)
-    session_hours = fields.Float(load_default=12.0, validate=validate.Range(min=0.1, max=720))
-    login_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1, max=100))
-    login_window_minutes = fields.Integer(load_default=15, validate=validate.Range(min=1))
+    enabled = fields.Boolean(
+        load_default=False, metadata={"description": "Serve the sales-ops console under /console/."}
+    )
+    secret_key = fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={
+            "description": (
+                "Key that signs the session cookies, at least 32 characters: "
+                "${SIPGATE_CONSOLE_KEY}."
+            )
+        },
+    )
+    users = fields.List(
+        fields.Nested(_ConsoleUserSchema),
+        load_default=list,
+        metadata={"description": "The console's accounts."},
+    )
+    session_hours = fields.Float(
+        load_default=12.0,
+        validate=validate.Range(min=0.1, max=720),
+        metadata={"description": "How long a login lasts, in hours."},
+    )
+    login_attempts = fields.Integer(
+        load_default=5,
+        validate=validate.Range(min=1, max=100),
+        metadata={
+            "description": (
+                "Failed logins allowed per user name (four times that per address) "
+                "within login_window_minutes."
+            )
+        },
+    )
+    login_window_minutes = fields.Integer(
+        load_default=15,
+        validate=validate.Range(min=1),
+        metadata={"description": "The window failed logins are counted in, in minutes."},
+    )
     links = fields.Dict(
         keys=fields.String(),
         values=fields.Dict(keys=fields.String(), values=fields.String()),
         load_default=dict,
+        metadata={
+            "description": (
+                "Per target, what links to its CRM records need (HubSpot: portal_id, "
+                "domain; Salesforce targets link to their instance_url)."
+            )
+        },
     )
 
     @validates_schema
@@ -305,9 +662,31 @@ class _DefaultsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    region = fields.String(load_default="DE", validate=_region)
-    timezone = fields.String(load_default="Europe/Berlin", validate=_timezone)
-    language = fields.String(load_default="en", validate=validate.OneOf(["en", "de"]))
+    region = fields.String(
+        load_default="DE",
+        validate=_region,
+        metadata={
+            "description": (
+                "Region code (DE, AT, CH, ...) for numbers written without a country code."
+            )
+        },
+    )
+    timezone = fields.String(
+        load_default="Europe/Berlin",
+        validate=_timezone,
+        metadata={
+            "description": (
+                "Time zone of local call times in templates, activity dates and due dates."
+            )
+        },
+    )
+    language = fields.String(
+        load_default="en",
+        validate=validate.OneOf(["en", "de"]),
+        metadata={
+            "description": "Labels, date and duration formats of the shipped templates: en or de."
+        },
+    )
 
 
 # --- loading --------------------------------------------------------------------------------

@@ -152,88 +152,307 @@ class _Strict(Schema):
 
 
 class _ChannelsSchema(_Strict):
-    allow = fields.List(fields.String(), load_default=list)
-    deny = fields.List(fields.String(), load_default=list)
+    allow = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={"description": "sipgate channel names or ids this target takes; empty: all."},
+    )
+    deny = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={"description": "sipgate channel names or ids this target skips."},
+    )
 
 
 class FiltersSchema(_Strict):
     """``filters:`` of a target."""
 
-    channels = fields.Nested(_ChannelsSchema, load_default=lambda: _ChannelsSchema().load({}))
-    directions = fields.List(
-        fields.String(validate=validate.OneOf(["IN", "OUT"])), load_default=lambda: ["IN", "OUT"]
+    channels = fields.Nested(
+        _ChannelsSchema,
+        load_default=lambda: _ChannelsSchema().load({}),
+        metadata={"description": "Which sipgate channels' calls this target takes."},
     )
-    min_duration_seconds = fields.Float(load_default=0.0, validate=validate.Range(min=0))
-    skip_internal = fields.Boolean(load_default=True)
-    own_numbers = fields.List(fields.String(), load_default=list)
-    skip_anonymous = fields.Boolean(load_default=False)
-    blocked_numbers = fields.List(fields.String(), load_default=list)
+    directions = fields.List(
+        fields.String(validate=validate.OneOf(["IN", "OUT"])),
+        load_default=lambda: ["IN", "OUT"],
+        metadata={"description": "Call directions this target takes: IN, OUT."},
+    )
+    min_duration_seconds = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(min=0),
+        metadata={"description": "Calls shorter than this many seconds are skipped."},
+    )
+    skip_internal = fields.Boolean(
+        load_default=True,
+        metadata={
+            "description": (
+                "Skip calls whose remote party has 5 digits or fewer or is one of own_numbers."
+            )
+        },
+    )
+    own_numbers = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={"description": "Your own numbers (any format): calls between them are internal."},
+    )
+    skip_anonymous = fields.Boolean(
+        load_default=False, metadata={"description": "Skip calls from withheld numbers."}
+    )
+    blocked_numbers = fields.List(
+        fields.String(),
+        load_default=list,
+        metadata={"description": "Numbers (any format) whose calls are skipped."},
+    )
 
 
 class OwnersSchema(_Strict):
     """``owners:`` of a target."""
 
-    users = fields.Dict(keys=IdString(), values=IdString(), load_default=dict)
-    fallback = IdString(load_default=None, allow_none=True)
+    users = fields.Dict(
+        keys=IdString(),
+        values=IdString(),
+        load_default=dict,
+        metadata={
+            "description": (
+                "sipgate user (fullUserId such as 1234567w0, or userId such as w0) to "
+                "CRM owner id or e-mail address."
+            )
+        },
+    )
+    fallback = IdString(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "CRM owner id or e-mail address for calls of unmapped users."},
+    )
 
 
 class MatchingSchema(_Strict):
     """``matching:`` of a mapping."""
 
-    objects = fields.List(fields.String(), load_default=None, allow_none=True)
-    tie_break = fields.String(load_default="most_recent", validate=validate.OneOf(TIE_BREAKS))
-    on_no_match = fields.String(load_default="log_unmatched", validate=validate.OneOf(NO_MATCH))
-    review_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0.01, max=24 * 30))
+    objects = fields.List(
+        fields.String(),
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": (
+                "Record types searched in this order (e.g. contact, company); the first"
+                " type with a hit wins. Unset: the adapter's."
+            )
+        },
+    )
+    tie_break = fields.String(
+        load_default="most_recent",
+        validate=validate.OneOf(TIE_BREAKS),
+        metadata={
+            "description": (
+                "Several records match: most_recent, owner (the call owner's), all, or "
+                "review (a person decides)."
+            )
+        },
+    )
+    on_no_match = fields.String(
+        load_default="log_unmatched",
+        validate=validate.OneOf(NO_MATCH),
+        metadata={
+            "description": (
+                "No record matches: skip, create_contact, create_lead, log_unmatched or"
+                " review (a person decides)."
+            )
+        },
+    )
+    review_hours = fields.Float(
+        load_default=24.0,
+        validate=validate.Range(min=0.01, max=24 * 30),
+        metadata={
+            "description": (
+                "How long a held delivery waits for a person before the fallback applies, in hours."
+            )
+        },
+    )
     fallback_tie_break = fields.String(
-        load_default="most_recent", validate=validate.OneOf(FALLBACK_TIE_BREAKS)
+        load_default="most_recent",
+        validate=validate.OneOf(FALLBACK_TIE_BREAKS),
+        metadata={
+            "description": "tie_break when review_hours have passed: most_recent, owner or all."
+        },
     )
     fallback_on_no_match = fields.String(
-        load_default="log_unmatched", validate=validate.OneOf(FALLBACK_NO_MATCH)
+        load_default="log_unmatched",
+        validate=validate.OneOf(FALLBACK_NO_MATCH),
+        metadata={
+            "description": (
+                "on_no_match when review_hours have passed: skip, create_contact, "
+                "create_lead or log_unmatched."
+            )
+        },
     )
 
 
 class TasksSchema(_Strict):
     """``tasks:`` of a mapping."""
 
-    enabled = fields.Boolean(load_default=True)
-    due_in_business_days = fields.Integer(load_default=2, validate=validate.Range(min=0, max=60))
-    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
-    owner = fields.String(load_default="call_owner", validate=validate.OneOf(TASK_OWNERS))
-    subject = fields.String(load_default="{{ item | truncate_to(200) }}")
-    body = fields.String(load_default="{{ item }}")
+    enabled = fields.Boolean(
+        load_default=True, metadata={"description": "Turn the call's action items into CRM tasks."}
+    )
+    due_in_business_days = fields.Integer(
+        load_default=2,
+        validate=validate.Range(min=0, max=60),
+        metadata={"description": "Tasks are due this many business days after the call."},
+    )
+    priority = fields.String(
+        load_default="normal",
+        validate=validate.OneOf(PRIORITIES),
+        metadata={"description": "Priority of the tasks: low, normal or high."},
+    )
+    owner = fields.String(
+        load_default="call_owner",
+        validate=validate.OneOf(TASK_OWNERS),
+        metadata={
+            "description": "Who owns the tasks: call_owner, fallback (owners.fallback) or none."
+        },
+    )
+    subject = fields.String(
+        load_default="{{ item | truncate_to(200) }}",
+        metadata={"description": "Template of a task's subject ({{ item }} is the action item)."},
+    )
+    body = fields.String(
+        load_default="{{ item }}",
+        metadata={"description": "Template of a task's body ({{ item }} is the action item)."},
+    )
 
 
 class MappingSchema(_Strict):
     """A mapping file (also the keys a target may override inline)."""
 
-    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
-    transcript = _TranscriptMode(load_default="summary", validate=validate.OneOf(TRANSCRIPT_MODES))
-    matching = fields.Nested(MatchingSchema, load_default=lambda: MatchingSchema().load({}))
-    tasks = fields.Nested(TasksSchema, load_default=lambda: TasksSchema().load({}))
-    fields_ = fields.Dict(
-        data_key="fields", keys=fields.String(), values=fields.String(), load_default=dict
+    language = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(LANGUAGES),
+        metadata={
+            "description": (
+                "Labels, date and duration formats of the templates: en or de; unset: "
+                "defaults.language."
+            )
+        },
     )
-    new_record = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    transcript = _TranscriptMode(
+        load_default="summary",
+        validate=validate.OneOf(TRANSCRIPT_MODES),
+        metadata={
+            "description": (
+                "Where the transcript goes: off, summary (an overflow record such as a "
+                "note) or full (into the fields whose templates use it)."
+            )
+        },
+    )
+    matching = fields.Nested(
+        MatchingSchema,
+        load_default=lambda: MatchingSchema().load({}),
+        metadata={
+            "description": (
+                "How the caller's CRM record is found, and what happens when none or several are."
+            )
+        },
+    )
+    tasks = fields.Nested(
+        TasksSchema,
+        load_default=lambda: TasksSchema().load({}),
+        metadata={"description": "Turning the call's action items into CRM tasks."},
+    )
+    fields_ = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        metadata={
+            "description": (
+                "The call record's fields, each a Jinja template (README: Template context)."
+            )
+        },
+    )
+    new_record = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        load_default=dict,
+        metadata={
+            "description": "Fields of a record created for an unknown caller, each a template."
+        },
+    )
     limits = fields.Dict(
         keys=fields.String(),
         values=fields.Integer(validate=validate.Range(min=1)),
         load_default=dict,
+        metadata={
+            "description": (
+                "Lower a field's length limit (characters) below the CRM's; longer text"
+                " is cut with [...]."
+            )
+        },
     )
 
 
 class TargetPolicySchema(_Strict):
     """The policy keys of a target entry (the adapter validates the rest)."""
 
-    mapping = fields.String(load_default=None, allow_none=True)
-    filters = fields.Nested(FiltersSchema, load_default=lambda: FiltersSchema().load({}))
-    owners = fields.Nested(OwnersSchema, load_default=lambda: OwnersSchema().load({}))
-    language = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(LANGUAGES))
-    transcript = _TranscriptMode(
-        load_default=None, allow_none=True, validate=validate.OneOf(TRANSCRIPT_MODES)
+    mapping = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": (
+                "Mapping file next to this configuration or in its mappings/ folder; "
+                "unset: the adapter's default mapping."
+            )
+        },
     )
-    matching = fields.Dict(load_default=None, allow_none=True)
-    tasks = fields.Dict(load_default=None, allow_none=True)
-    limits = fields.Dict(load_default=None, allow_none=True)
+    filters = fields.Nested(
+        FiltersSchema,
+        load_default=lambda: FiltersSchema().load({}),
+        metadata={
+            "description": (
+                "Which calls this target takes; the others are recorded as skipped with the reason."
+            )
+        },
+    )
+    owners = fields.Nested(
+        OwnersSchema,
+        load_default=lambda: OwnersSchema().load({}),
+        metadata={"description": "Which CRM owner a sipgate user's calls get."},
+    )
+    language = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(LANGUAGES),
+        metadata={"description": "Overrides the mapping's language: en or de."},
+    )
+    transcript = _TranscriptMode(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(TRANSCRIPT_MODES),
+        metadata={"description": "Overrides the mapping's transcript mode: off, summary or full."},
+    )
+    matching = fields.Dict(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "schemas": (MatchingSchema,),
+            "description": (
+                "Overrides keys of the mapping's matching (objects, tie_break, on_no_match, ...)."
+            ),
+        },
+    )
+    tasks = fields.Dict(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "schemas": (TasksSchema,),
+            "description": "Overrides keys of the mapping's tasks (enabled, priority, owner, ...).",
+        },
+    )
+    limits = fields.Dict(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Overrides and adds to the mapping's field length limits."},
+    )
 
 
 #: Keys of a target entry that belong to the policy, not to the adapter.

@@ -52,11 +52,18 @@ class ServerConfig:
     threads: int = 4
     timeout_seconds: int = 30
     metrics_token: str | None = None
+    #: ``HOST:PORT`` of a second listener that serves only ``/metrics`` (``bind`` then does not).
+    metrics_bind: str | None = None
     metrics_directory: Path = Path("data/metrics")
     #: Public keys (JWK objects or PEM strings) whose signatures make a signed vCon acceptable.
     vcon_keys: tuple[Any, ...] = ()
     #: Refuse unsigned vCons (needs `vcon_keys`).
     vcon_require_signature: bool = False
+
+    @property
+    def metrics_port(self) -> str | None:
+        """The port of `metrics_bind` (``None`` without one)."""
+        return self.metrics_bind.rpartition(":")[2] if self.metrics_bind else None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from connector.adapters.kit.scrub import scrub
 from connector.config.sections import AlertChannel, AlertsConfig
@@ -34,6 +34,7 @@ __all__ = [
     "Alerter",
     "deliver",
     "due_alerts",
+    "forget_resolved",
     "message_body",
 ]
 
@@ -64,6 +65,53 @@ class Alert:
         """The alert as one line of text."""
         call = f" call {self.call_id}" if self.call_id else ""
         return f"[{self.kind}] {self.target}{call}: {self.reason}"
+
+
+def _dead_key(delivery_id: int, retry_since: datetime | None) -> str:
+    """The memo key of a dead delivery; a replay (a new `retry_since`) makes a new one."""
+    return f"dead:{delivery_id}:{retry_since}"
+
+
+def _parked_key(target: str, until: datetime) -> str:
+    return f"parked:{target}:{until.isoformat()}"
+
+
+def forget_resolved(ledger: Ledger) -> int:
+    """Delete the memos of reported alerts that can never come up again; how many.
+
+    A dead delivery's memo goes once that delivery is no longer dead with the same
+    `retry_since` (replayed, or removed by retention or a purge); a parking's once its end has
+    passed. The review queue's memo and the time of the last message stay. The retention pass
+    calls this, so `target_memos` does not grow with every alert ever sent.
+    """
+    now = ledger.clock()
+    with ledger.connection() as conn:
+        reported = set(
+            conn.execute(
+                select(target_memos.c.key).where(target_memos.c.target == ALERTS_MEMO)
+            ).scalars()
+        )
+        dead = {
+            _dead_key(row.id, row.retry_since)
+            for row in conn.execute(
+                select(deliveries.c.id, deliveries.c.retry_since).where(deliveries.c.status == DEAD)
+            )
+        }
+        stale = [
+            key
+            for key in sorted(reported)
+            if (key.startswith("dead:") and key not in dead)
+            or (key.startswith("parked:") and datetime.fromisoformat(key.split(":", 2)[2]) <= now)
+        ]
+    if not stale:
+        return 0
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            delete(target_memos).where(
+                target_memos.c.target == ALERTS_MEMO, target_memos.c.key.in_(stale)
+            )
+        )
+    return len(stale)
 
 
 def due_alerts(ledger: Ledger, review_queue_above: int | None) -> list[Alert]:
@@ -97,7 +145,7 @@ def due_alerts(ledger: Ledger, review_queue_above: int | None) -> list[Alert]:
         )
     alerts = [
         Alert(
-            f"dead:{row.id}:{row.retry_since}",
+            _dead_key(row.id, row.retry_since),
             "dead",
             row.target,
             scrub(row.last_error or "no reason recorded"),
@@ -107,7 +155,7 @@ def due_alerts(ledger: Ledger, review_queue_above: int | None) -> list[Alert]:
     ]
     alerts += [
         Alert(
-            f"parked:{target}:{until.isoformat()}",
+            _parked_key(target, until),
             "parked",
             target,
             f"parked until {until.isoformat()}: {scrub(reason)}",

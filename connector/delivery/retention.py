@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 from connector.config.sections import RetentionConfig
+from connector.delivery.alerts import forget_resolved
 from connector.ledger.ledger import Ledger
 from connector.ledger.retention import ErasedCall, erase_call, remove_calls, remove_content
 
@@ -52,10 +53,11 @@ def retaining_targets(adapters: Mapping[str, object]) -> dict[str, RetainingTarg
 
 @dataclass(frozen=True)
 class Purged:
-    """What one retention pass or purge removed."""
+    """What one retention pass or purge removed (`memos`: alert memos no longer needed)."""
 
     content: int = 0
     calls: int = 0
+    memos: int = 0
     targets: dict[str, int] = field(default_factory=dict)
     erased: ErasedCall | None = None
 
@@ -66,7 +68,8 @@ def apply_retention(
     targets: Mapping[str, RetainingTarget],
     now: datetime | None = None,
 ) -> Purged:
-    """One pass of the configured retention over the ledger and the retaining targets."""
+    """One pass of the configured retention over the ledger and the retaining targets; also
+    forgets the alert memos of deliveries that are no longer dead (`forget_resolved`)."""
     now = now or datetime.now(UTC)
     content = (
         remove_content(ledger, now - timedelta(days=policy.content_days))
@@ -79,7 +82,7 @@ def apply_retention(
         else 0
     )
     removed = {name: target.remove_expired(now) for name, target in targets.items()}
-    return Purged(content=content, calls=calls, targets=removed)
+    return Purged(content=content, calls=calls, memos=forget_resolved(ledger), targets=removed)
 
 
 def purge_before(
@@ -118,6 +121,8 @@ class RetentionWorker(threading.Thread):
         while not self.stopped.is_set():
             try:
                 purged = apply_retention(self.ledger, self.policy, self.targets)
+                if purged.memos:
+                    log.info("retention: %d resolved alert memo(s) forgotten", purged.memos)
                 if purged.content or purged.calls or any(purged.targets.values()):
                     log.info(
                         "retention: content of %d call(s) and %d call(s) removed from the ledger%s",

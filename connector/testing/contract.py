@@ -49,7 +49,7 @@ from connector.adapters import (
     adapter_class,
     parse_stored,
 )
-from connector.jsonschema import object_schema
+from connector.jsonschema import object_schema, undescribed
 from connector.payload import CallReport, User, parse_report
 
 __all__ = ["AdapterContract", "example_report", "minimal_report"]
@@ -240,6 +240,11 @@ class AdapterContract(ABC):
         schema = object_schema(type(self._adapter(tmp_path)).config_schema())
         json.dumps(schema)  # editors read it: it must be JSON
         assert schema["additionalProperties"] is False
+        missing = undescribed(schema)
+        assert not missing, (
+            f"Options without a description (editors show it on hover): {', '.join(missing)}; "
+            "give each option(..., help=...)."
+        )
 
     def test_declarations_are_consistent(self, tmp_path: Path) -> None:
         cls = type(self._adapter(tmp_path))

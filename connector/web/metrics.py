@@ -1,15 +1,22 @@
-"""``GET /metrics`` for Prometheus, and the count of webhooks by outcome."""
+"""``GET /metrics`` for Prometheus, and the count of webhooks by outcome.
+
+With ``server.metrics_bind`` gunicorn listens on a second address that answers only
+``/metrics``, and the public bind answers ``/metrics`` with 404. Which listener took a request
+is read from the connection itself (its local port), never from a header a client could set.
+"""
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import NotFound
 
 from connector.web.state import WebState
 
-__all__ = ["init_app"]
+__all__ = ["init_app", "local_port"]
 
 bp = Blueprint("metrics", __name__)
 
@@ -30,6 +37,29 @@ def metrics() -> ResponseReturnValue:
     return Response(text, content_type=content_type)
 
 
+def local_port(environ: dict[str, Any]) -> str:
+    """The port of the listener that accepted this request's connection.
+
+    Under gunicorn that is the connection's own socket address; elsewhere (Werkzeug's server,
+    test clients) the WSGI ``SERVER_PORT``.
+    """
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        address = sock.getsockname()
+        return str(address[1]) if isinstance(address, tuple) else ""  # a unix socket: no port
+    return str(environ.get("SERVER_PORT", ""))
+
+
+def _separate_bind() -> None:
+    """With ``server.metrics_bind``: ``/metrics`` only there, and nothing else there."""
+    metrics_port = WebState.current().config.server.metrics_port
+    if metrics_port is None:
+        return
+    on_metrics_bind = local_port(request.environ) == metrics_port
+    if on_metrics_bind != (request.endpoint == "metrics.metrics"):
+        raise NotFound()
+
+
 def _count_webhook(response: Response) -> Response:
     if request.blueprint != "webhooks":
         return response
@@ -47,6 +77,7 @@ def _count_webhook(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Serve ``/metrics`` and count every answer of the webhook routes."""
+    """Serve ``/metrics`` (on its own bind when configured); count the webhook routes' answers."""
     app.register_blueprint(bp)
+    app.before_request(_separate_bind)
     app.after_request(_count_webhook)

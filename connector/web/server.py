@@ -35,6 +35,18 @@ class RedactingLogger(Logger):  # type: ignore[misc]
         for handler in self.error_log.handlers:
             handler.addFilter(scrub)
 
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        """The access line, with the webhook's call id once its body was parsed (JSON lines)."""
+        from connector.logformat import log_context
+        from connector.web.webhooks import CALL_ID_KEY
+
+        call_id = environ.get(CALL_ID_KEY) if isinstance(environ, dict) else None
+        if call_id is None:
+            super().access(resp, req, environ, request_time)
+            return
+        with log_context(call_id=call_id):
+            super().access(resp, req, environ, request_time)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         """The access log's atoms, each one the format uses redacted (the others never reach
         a log line; gunicorn's atoms include every header and environ value)."""
@@ -80,8 +92,14 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         threads = threads or config.server.threads
         self.service_config = config
         self.probes = probes
+        binds = [bind]
+        if config.server.metrics_bind:
+            if bind.rpartition(":")[2] == config.server.metrics_port:
+                raise ValueError(f"server.metrics_bind needs another port than {bind}.")
+            binds.append(config.server.metrics_bind)
         self.options: dict[str, Any] = {
-            "bind": bind,
+            # With server.metrics_bind a second listener; the app tells them apart by port.
+            "bind": binds,
             "workers": workers or config.server.workers,
             # Threads overlap one request's fsync with another's parsing and validation.
             "worker_class": "gthread" if threads > 1 else "sync",

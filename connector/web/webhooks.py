@@ -18,20 +18,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable, UnsupportedMediaType
 
 from connector.config.sections import ServerConfig
+from connector.logformat import log_context
 from connector.logs import mask_number
 from connector.payload import NotJson, PayloadError, UnsupportedVersion, parse_body
+from connector.report import CallReport
 from connector.vcon.errors import BadSignature, EncryptedVcon, SignatureRequired
 from connector.vcon.sign import VconTrust
 from connector.web.intake import read_body, verify_sender
 from connector.web.state import WebState
 
-__all__ = ["init_app"]
+__all__ = ["CALL_ID_KEY", "init_app"]
 
 log = logging.getLogger(__name__)
 
 _TRUST = "sipgate_crm.vcon_trust"
 #: JSON bodies, and compact (signed) vCons.
 _JOSE = "application/jose"
+#: Where a request's environ keeps the call id once the body is parsed (for the access log).
+CALL_ID_KEY = "sipgate_crm.call_id"
 
 
 def _error(status: int, error: str, message: str, **extra: Any) -> ResponseReturnValue:
@@ -76,6 +80,13 @@ def receive(secret: str | None = None) -> ResponseReturnValue:
     except PayloadError as exc:
         return _error(422, "invalid_payload", "The call report is invalid.", fields=exc.messages)
 
+    request.environ[CALL_ID_KEY] = report.call_id
+    with log_context(call_id=report.call_id):
+        return _store(state, report, body)
+
+
+def _store(state: WebState, report: CallReport, body: bytes) -> ResponseReturnValue:
+    """Commit the call and one pending delivery per target; answer accepted or duplicate."""
     targets = [t.name for t in state.config.targets]
     try:
         delivery_ids = state.ledger.store_call(report, body, targets)

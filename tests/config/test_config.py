@@ -179,3 +179,27 @@ def test_an_unset_variable_is_reported_once_not_with_its_follow_on_errors(tmp_pa
     assert [(p.path, p.message) for p in info.value.problems] == [
         ("server.secret", "Environment variable SURELY_UNSET_SECRET is not set.")
     ]
+
+
+@pytest.mark.parametrize(
+    ("metrics_bind", "message"),
+    [
+        ("127.0.0.1:8000", "another port than server.bind"),
+        ("127.0.0.1", "HOST:PORT"),
+        ("127.0.0.1:99999", "HOST:PORT"),
+    ],
+)
+def test_a_metrics_bind_needs_a_port_of_its_own(
+    tmp_path: Path, metrics_bind: str, message: str
+) -> None:
+    server = {"bind": "127.0.0.1:8000", "metrics_bind": metrics_bind}
+    path = write(tmp_path, {"server": server, "targets": [{"name": "w", "type": "database"}]})
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert [p.path for p in info.value.problems] == ["server.metrics_bind"]
+
+
+def test_a_metrics_bind_is_loaded(tmp_path: Path) -> None:
+    server = {"bind": "127.0.0.1:8000", "metrics_bind": "[::1]:9464"}
+    path = write(tmp_path, {"server": server, "targets": [{"name": "w", "type": "database"}]})
+    assert load_config(path).server.metrics_bind == "[::1]:9464"

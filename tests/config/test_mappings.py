@@ -266,7 +266,7 @@ def test_schema_command_describes_config_and_mapping() -> None:
     runner = CliRunner()
     config = json.loads(runner.invoke(main, ["schema", "config"]).output)
     target = config["properties"]["targets"]["items"]["oneOf"][0]
-    assert target["properties"]["type"] == {"const": "database"}
+    assert target["properties"]["type"]["const"] == "database"
     assert "filters" in target["properties"] and "table_prefix" in target["properties"]
     assert (
         config["properties"]["server"]["properties"]["max_body_bytes"]["anyOf"][0]["default"]

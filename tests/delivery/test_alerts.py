@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from connector.config.sections import AlertChannel, AlertsConfig, Config
-from connector.delivery.alerts import Alert, Alerter, AlertWorker, deliver
-from connector.ledger.tables import deliveries
+from connector.config.sections import AlertChannel, AlertsConfig, Config, RetentionConfig
+from connector.delivery.alerts import ALERTS_MEMO, LAST_SENT, Alert, Alerter, AlertWorker, deliver
+from connector.delivery.retention import apply_retention, purge_call
+from connector.ledger.tables import deliveries, target_memos
 from connector.payload import parse_report
 from connector.problems import ConfigError
 from connector.services import Services
@@ -163,6 +164,43 @@ def test_when_no_channel_takes_the_message_it_is_tried_again(
     assert alerter.check() == []
     recorder.failing = False
     assert [a.call_id for a in alerter.check()] == ["call-retry"]
+
+
+def _memos(services: Services) -> list[str]:
+    with services.ledger.connection() as conn:
+        return sorted(
+            conn.execute(
+                select(target_memos.c.key).where(target_memos.c.target == ALERTS_MEMO)
+            ).scalars()
+        )
+
+
+def test_the_retention_pass_forgets_memos_of_alerts_that_cannot_come_up_again(
+    services: Services, example_v1: dict[str, Any], clock: ManualClock
+) -> None:
+    recorder = Recorder()
+    alerter = _alerter(services, recorder, min_interval_seconds=0)
+    replayed = _store(services, example_v1, "call-replayed")
+    erased = _store(services, example_v1, "call-erased")
+    kept = _store(services, example_v1, "call-still-dead")
+    for delivery in (replayed[1], erased[1], kept[1]):
+        _kill(services, delivery, "boom")
+    services.ledger.park_target("crm", clock() + timedelta(hours=1), "daily limit")
+    assert len(alerter.check()) == 4
+    assert len(_memos(services)) == 5  # four alerts and the time of the last message
+
+    services.ledger.replay("call-replayed", dead=True)
+    purge_call(services.ledger, {}, "call-erased")
+    clock.advance(3601)  # the parking is over
+    purged = apply_retention(services.ledger, RetentionConfig(), {}, now=clock())
+
+    assert purged.memos == 3
+    left = [m for m in _memos(services) if m != LAST_SENT]
+    assert len(left) == 1 and left[0].startswith(f"dead:{kept[1]}:")
+    assert alerter.check() == []  # the one still dead is not reported twice
+    assert apply_retention(services.ledger, RetentionConfig(), {}, now=clock()).memos == 0
+    _kill(services, replayed[1], "boom again")  # dead again after its replay: a new alert
+    assert [a.call_id for a in alerter.check()] == ["call-replayed"]
 
 
 # --- real channels: a local HTTP receiver and a local SMTP server with STARTTLS ----------------

@@ -44,7 +44,16 @@ def test_every_line_is_json_without_personal_data(
     finally:
         running.stop()
     web, worker = _lines(running, "web"), _lines(running, "worker")
-    assert any(r["logger"] == "gunicorn.access" for r in web)  # the access log is JSON too
+    call_id = example_v1["call"]["id"]
+    access = [r for r in web if r["logger"] == "gunicorn.access"]  # the access log is JSON too
+    posts = [r for r in access if "POST" in r["message"]]
+    assert len(posts) == 3
+    # Once the body is parsed, the request's lines carry its call id, the access line included.
+    assert [r.get("call_id") for r in posts] == [call_id, call_id, None]
+    intake = [r for r in web if r["logger"] == "connector.web.webhooks"]
+    assert [r["message"].split(" ", 1)[0] for r in intake] == ["accepted", "duplicate"]
+    assert all(r["call_id"] == call_id for r in intake)
+    assert not any("call_id" in r for r in access if "/readyz" in r["message"])
     delivered = [r for r in worker if r.get("delivery_id") is not None]
     assert delivered and all(r["target"] == "warehouse" for r in delivered)
     assert all(r["call_id"] == example_v1["call"]["id"] for r in delivered)

@@ -12,7 +12,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.hubspot_server import DEFAULT_TOKEN, HubSpotTestServer
-from tests.integration.harness import RunningService, raw_chunked_post
+from tests.integration.harness import RunningService, free_port, raw_chunked_post
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +116,34 @@ def test_the_workers_crm_requests_reach_the_scrape(
     assert counted == sent and sum(sent.values()) >= 3  # search, call, … as the fake saw them
     timed = ("sipgate_crm_crm_request_duration_seconds_count", (("target", "hubspot"),))
     assert found[timed] == sum(sent.values())
+
+
+def test_a_metrics_bind_of_its_own(tmp_path: Path, example_v1: dict[str, Any]) -> None:
+    """``server.metrics_bind``: /metrics only there (token still required), nothing else there,
+    and the public bind no longer answers /metrics."""
+    metrics_port = free_port()
+    running = RunningService(
+        tmp_path,
+        server={"metrics_token": TOKEN, "metrics_bind": f"127.0.0.1:{metrics_port}"},
+    )
+    metrics_url = f"http://127.0.0.1:{metrics_port}"
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    with running:
+        running.start_web()
+        status, _ = raw_chunked_post(
+            running.port, "/webhooks/sipgate", json.dumps(example_v1).encode()
+        )
+        assert status == 200  # webhooks on the public bind as before
+        scraped = requests.get(f"{metrics_url}/metrics", headers=bearer, timeout=10)
+        assert scraped.status_code == 200
+        assert "sipgate_crm_webhooks_total" in scraped.text
+        assert requests.get(f"{metrics_url}/metrics", timeout=10).status_code == 401
+        assert requests.get(f"{running.url}/metrics", headers=bearer, timeout=10).status_code == 404
+        assert raw_chunked_post(metrics_port, "/webhooks/sipgate", b"{}")[0] == 404
+        for path in ("/healthz", "/console/"):
+            assert requests.get(f"{metrics_url}{path}", timeout=10).status_code == 404
+        # A Host header naming the metrics port changes nothing: the connection decides.
+        spoofed = {**bearer, "Host": f"127.0.0.1:{metrics_port}"}
+        assert (
+            requests.get(f"{running.url}/metrics", headers=spoofed, timeout=10).status_code == 404
+        )

@@ -57,6 +57,7 @@ class RunningNginx:
             ("/etc/letsencrypt/live/crm-hook.example.com/fullchain.pem", str(cert)),
             ("/etc/letsencrypt/live/crm-hook.example.com/privkey.pem", str(key)),
             ("/var/log/nginx/sipgate-crm.access.log", str(self.access_log)),
+            ("root /var/www/html;", f"root {folder / 'webroot'};"),
         ):
             site = substitute(site, old, new)
         temp = "\n".join(
@@ -261,3 +262,19 @@ def test_the_console_over_tls_keeps_its_secure_session(
         assert answer.status_code in (302, 303), answer.text
         # The session cookie is Secure: it comes back only because nginx speaks TLS.
         assert browser.get(f"{base}/", allow_redirects=False, **tls).status_code == 200
+
+
+def test_certificate_renewals_are_answered_over_plain_http(
+    stack: tuple[RunningService, RunningNginx, ssl.SSLContext],
+) -> None:
+    _, nginx, _ = stack
+    challenge = nginx.folder / "webroot" / ".well-known" / "acme-challenge" / "token-0123"
+    challenge.parent.mkdir(parents=True)
+    challenge.write_text("token-0123.thumbprint")
+    plain = http.client.HTTPConnection("127.0.0.1", nginx.http_port, timeout=30)
+    try:
+        plain.request("GET", "/.well-known/acme-challenge/token-0123")
+        answer = plain.getresponse()
+        assert (answer.status, answer.read()) == (200, b"token-0123.thumbprint")
+    finally:
+        plain.close()

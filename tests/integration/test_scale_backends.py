@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -183,3 +185,40 @@ def test_several_processes_can_migrate_a_fresh_database_at_once(
     ]
     outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outputs
+
+
+def _libpq(url: str) -> str:
+    """`url` as pg_dump and pg_restore take it: without SQLAlchemy's ``+psycopg``."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@needs_postgres
+@pytest.mark.skipif(not shutil.which("pg_dump"), reason="pg_dump not installed")
+def test_a_pg_dump_of_the_ledger_restores_to_a_working_ledger(pg_url: str, tmp_path: Path) -> None:
+    """README "Backups and upgrades": pg_dump while the service runs, pg_restore, carry on."""
+    ledger = Ledger.from_url(pg_url)
+    ledger.migrate()
+    document = json.loads((FIXTURES / "example-v1.json").read_text())
+    first = parse_report(document)
+    assert ledger.store_call(first, json.dumps(document).encode(), ["a", "b"])
+    dump = tmp_path / "ledger.dump"
+    subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", _libpq(pg_url)], check=True)
+    ledger.engine.dispose()
+
+    for restored_url in fresh_database():
+        subprocess.run(
+            ["pg_restore", "--clean", "--if-exists", f"--dbname={_libpq(restored_url)}", str(dump)],
+            check=True,
+        )
+        restored = Ledger.from_url(restored_url)
+        try:
+            restored.migrate()  # current already
+            assert [c.call_id for c in restored.recent_calls()] == [first.call_id]
+            assert restored.store_call(first, b"{}", ["a", "b"]) is None  # still a duplicate
+            document["call"]["id"] = "pbx-after-restore"
+            later = restored.store_call(
+                parse_report(document), json.dumps(document).encode(), ["a", "b"]
+            )
+            assert later is not None and len(later) == 2  # the id sequences came along
+        finally:
+            restored.engine.dispose()

@@ -47,7 +47,9 @@ def option(
 ) -> Any:
     """A dataclass field of an options class: its `default` (or `default_factory`; neither:
     required), `validate` (a marshmallow validator), a schema `field` replacing the one derived
-    from the type, and a `help` text for the JSON Schema."""
+    from the type, and its `help`: the key's description in the JSON Schema, which editors show
+    on hover. Give every option a `help`; the adapter contract suite
+    (`connector.testing.AdapterContract`) fails naming each option without one."""
     metadata = {"validate": validate, "field": field, "help": help}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)

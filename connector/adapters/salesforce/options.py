@@ -49,29 +49,108 @@ _API_NAME = validate.Regexp(
 
 
 class _ClientCredentialsAuth(OptionsSchema):
-    client_id = fields.String(required=True, validate=validate.Length(min=1))
-    client_secret = fields.String(required=True, validate=validate.Length(min=1))
-    domain = fields.String(load_default=None, allow_none=True, validate=_my_domain)
-    token_url = fields.String(load_default=None, allow_none=True, validate=_https_url)
+    """OAuth 2.0 client credentials of a connected app (recommended)."""
+
+    client_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The connected app's consumer key: ${SF_CLIENT_ID}."},
+    )
+    client_secret = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The connected app's consumer secret: ${SF_CLIENT_SECRET}."},
+    )
+    domain = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_my_domain,
+        metadata={"description": "Your My Domain, the part before .salesforce.com (e.g. acme.my)."},
+    )
+    token_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_https_url,
+        metadata={
+            "description": (
+                "The token endpoint; unset: that of domain, else of instance_url "
+                "(/services/oauth2/token)."
+            )
+        },
+    )
 
 
 class _JwtBearerAuth(OptionsSchema):
-    consumer_key = fields.String(required=True, validate=validate.Length(min=1))
-    username = fields.String(required=True, validate=validate.Length(min=1))
-    private_key_file = fields.String(required=True, validate=validate.Length(min=1))
-    audience = fields.String(load_default="https://login.salesforce.com", validate=_https_url)
-    token_url = fields.String(load_default=None, allow_none=True, validate=_https_url)
+    """OAuth 2.0 JWT bearer flow: a connected app's certificate, on behalf of a user."""
+
+    consumer_key = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The connected app's consumer key."},
+    )
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The Salesforce user the connector acts as."},
+    )
+    private_key_file = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={
+            "description": "PEM file of the private key whose certificate the connected app holds."
+        },
+    )
+    audience = fields.String(
+        load_default="https://login.salesforce.com",
+        validate=_https_url,
+        metadata={
+            "description": (
+                "https://login.salesforce.com, or https://test.salesforce.com for sandboxes."
+            )
+        },
+    )
+    token_url = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=_https_url,
+        metadata={
+            "description": "The token endpoint, if not the audience's /services/oauth2/token."
+        },
+    )
 
 
 class _SessionAuth(OptionsSchema):
-    session_id = fields.String(required=True, validate=validate.Length(min=1))
+    """An existing session id (tools, tests)."""
+
+    session_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "An existing session id (access token) of the instance."},
+    )
 
 
 class _PasswordAuth(OptionsSchema):
-    username = fields.String(required=True, validate=validate.Length(min=1))
-    password = fields.String(required=True, validate=validate.Length(min=1))
-    security_token = fields.String(load_default="")
-    domain = fields.String(load_default="login", validate=validate.Length(min=1))
+    """SOAP username/password login (being retired by Salesforce; logs a warning)."""
+
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The Salesforce user's login name."},
+    )
+    password = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "The user's password: ${SF_PASSWORD}."},
+    )
+    security_token = fields.String(
+        load_default="",
+        metadata={"description": "The user's security token (appended to the password)."},
+    )
+    domain = fields.String(
+        load_default="login",
+        validate=validate.Length(min=1),
+        metadata={"description": "login, test (sandboxes) or your My Domain (e.g. acme.my)."},
+    )
 
 
 #: (method, schema, keys that identify it) of the supported logins.
@@ -109,49 +188,91 @@ class CaseOptions:
     """A Case for calls on one of `channels` (ids or names)."""
 
     channels: tuple[str, ...] = option(
-        field=fields.List(IdString(), validate=validate.Length(min=1))
+        field=fields.List(IdString(), validate=validate.Length(min=1)),
+        help="sipgate channel names or ids whose calls also get a Case.",
     )
     record_type: str | None = option(
         None,
         validate=validate.Regexp(
             r"^012[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$", error="A RecordType id."
         ),
+        help="RecordTypeId of the Case (012...); unset: the user's default.",
     )
-    status: str | None = option(None, validate=validate.Length(min=1))
-    origin: str = option("Phone", validate=validate.Length(min=1))
+    status: str | None = option(
+        None,
+        validate=validate.Length(min=1),
+        help="Status of a new Case; unset: the org's default.",
+    )
+    origin: str = option(
+        "Phone", validate=validate.Length(min=1), help="Origin picklist value of the Case."
+    )
 
 
 @dataclass(frozen=True)
 class LeadDefaults:
     """``LastName`` and ``Company`` of a new caller's Lead when the mapping sets none."""
 
-    last_name: str = option("Unknown caller", validate=validate.Length(1, 80))
-    company: str = option("Unknown company", validate=validate.Length(1, 255))
+    last_name: str = option(
+        "Unknown caller", validate=validate.Length(1, 80), help="LastName of a new Lead."
+    )
+    company: str = option(
+        "Unknown company", validate=validate.Length(1, 255), help="Company of a new Lead."
+    )
 
 
 @dataclass(frozen=True)
 class SalesforceOptions:
     """Options of a ``salesforce`` target (see the package docstring for what they change)."""
 
-    instance_url: str = option(validate=_instance_url)
-    auth: Mapping[str, str | None] = option(field=_AuthField())
-    api_version: str = option(
-        "59.0", validate=validate.Regexp(r"^\d{2,3}\.0$", error="An API version such as 59.0.")
+    instance_url: str = option(
+        validate=_instance_url, help="Your My Domain URL, e.g. https://acme.my.salesforce.com."
     )
-    connect_timeout: float = option(5.0, validate=validate.Range(min=0.1, max=120))
-    read_timeout: float = option(30.0, validate=validate.Range(min=0.1, max=600))
-    match_field: str | None = option(None, validate=_API_NAME)
+    auth: Mapping[str, str | None] = option(
+        field=_AuthField(metadata={"schemas": tuple(schema for _, schema, _ in _AUTH_FLOWS)}),
+        help=_AUTH_HELP,
+    )
+    api_version: str = option(
+        "59.0",
+        validate=validate.Regexp(r"^\d{2,3}\.0$", error="An API version such as 59.0."),
+        help="The REST API version, e.g. 59.0.",
+    )
+    connect_timeout: float = option(
+        5.0, validate=validate.Range(min=0.1, max=120), help="Seconds to connect to Salesforce."
+    )
+    read_timeout: float = option(
+        30.0,
+        validate=validate.Range(min=0.1, max=600),
+        help="Seconds to wait for Salesforce's answer.",
+    )
+    match_field: str | None = option(
+        None,
+        validate=_API_NAME,
+        help="An indexed custom field holding +E.164 (e.g. Phone_E164__c): exact SOQL matches "
+        "instead of SOSL, with no search index lag.",
+    )
     search_objects: tuple[str, ...] = option(
         ("contact", "lead"),
         field=fields.List(
             fields.String(validate=validate.OneOf(SEARCH_OBJECTS)),
             validate=validate.Length(min=1),
         ),
+        help="The object types searched (as far as the mapping's matching.objects names them).",
     )
-    external_id_field: str | None = option(None, validate=_API_NAME)
-    what_rule: Literal["account", "open_opportunity", "none"] = "account"
-    case: CaseOptions | None = None
-    lead_defaults: LeadDefaults = field(default_factory=LeadDefaults)
+    external_id_field: str | None = option(
+        None,
+        validate=_API_NAME,
+        help="A Task External ID field (e.g. Sipgate_Call_Id__c): call Tasks are upserted on it.",
+    )
+    what_rule: Literal["account", "open_opportunity", "none"] = option(
+        "account",
+        help="The Task's WhatId: the contact's account, its most recent open Opportunity, or none.",
+    )
+    case: CaseOptions | None = option(
+        None, help="A Case for calls on some channels (e.g. support lines)."
+    )
+    lead_defaults: LeadDefaults = option(
+        default_factory=LeadDefaults, help="LastName and Company of a new caller's Lead."
+    )
 
     @property
     def base_url(self) -> str:

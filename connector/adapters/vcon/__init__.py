@@ -39,7 +39,7 @@ class VconOptions:
     """Options of a ``vcon`` target: exactly one of `folder` and `url`."""
 
     # option() returns a dataclass field; ruff cannot tell for a Path annotation.
-    folder: Path | None = option(  # noqa: RUF009
+    folder: Path | None = option(
         None, help="Folder for one <call_id>.vcon.json file per call (relative: to the config)."
     )
     url: str | None = option(None, help="SQLAlchemy URL of a database holding the vCons.")

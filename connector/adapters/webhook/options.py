@@ -60,5 +60,11 @@ class WebhookOptions:
     include_transcript: bool = option(
         False, help="Send the transcript (text and chunks) with each call."
     )
-    connect_timeout: float = option(5.0, validate=validate.Range(min=0.1, max=120))
-    read_timeout: float = option(30.0, validate=validate.Range(min=0.1, max=600))
+    connect_timeout: float = option(
+        5.0, validate=validate.Range(min=0.1, max=120), help="Seconds to connect to the receiver."
+    )
+    read_timeout: float = option(
+        30.0,
+        validate=validate.Range(min=0.1, max=600),
+        help="Seconds to wait for the receiver's answer; answer first, work after.",
+    )

@@ -40,28 +40,58 @@ class ZendeskOptions:
         validate=validate.Email(), help="The Zendesk agent whose API token this is."
     )
     api_token: str = option(validate=validate.Length(min=1), help="A Zendesk API token.")
-    subdomain: str | None = option(None, validate=_SUBDOMAIN)
+    subdomain: str | None = option(
+        None, validate=_SUBDOMAIN, help="The account: acme for https://acme.zendesk.com."
+    )
     url: str | None = option(
         None,
         validate=validate.URL(schemes={"http", "https"}, require_tld=False),
         help="The account's base URL instead of subdomain (e.g. a test server).",
     )
     tags: tuple[str, ...] = option(
-        (), field=fields.List(fields.String(validate=validate.Length(min=1)))
+        (),
+        field=fields.List(fields.String(validate=validate.Length(min=1))),
+        help="Tags every ticket gets, added to those made from the call's topics.",
     )
-    ticket_status: Literal["new", "open", "pending", "hold", "solved"] = "new"
-    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    ticket_status: Literal["new", "open", "pending", "hold", "solved"] = option(
+        "new", help="The status of a new ticket."
+    )
+    priority: Literal["low", "normal", "high", "urgent"] | None = option(
+        None, help="The priority of a new ticket (default: not set)."
+    )
     group_map: Mapping[str, str] = option(
-        default_factory=dict, field=fields.Dict(keys=fields.String(), values=IdString())
+        default_factory=dict,
+        field=fields.Dict(keys=fields.String(), values=IdString()),
+        help="sipgate user id → Zendesk group id of the ticket.",
     )
     assignee_map: Mapping[str, str] = option(
-        default_factory=dict, field=fields.Dict(keys=fields.String(), values=IdString())
+        default_factory=dict,
+        field=fields.Dict(keys=fields.String(), values=IdString()),
+        help="sipgate user id → assignee: a Zendesk user id or an agent's e-mail address.",
     )
-    requests_per_minute: int = option(200, validate=validate.Range(min=1))
-    rate_limit_store: str | None = option(None, validate=_store_url)
-    connect_timeout: float = option(5.0, validate=validate.Range(min=0.1, max=120))
-    read_timeout: float = option(30.0, validate=validate.Range(min=0.1, max=600))
-    cache_seconds: float = option(300.0, validate=validate.Range(min=0))
+    requests_per_minute: int = option(
+        200,
+        validate=validate.Range(min=1),
+        help="Your plan's API requests per minute (200 to 2,500); the worker stays below it.",
+    )
+    rate_limit_store: str | None = option(
+        None,
+        validate=_store_url,
+        help="sqlite:///FILE or redis://…: share the request budget across worker processes.",
+    )
+    connect_timeout: float = option(
+        5.0, validate=validate.Range(min=0.1, max=120), help="Seconds to connect to Zendesk."
+    )
+    read_timeout: float = option(
+        30.0,
+        validate=validate.Range(min=0.1, max=600),
+        help="Seconds to wait for Zendesk's answer.",
+    )
+    cache_seconds: float = option(
+        300.0,
+        validate=validate.Range(min=0),
+        help="How long an agent's e-mail → user id lookup is kept.",
+    )
 
     def __post_init__(self) -> None:
         if (self.subdomain is None) == (self.url is None):
