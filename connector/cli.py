@@ -243,6 +243,7 @@ def worker(config_path: str) -> None:
 def init(targets: tuple[str, ...], output: Path, data: str) -> None:
     """Write a commented starter configuration for the named targets."""
     text = starter_config(targets, data)
+    output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with output.open("x", encoding="utf-8") as file:
             file.write(text)
@@ -692,7 +693,7 @@ def parse_duration(value: str) -> timedelta:
 @click.option("--older-than", "older_than", default=None, metavar="DURATION", help="e.g. 30d.")
 @click.option("--call", "call_id", default=None, help="Erase this call (the right to erasure).")
 def purge(config_path: str, older_than: str | None, call_id: str | None) -> None:
-    """Remove calls from the ledger and database targets: all older than DURATION, or one call.
+    """Remove calls from the ledger, database and vcon targets: all older than DURATION or one.
 
     CRM records are not touched; for --call the command lists the ones that hold the call.
     """
@@ -720,7 +721,9 @@ def purge(config_path: str, older_than: str | None, call_id: str | None) -> None
     for name, count in purged.targets.items():
         click.echo(f"Target {name}: {count} call(s) removed.")
     if call_id is not None and purged.erased is None and not any(purged.targets.values()):
-        raise click.ClickException(f"No call {call_id!r} in the ledger or any database target.")
+        raise click.ClickException(
+            f"No call {call_id!r} in the ledger or any database or vcon target."
+        )
     held = {
         name: refs
         for name, refs in (purged.erased.refs if purged.erased else {}).items()

@@ -12,8 +12,8 @@ _HEAD = """\
 # Secrets are ${NAME} references to environment variables (e.g. /etc/sipgate-crm/secrets.env,
 # see deploy/sipgate-crm.env); `sipgate-crm check-config` names every one that is unset.
 # The data folder (ledger, queue, metrics) is @DATA@; relative paths start at this file's
-# folder. Every key is explained in the repository's config.example.yaml, and in the JSON Schema
-# of `sipgate-crm schema config`, whose descriptions editors show on hover.
+# folder. Every key is described in the JSON Schema of `sipgate-crm schema config` (editors show
+# the descriptions on hover); the README's "Targets and adapters" shows each target type.
 
 server:
   # Register https://YOUR-HOST/webhooks/sipgate/<secret> in sipgate
@@ -79,16 +79,6 @@ _TARGETS = {
       client_secret: ${SF_CLIENT_SECRET}
       domain: YOUR-DOMAIN.my
 """,
-    "zendesk": """\
-  # Each incoming support call as a Zendesk ticket with an internal note (README: "The zendesk
-  # target").
-  - name: support
-    type: zendesk
-    subdomain: your-subdomain                # https://your-subdomain.zendesk.com
-    email: agent@example.com                 # the agent whose API token this is
-    api_token: ${ZENDESK_TOKEN}
-    filters: {directions: [IN]}
-""",
     "vcon": """\
   # Every call as a vCon file, an archive in an open standard (README: "The vcon target").
   - name: archive
@@ -104,6 +94,16 @@ _TARGETS = {
     url: https://YOUR-RECEIVER/webhooks/sipgate-calls
     secret: ${WEBHOOK_SIGNING_SECRET}      # whsec_ + base64 of 32 random bytes (README)
     include_transcript: false
+""",
+    "zendesk": """\
+  # Each incoming support call as a Zendesk ticket with an internal note (README: "The zendesk
+  # target").
+  - name: support
+    type: zendesk
+    subdomain: your-subdomain                # https://your-subdomain.zendesk.com
+    email: agent@example.com                 # the agent whose API token this is
+    api_token: ${ZENDESK_TOKEN}
+    filters: {directions: [IN]}
 """,
 }
 TARGET_TYPES = tuple(_TARGETS)

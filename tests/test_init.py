@@ -49,6 +49,21 @@ def test_check_config_names_the_secrets_still_unset(tmp_path: Path) -> None:
     assert "SIPGATE_WEBHOOK_SECRET" in checked.output and "HUBSPOT_TOKEN" in checked.output
 
 
+def test_init_makes_the_folder_of_the_file(tmp_path: Path) -> None:
+    output = tmp_path / "etc" / "sipgate-crm" / "config.yaml"
+    answer = CliRunner().invoke(main, ["init", "--target", "database", "--output", str(output)])
+    assert answer.exit_code == 0, answer.output
+    assert output.read_text().startswith("# sipgate-crm-connector configuration")
+
+
+def test_the_secrets_template_names_every_secret_a_starter_configuration_uses() -> None:
+    template = (Path(__file__).parents[1] / "deploy" / "sipgate-crm.env").read_text()
+    lines = [line for line in template.splitlines() if line and not line.startswith("#")]
+    listed = {line.split("=", 1)[0] for line in lines}
+    needed = set(variables_named(starter_config(TARGET_TYPES)))
+    assert needed <= listed, sorted(needed - listed)
+
+
 def test_init_never_overwrites(tmp_path: Path) -> None:
     output = tmp_path / "config.yaml"
     output.write_text("mine")
