@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from connector.delivery.retention import retaining_targets
 from connector.payload import parse_body
 from connector.problems import ConfigError
 from connector.testing import AdapterContract, example_report
-from tests.integration.test_scale_backends import fresh_database, needs_postgres
+from tests.support.postgres import PostgresTargetContract, needs_postgres
 
 
 def folder_target(folder: Path, **options: object) -> VconAdapter:
@@ -157,25 +156,10 @@ def test_the_transcript_can_be_left_out(tmp_path: Path) -> None:
 
 @needs_postgres
 @pytest.mark.integration
-class TestVconTableOnPostgres(AdapterContract):
+class TestVconTableOnPostgres(PostgresTargetContract):
     type_name = "vcon"
 
-    @pytest.fixture(autouse=True)
-    def _database(self) -> Iterator[None]:
-        generator = fresh_database()
-        self.url = next(generator)
-        yield
-        for adapter in getattr(self, "adapters", []):
-            adapter.close()
-        next(generator, None)
-
-    def make_adapter(self, tmp_path: Path) -> Adapter:
-        adapter = VconAdapter("archive", VconAdapter.config_schema().load({"url": self.url}))
-        self.adapters = [*getattr(self, "adapters", []), adapter]
-        return adapter
-
-    def make_unreachable_adapter(self, tmp_path: Path) -> Adapter:
-        url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    def build(self, url: str) -> Adapter:
         return VconAdapter("archive", VconAdapter.config_schema().load({"url": url}))
 
     def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,27 +23,13 @@ from connector.adapters.database import DatabaseAdapter
 from connector.delivery.queue import DeliveryQueue, make_huey
 from connector.ledger.ledger import Ledger
 from connector.payload import parse_report
-from connector.testing import AdapterContract
 from tests.integration.harness import RunningService, raw_chunked_post
+from tests.support.postgres import PostgresTargetContract, fresh_database, needs_postgres
 
 pytestmark = pytest.mark.integration
-POSTGRES = os.environ.get("SIPGATE_TEST_POSTGRES_URL")
 REDIS = os.environ.get("SIPGATE_TEST_REDIS_URL")
-needs_postgres = pytest.mark.skipif(not POSTGRES, reason="SIPGATE_TEST_POSTGRES_URL not set")
 needs_redis = pytest.mark.skipif(not REDIS, reason="SIPGATE_TEST_REDIS_URL not set")
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-
-
-def fresh_database() -> Iterator[str]:
-    assert POSTGRES
-    name = f"connector_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
@@ -83,30 +68,11 @@ def test_ledger_on_postgresql(pg_url: str) -> None:
 
 
 @needs_postgres
-class TestDatabaseTargetOnPostgres(AdapterContract):
+class TestDatabaseTargetOnPostgres(PostgresTargetContract):
     type_name = "database"
 
-    @pytest.fixture(autouse=True)
-    def _database(self) -> Iterator[None]:
-        generator = fresh_database()
-        self.url = next(generator)
-        yield
-        for adapter in getattr(self, "adapters", []):
-            adapter.close()
-        next(generator, None)
-
-    def make_adapter(self, tmp_path: Path) -> Adapter:
-        adapter = DatabaseAdapter(
-            "warehouse", DatabaseAdapter.config_schema().load({"url": self.url})
-        )
-        self.adapters = [*getattr(self, "adapters", []), adapter]
-        return adapter
-
-    def make_unreachable_adapter(self, tmp_path: Path) -> Adapter:
-        options = DatabaseAdapter.config_schema().load(
-            {"url": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
-        )
-        return DatabaseAdapter("warehouse", options)
+    def build(self, url: str) -> Adapter:
+        return DatabaseAdapter("warehouse", DatabaseAdapter.config_schema().load({"url": url}))
 
     def count_logged_calls(self, adapter: Adapter, call_id: str) -> int:
         assert isinstance(adapter, DatabaseAdapter)
