@@ -169,7 +169,7 @@ def measure(name: str, storage_url: str, folder: Path, count: int, repeat: int) 
     page = client.get("/console/calls", query_string={"q": "0211 635-00000"})
     found = page.get_data(as_text=True).count('href="/console/calls/pbx-bench-')
     print(f"  (the number search found {found} calls; {count // 10_000 or 1} expected)")
-    ledger.engine.dispose()
+    ledger.close()
 
 
 def main() -> None:

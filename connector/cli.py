@@ -140,7 +140,7 @@ def serve(config_path: str, bind: str | None) -> None:
     config = _load(config_path)
     _setup(config)
     _ensure_free(bind or config.server.bind)
-    _ledger(config.storage.url).engine.dispose()
+    _ledger(config.storage.url).close()
     base = [sys.executable, "-m", "connector"]
     env = {**os.environ, ENV_CONFIG: str(config.source or config_path)}
     web_cmd = [*base, "web", "--bind", bind or config.server.bind]
@@ -188,7 +188,7 @@ def web(config_path: str, bind: str | None, workers: int | None, threads: int | 
     for address in (bind or config.server.bind, config.server.metrics_bind):
         if address:
             _ensure_free(address)
-    _ledger(config.storage.url).engine.dispose()
+    _ledger(config.storage.url).close()
     # Before anything imports prometheus_client; gunicorn's workers inherit it.
     _enable_metrics(config, "web")
     from connector.delivery.queue import DeliveryQueue, make_huey
@@ -211,7 +211,7 @@ def worker(config_path: str) -> None:
     """Run only the delivery worker (Huey consumer and the relay that feeds it)."""
     config = _load(config_path)
     _setup(config)
-    _ledger(config.storage.url).engine.dispose()
+    _ledger(config.storage.url).close()
     _enable_metrics(config, "worker")
     from connector.services import run_worker
 
@@ -657,7 +657,7 @@ def schema(kind: str) -> None:
 def migrate(config_path: str) -> None:
     """Create or upgrade the ledger schema (the service also does this when it starts)."""
     config = _load(config_path)
-    _ledger(config.storage.url).engine.dispose()
+    _ledger(config.storage.url).close()
     click.echo("Ledger schema is up to date.")
 
 

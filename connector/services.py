@@ -61,7 +61,7 @@ class Services:
         """Close adapters and database pools."""
         for adapter in self.adapters.values():
             adapter.close()
-        self.ledger.engine.dispose()
+        self.ledger.close()
 
 
 def run_worker(config: Config) -> None:

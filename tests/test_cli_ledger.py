@@ -75,7 +75,7 @@ def test_status_and_replay_work_without_the_secrets(
     assert run(config_without_secrets, "replay", "--dead").exit_code == 1  # nothing left
     replayed = run(config_without_secrets, "replay", report.call_id)
     assert (replayed.exit_code, replayed.output.strip()) == (0, "2 deliveries due again.")
-    ledger.engine.dispose()
+    ledger.close()
 
 
 def test_replay_of_an_unknown_call_id_is_one_line(config_without_secrets: Path) -> None:

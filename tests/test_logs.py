@@ -125,3 +125,37 @@ def test_the_access_log_masks_the_secret_in_the_path(access_log_format: str) -> 
         assert "/webhooks/sipgate/***" in line
     finally:
         RedactingLogger.redact = Redactor([], None)
+
+
+def test_the_services_access_atoms_are_gunicorns_values() -> None:
+    """The atoms the service computes itself (its format uses only those) equal gunicorn's."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.glogging import Logger
+
+    from connector.web.server import _DIRECT_ATOMS
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/webhooks/sipgate",
+        "QUERY_STRING": "a=1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "RAW_URI": "/webhooks/sipgate?a=1",
+        "REMOTE_ADDR": "192.0.2.7",
+    }
+    request = SimpleNamespace(headers=[("HOST", "connector.example")])
+    took = timedelta(seconds=1, microseconds=2345)
+    config = GunicornConfig()
+    for response in (
+        SimpleNamespace(status="202 Accepted", sent=21, headers=[]),
+        SimpleNamespace(status=204, sent=0, headers=[]),
+        SimpleNamespace(status="500 Internal Server Error", sent=None, headers=[]),
+    ):
+        expected = Logger(config).atoms(response, request, environ, took)
+        ours = {key: atom(response, environ, took) for key, atom in _DIRECT_ATOMS.items()}
+        assert ours == {key: expected[key] for key in _DIRECT_ATOMS}
+    assert {"h", "m", "U", "s", "b", "L"} <= _DIRECT_ATOMS.keys()  # the service's format
+    bare = RedactingLogger(config)
+    config.set("access_log_format", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss')
+    assert set(bare.atoms(response, request, environ, took)) == {"h", "m", "U", "s", "b", "L"}

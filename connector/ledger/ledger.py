@@ -36,7 +36,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,6 +59,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from connector.ledger.clock import Clock, system_clock
 from connector.ledger.group_commit import GroupCommit, WriterLock
 from connector.ledger.guard import FileGuard, LedgerFileGone, sqlite_path
+from connector.ledger.held import HeldConnection
 from connector.ledger.prepared import PreparedInsert
 from connector.ledger.tables import (
     CONTENT_REMOVED,
@@ -149,12 +150,12 @@ class _NewCall:
     targets: tuple[str, ...]
 
 
-def _call_row(report: CallReport, raw_body: bytes, now: datetime) -> dict[str, Any]:
+def _call_row(report: CallReport, raw_body: bytes) -> dict[str, Any]:
+    """A call's columns but ``received_at``, which the whole batch shares."""
     return {
         "dedupe_key": report.call_id,
         "call_id": report.call_id,
         "payload_version": report.payload_version,
-        "received_at": now,
         "raw_body": raw_body,
         "start_time": report.start_time,
         "direction": report.direction,
@@ -167,10 +168,9 @@ def _call_row(report: CallReport, raw_body: bytes, now: datetime) -> dict[str, A
     }
 
 
-def _delivery_row(call_pk: int, target: str, now: datetime) -> dict[str, Any]:
+def _new_delivery(now: datetime) -> dict[str, Any]:
+    """A new delivery's columns but ``call_pk`` and ``target``: the same for a whole batch."""
     return {
-        "call_pk": call_pk,
-        "target": target,
         "status": PENDING,
         "attempts": 0,
         "next_attempt_at": now,
@@ -272,6 +272,7 @@ class Ledger:
         self.clock = clock
         path = sqlite_path(engine.url)
         self.guard = FileGuard(engine, path) if path is not None else None
+        self._writer = HeldConnection(engine, self.guard.check if self.guard else None)
         writer = WriterLock(path.with_name(path.name + ".writer")) if path is not None else None
         self._group_commit: GroupCommit[_NewCall, list[int] | None] = GroupCommit(
             self._store_calls, lock=writer.held if writer is not None else nullcontext
@@ -332,6 +333,12 @@ class Ledger:
         with self.engine.connect() as conn:
             conn.execute(select(1))
 
+    def close(self) -> None:
+        """Close every connection, the one the webhook writer holds too; the ledger reopens
+        them on its next use."""
+        self._writer.discard()
+        self.engine.dispose()
+
     # --- the web side -----------------------------------------------------------------------
 
     def store_call(
@@ -350,49 +357,61 @@ class Ledger:
     def _store_calls(self, batch: Sequence[_NewCall]) -> list[list[int] | None]:
         """Insert `batch` in one transaction; per call its delivery ids, ``None`` for a duplicate.
 
-        The inserts are compiled once and run on the DBAPI connection: this is the webhook's hot
-        path. A call id already stored (or earlier in `batch`) inserts nothing (ON CONFLICT DO
-        NOTHING), so a duplicate never aborts the transaction of the others.
+        The inserts are compiled once and run on a held DBAPI connection (`HeldConnection`):
+        this is the webhook's hot path. A call id already stored (or earlier in `batch`) inserts
+        nothing (ON CONFLICT DO NOTHING), so a duplicate never aborts the transaction of the
+        others. When the database dropped the connection, the batch is tried once more on a
+        fresh one (what the pool's pre-ping did); should the lost transaction have committed
+        after all, its calls are now duplicates and nothing is written twice.
         """
-        now = self.clock()
         dbapi = self.engine.dialect.loaded_dbapi
-        raw = self.engine.raw_connection()
-        call_insert, delivery_insert = self._store_inserts()
-        statement = call_insert.sql
-        cursor = raw.cursor()
-        results: list[list[int] | None] = []
-        try:
-            for new in batch:
-                statement = call_insert.sql
-                cursor.execute(
-                    statement, call_insert.parameters(_call_row(new.report, new.raw_body, now))
-                )
-                inserted = cursor.fetchall()
-                if not inserted:
-                    results.append(None)
-                    continue
-                call_pk = inserted[0][0]
-                statement = delivery_insert.sql
-                delivery_ids: list[int] = []
-                for target in new.targets:
-                    cursor.execute(
-                        statement, delivery_insert.parameters(_delivery_row(call_pk, target, now))
-                    )
-                    delivery_ids.append(int(cursor.fetchall()[0][0]))
-                results.append(delivery_ids)
-            raw.commit()
-            return results
-        except dbapi.Error as exc:
-            with suppress(dbapi.Error):  # a connection that is gone cannot roll back
-                raw.rollback()
-            if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
-                raw.invalidate(exc)
-            raise DBAPIError.instance(
-                statement, None, exc, dbapi.Error, hide_parameters=True
-            ) from exc
-        finally:
-            cursor.close()
-            raw.close()
+        for attempt in (1, 2):
+            raw = self._writer.get()
+            cursor = raw.cursor()
+            statement = ""
+            try:
+                call_insert, delivery_insert = self._store_inserts()
+                now = self.clock()
+                # Converted once per batch, not once per row and column.
+                stamped = call_insert.convert({"received_at": now})
+                new_delivery = delivery_insert.convert(_new_delivery(now))
+                results: list[list[int] | None] = []
+                for new in batch:
+                    statement = call_insert.sql
+                    row = call_insert.parameters(_call_row(new.report, new.raw_body), stamped)
+                    cursor.execute(statement, row)
+                    inserted = cursor.fetchall()
+                    if not inserted:
+                        results.append(None)
+                        continue
+                    statement = delivery_insert.sql
+                    delivery_ids: list[int] = []
+                    for target in new.targets:
+                        row = delivery_insert.parameters(
+                            {"call_pk": inserted[0][0], "target": target}, new_delivery
+                        )
+                        cursor.execute(statement, row)
+                        delivery_ids.append(int(cursor.fetchall()[0][0]))
+                    results.append(delivery_ids)
+                statement = "COMMIT"
+                raw.commit()
+                return results
+            except dbapi.Error as exc:
+                if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
+                    self._writer.discard(exc)
+                    if attempt == 1:
+                        continue
+                else:
+                    try:
+                        raw.rollback()
+                    except dbapi.Error:  # a connection that cannot roll back is not kept
+                        self._writer.discard(exc)
+                raise DBAPIError.instance(
+                    statement, None, exc, dbapi.Error, hide_parameters=True
+                ) from exc
+            finally:
+                cursor.close()
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _store_inserts(self) -> tuple[PreparedInsert, PreparedInsert]:
         """The two inserts of `store_call`, compiled on first use (the dialect knows its server

@@ -29,20 +29,54 @@ class PreparedInsert:
         if expected != set(columns):  # e.g. a column default SQLAlchemy would fill in
             raise ValueError(f"the insert binds {sorted(expected)}, not {sorted(columns)}")
         self._convert: dict[str, Callable[[Any], Any]] = {}
+        #: Columns of one type convert one value alike (e.g. a row's several timestamps).
+        self._type: dict[str, str] = {}
         for key in columns:
             column = statement.table.columns[key]
             process = column.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 self._convert[column.key] = process
+                self._type[column.key] = repr(column.type)
 
         #: Per bound column in the driver's order: its key and its conversion, if any.
         self._steps: list[tuple[str, Callable[[Any], Any] | None]] = [
             (key, self._convert.get(key)) for key in (self._order or columns)
         ]
 
-    def parameters(self, row: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        """`row` converted column by column, positional or named as the driver expects."""
-        values = [row[key] if step is None else step(row[key]) for key, step in self._steps]
+    def convert(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Some of the columns' values in the driver's form, for `parameters`' `converted`.
+
+        A value that many rows share (a batch's timestamp, a constant) is so converted once,
+        and once for all columns of its type.
+        """
+        converted: dict[str, Any] = {}
+        done: dict[tuple[str, int], Any] = {}
+        for key, value in values.items():
+            step = self._convert.get(key)
+            if step is None:
+                converted[key] = value
+                continue
+            seen = (self._type[key], id(value))
+            if seen not in done:
+                done[seen] = step(value)
+            converted[key] = done[seen]
+        return converted
+
+    def parameters(
+        self, row: Mapping[str, Any], converted: Mapping[str, Any] | None = None
+    ) -> Sequence[Any] | dict[str, Any]:
+        """`row` converted column by column, positional or named as the driver expects.
+
+        Columns in `converted` (from `convert`) are taken from there as they are; `row` holds
+        the others.
+        """
+        if converted:
+            values = [
+                converted[key] if key in converted else row[key] if step is None else step(row[key])
+                for key, step in self._steps
+            ]
+        else:
+            values = [row[key] if step is None else step(row[key]) for key, step in self._steps]
         if self._order is None:
             return dict(zip((key for key, _ in self._steps), values, strict=True))
         return values

@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 _CHUNK = 64 * 1024
+#: How late past its deadline a body may be cut off (see `ReadDeadlines`).
+_TICK_SECONDS = 0.1
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -101,7 +103,8 @@ class ReadDeadlines:
 
     One watchdog thread per process keeps the deadlines in a heap; at a deadline it shuts the
     connection's read side down, so the worker blocked in ``recv`` wakes at once (whether it
-    is a sync worker or one thread of a gthread worker). Arming costs a heap push, not a thread.
+    is a sync worker or one thread of a gthread worker). Arming costs a heap push, not a thread,
+    and the watchdog wakes at most every `_TICK_SECONDS` (so a cut-off may come that much late).
     """
 
     def __init__(self) -> None:
@@ -136,13 +139,19 @@ class ReadDeadlines:
                 while not self._heap or self._heap[0].due > time.monotonic():
                     timeout = self._heap[0].due - time.monotonic() if self._heap else None
                     self._wake.wait(timeout)
-                watch = heapq.heappop(self._heap)
-                sock = watch.sock
-                if sock is None:
-                    continue
-                watch.expired = True
-            with suppress(OSError):  # the client may have gone away by itself
-                sock.shutdown(socket.SHUT_RD)
+                now = time.monotonic()
+                cut: list[socket.socket] = []
+                while self._heap and self._heap[0].due <= now:
+                    watch = heapq.heappop(self._heap)
+                    if watch.sock is not None:  # else read in time and disarmed
+                        watch.expired = True
+                        cut.append(watch.sock)
+            for sock in cut:
+                with suppress(OSError):  # the client may have gone away by itself
+                    sock.shutdown(socket.SHUT_RD)
+            # Every body leaves a watch behind until its deadline: waking for each one would
+            # cost a thread switch per request, so deadlines are kept to the next tick.
+            time.sleep(_TICK_SECONDS)
 
 
 _DEADLINES = ReadDeadlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask
@@ -49,9 +50,15 @@ class RedactingLogger(Logger):  # type: ignore[misc]
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         """The access log's atoms, each one the format uses redacted (the others never reach
-        a log line; gunicorn's atoms include every header and environ value)."""
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        for key in _format_keys(self.cfg.access_log_format):
+        a log line). A format of only `_DIRECT_ATOMS` (the service's) gets just those; any
+        other gets gunicorn's whole table, which holds every header and environ value."""
+        keys = _format_keys(self.cfg.access_log_format)
+        atoms: dict[str, Any]
+        if isinstance(environ, dict) and all(key in _DIRECT_ATOMS for key in keys):
+            atoms = {key: _DIRECT_ATOMS[key](resp, environ, request_time) for key in keys}
+        else:
+            atoms = super().atoms(resp, req, environ, request_time)
+        for key in keys:
             value = atoms.get(key)
             if isinstance(value, str):
                 atoms[key] = self.redact(value)
@@ -68,6 +75,39 @@ def _format_keys(access_log_format: str) -> tuple[str, ...]:
 
 
 _ATOM = re.compile(r"%\(([^)]+)\)")
+_Atom = Callable[[Any, dict[str, Any], timedelta], Any]
+
+
+def _status(resp: Any, _environ: dict[str, Any], _took: timedelta) -> Any:
+    status = resp.status
+    return status.split(None, 1)[0] if isinstance(status, str) else status
+
+
+def _sent(resp: Any, _environ: dict[str, Any], _took: timedelta) -> str:
+    sent = getattr(resp, "sent", None)
+    return "-" if sent is None else str(sent)
+
+
+def _environ_atom(key: str, default: str | None = None) -> _Atom:
+    return lambda _resp, environ, _took: environ.get(key, default)
+
+
+#: Access log atoms that need neither the headers nor the whole environ, computed as gunicorn's
+#: `Logger.atoms` computes them (a test holds each one to gunicorn's value).
+_DIRECT_ATOMS: dict[str, _Atom] = {
+    "h": _environ_atom("REMOTE_ADDR", "-"),
+    "m": _environ_atom("REQUEST_METHOD"),
+    "U": _environ_atom("PATH_INFO"),
+    "q": _environ_atom("QUERY_STRING"),
+    "H": _environ_atom("SERVER_PROTOCOL"),
+    "s": _status,
+    "b": _sent,
+    "B": lambda resp, _environ, _took: getattr(resp, "sent", None),
+    "T": lambda _resp, _environ, took: took.seconds,
+    "D": lambda _resp, _environ, took: took.seconds * 1_000_000 + took.microseconds,
+    "M": lambda _resp, _environ, took: took.seconds * 1000 + int(took.microseconds / 1000),
+    "L": lambda _resp, _environ, took: f"{took.seconds}.{took.microseconds:06d}",
+}
 
 
 def _child_exit(_server: Any, worker: Any) -> None:

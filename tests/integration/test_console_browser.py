@@ -182,7 +182,10 @@ def drive(page: Any, base: str, hubspot: HubSpotTestServer, right: str) -> None:
 
 def no_horizontal_overflow(page: Any) -> bool:
     """Nothing is wider than the screen. A phone zooms a wider page out until it fits, and
-    ``innerWidth`` grows with it: the screen's width is the viewport's, not ``innerWidth``."""
+    ``innerWidth`` grows with it: the screen's width is the viewport's, not ``innerWidth``.
+    Measured once the page and its stylesheet have loaded: a heading is visible earlier, and
+    an unstyled page is wider than a styled one."""
+    page.wait_for_load_state("load")
     width = int(page.evaluate("document.documentElement.scrollWidth"))
     return width <= int(page.evaluate("window.innerWidth")) <= page.viewport_size["width"]
 

@@ -158,7 +158,7 @@ def test_a_full_disk_is_answered_503_and_nothing_is_stored(
     config = write_config()
     ledger = Ledger.from_url(config.storage.url)
     ledger.migrate()
-    ledger.engine.dispose()
+    ledger.close()
 
     def no_room_to_grow(dbapi: Any, _record: Any) -> None:
         # SQLITE_FULL, the error a full disk gives: the file may not grow by a single page.
@@ -172,4 +172,4 @@ def test_a_full_disk_is_answered_503_and_nothing_is_stored(
     assert response.status_code == 503
     assert response.json["error"] == "service_unavailable"
     assert ledger.counts() == {} and ledger.recent_calls() == []
-    ledger.engine.dispose()
+    ledger.close()

@@ -64,7 +64,37 @@ def test_ledger_on_postgresql(pg_url: str) -> None:
     [summary] = ledger.recent_calls()
     assert {d.target: d.status for d in summary.deliveries} == {"a": "done", "b": "pending"}
     assert summary.deliveries[0].refs == {"call": "123"}
-    ledger.engine.dispose()
+    ledger.close()
+
+
+@needs_postgres
+def test_a_webhook_write_survives_the_server_dropping_the_writers_connection(
+    pg_url: str,
+) -> None:
+    """The webhook's writer holds one connection; when PostgreSQL ends it (a restart, a
+    failover, an idle timeout), the next call is stored on a fresh one, not answered 503."""
+    ledger = Ledger.from_url(pg_url)
+    ledger.migrate()
+    document = json.loads((FIXTURES / "example-v1.json").read_text())
+    first = parse_report(document)
+    assert ledger.store_call(first, b"{}", ["a"]) is not None
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        dropped = conn.execute(
+            text(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = current_database() and pid <> pg_backend_pid()"
+            )
+        ).all()
+    admin.dispose()
+    assert dropped and all(ok for (ok,) in dropped)
+    second = parse_report(
+        {**document, "call": {**document["call"], "id": "second-call-after-a-drop"}}
+    )
+    assert ledger.store_call(second, b"{}", ["a"]) is not None
+    assert ledger.store_call(first, b"{}", ["a"]) is None  # still exactly once
+    assert {s.call_id for s in ledger.recent_calls()} == {first.call_id, second.call_id}
+    ledger.close()
 
 
 @needs_postgres
@@ -169,7 +199,7 @@ def test_a_pg_dump_of_the_ledger_restores_to_a_working_ledger(pg_url: str, tmp_p
     assert ledger.store_call(first, json.dumps(document).encode(), ["a", "b"])
     dump = tmp_path / "ledger.dump"
     subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", _libpq(pg_url)], check=True)
-    ledger.engine.dispose()
+    ledger.close()
 
     for restored_url in fresh_database():
         subprocess.run(
@@ -187,4 +217,4 @@ def test_a_pg_dump_of_the_ledger_restores_to_a_working_ledger(pg_url: str, tmp_p
             )
             assert later is not None and len(later) == 2  # the id sequences came along
         finally:
-            restored.engine.dispose()
+            restored.close()

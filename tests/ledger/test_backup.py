@@ -36,7 +36,7 @@ def _shape(url: str) -> tuple[int, int]:
             n_calls = conn.execute(select(func.count()).select_from(calls)).scalar_one()
             n_deliveries = conn.execute(select(func.count()).select_from(deliveries)).scalar_one()
     finally:
-        copy.engine.dispose()
+        copy.close()
     return int(n_calls), int(n_deliveries)
 
 

@@ -145,7 +145,7 @@ def test_a_deleted_ledger_file_is_noticed_before_the_next_transaction(
     Ledger.from_url(f"sqlite:///{path}").migrate()
     with pytest.raises(LedgerFileGone):
         ledger.ping()
-    ledger.engine.dispose()
+    ledger.close()
 
 
 def test_an_unwritable_ledger_is_one_line_at_start_up(tmp_path: Path) -> None:

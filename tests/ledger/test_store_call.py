@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.ledger.ledger import Ledger
+from connector.ledger.ledger import _DELIVERY_COLUMNS, Ledger, _new_delivery
 from connector.ledger.prepared import PreparedInsert
 from connector.ledger.tables import PENDING, calls, deliveries
 from connector.payload import parse_report
@@ -56,3 +57,19 @@ def test_a_prepared_insert_must_bind_every_column_sqlalchemy_would() -> None:
     # `attempts` has a column default: leaving it out would silently store NULL.
     with pytest.raises(ValueError, match="attempts"):
         PreparedInsert(deliveries.insert(), sqlite.dialect(), ["call_pk", "target"])
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.psycopg.dialect()])
+def test_values_converted_once_bind_as_the_row_would(dialect: Any) -> None:
+    """A batch converts its shared values once; the rows bind exactly as if each held them."""
+    now = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    insert = PreparedInsert(deliveries.insert(), dialect, _DELIVERY_COLUMNS)
+    shared = _new_delivery(now)  # what a batch shares: timestamps, status, counters
+    own = {"call_pk": 7, "target": "crm"}
+
+    def plain(parameters: Any) -> dict[str, Any]:  # psycopg's Json wrapper has no equality
+        named = parameters if isinstance(parameters, dict) else dict(enumerate(parameters))
+        return {key: getattr(value, "obj", value) for key, value in named.items()}
+
+    once = insert.parameters(own, insert.convert(shared))
+    assert plain(once) == plain(insert.parameters({**own, **shared}))
