@@ -4,12 +4,15 @@ gunicorn's own logs and tracebacks."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import Config as GunicornConfig
+from gunicorn.glogging import Logger, SafeAtoms
 
 from connector.logs import RedactingFilter, Redactor, mask_number
-from connector.web.server import RedactingLogger
+from connector.web.server import _DIRECT_ATOMS, RedactingLogger
 
 SECRET = "webhook-secret-0123456789"
 
@@ -92,11 +95,6 @@ def test_gunicorn_error_log_is_scrubbed() -> None:
     ],
 )
 def test_the_access_log_masks_the_secret_in_the_path(access_log_format: str) -> None:
-    from datetime import timedelta
-    from types import SimpleNamespace
-
-    from gunicorn.glogging import SafeAtoms
-
     RedactingLogger.redact = Redactor([SECRET], "/webhooks/sipgate")
     try:
         config = GunicornConfig()
@@ -129,13 +127,6 @@ def test_the_access_log_masks_the_secret_in_the_path(access_log_format: str) -> 
 
 def test_the_services_access_atoms_are_gunicorns_values() -> None:
     """The atoms the service computes itself (its format uses only those) equal gunicorn's."""
-    from datetime import timedelta
-    from types import SimpleNamespace
-
-    from gunicorn.glogging import Logger
-
-    from connector.web.server import _DIRECT_ATOMS
-
     environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/webhooks/sipgate",

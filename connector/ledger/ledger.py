@@ -357,61 +357,74 @@ class Ledger:
     def _store_calls(self, batch: Sequence[_NewCall]) -> list[list[int] | None]:
         """Insert `batch` in one transaction; per call its delivery ids, ``None`` for a duplicate.
 
-        The inserts are compiled once and run on a held DBAPI connection (`HeldConnection`):
-        this is the webhook's hot path. A call id already stored (or earlier in `batch`) inserts
-        nothing (ON CONFLICT DO NOTHING), so a duplicate never aborts the transaction of the
-        others. When the database dropped the connection, the batch is tried once more on a
-        fresh one (what the pool's pre-ping did); should the lost transaction have committed
-        after all, its calls are now duplicates and nothing is written twice.
+        When the database dropped the held connection, the batch is tried once more on a fresh
+        one (what the pool's pre-ping did); should the lost transaction have committed after
+        all, its calls are now duplicates and nothing is written twice.
+        """
+        try:
+            return self._insert_batch(batch)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+        return self._insert_batch(batch)
+
+    def _insert_batch(self, batch: Sequence[_NewCall]) -> list[list[int] | None]:
+        """One try of `_store_calls`, on the held DBAPI connection (`HeldConnection`).
+
+        The inserts are compiled once: this is the webhook's hot path. A call id already stored
+        (or earlier in `batch`) inserts nothing (ON CONFLICT DO NOTHING), so a duplicate never
+        aborts the transaction of the others. A failure is a `DBAPIError` without parameters,
+        ``connection_invalidated`` when the connection is gone.
         """
         dbapi = self.engine.dialect.loaded_dbapi
-        for attempt in (1, 2):
-            raw = self._writer.get()
-            cursor = raw.cursor()
-            statement = ""
-            try:
-                call_insert, delivery_insert = self._store_inserts()
-                now = self.clock()
-                # Converted once per batch, not once per row and column.
-                stamped = call_insert.convert({"received_at": now})
-                new_delivery = delivery_insert.convert(_new_delivery(now))
-                results: list[list[int] | None] = []
-                for new in batch:
-                    statement = call_insert.sql
-                    row = call_insert.parameters(_call_row(new.report, new.raw_body), stamped)
-                    cursor.execute(statement, row)
-                    inserted = cursor.fetchall()
-                    if not inserted:
-                        results.append(None)
-                        continue
-                    statement = delivery_insert.sql
-                    delivery_ids: list[int] = []
-                    for target in new.targets:
-                        row = delivery_insert.parameters(
-                            {"call_pk": inserted[0][0], "target": target}, new_delivery
-                        )
-                        cursor.execute(statement, row)
-                        delivery_ids.append(int(cursor.fetchall()[0][0]))
-                    results.append(delivery_ids)
-                statement = "COMMIT"
-                raw.commit()
-                return results
-            except dbapi.Error as exc:
-                if self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor):
+        raw = self._writer.get()
+        cursor = raw.cursor()
+        statement = ""
+        try:
+            call_insert, delivery_insert = self._store_inserts()
+            now = self.clock()
+            # Converted once per batch, not once per row and column.
+            stamped = call_insert.convert({"received_at": now})
+            new_delivery = delivery_insert.convert(_new_delivery(now))
+            results: list[list[int] | None] = []
+            for new in batch:
+                statement = call_insert.sql
+                cursor.execute(
+                    statement, call_insert.parameters(_call_row(new.report, new.raw_body), stamped)
+                )
+                inserted = cursor.fetchall()
+                if not inserted:
+                    results.append(None)
+                    continue
+                statement = delivery_insert.sql
+                delivery_ids: list[int] = []
+                for target in new.targets:
+                    own = {"call_pk": inserted[0][0], "target": target}
+                    cursor.execute(statement, delivery_insert.parameters(own, new_delivery))
+                    delivery_ids.append(int(cursor.fetchall()[0][0]))
+                results.append(delivery_ids)
+            statement = "COMMIT"
+            raw.commit()
+            return results
+        except dbapi.Error as exc:
+            gone = self.engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
+            if gone:
+                self._writer.discard(exc)
+            else:
+                try:
+                    raw.rollback()
+                except dbapi.Error:  # a connection that cannot roll back is not kept
                     self._writer.discard(exc)
-                    if attempt == 1:
-                        continue
-                else:
-                    try:
-                        raw.rollback()
-                    except dbapi.Error:  # a connection that cannot roll back is not kept
-                        self._writer.discard(exc)
-                raise DBAPIError.instance(
-                    statement, None, exc, dbapi.Error, hide_parameters=True
-                ) from exc
-            finally:
-                cursor.close()
-        raise AssertionError("unreachable: the second attempt returns or raises")
+            raise DBAPIError.instance(
+                statement,
+                None,
+                exc,
+                dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=gone,
+            ) from exc
+        finally:
+            cursor.close()
 
     def _store_inserts(self) -> tuple[PreparedInsert, PreparedInsert]:
         """The two inserts of `store_call`, compiled on first use (the dialect knows its server

@@ -29,14 +29,11 @@ class PreparedInsert:
         if expected != set(columns):  # e.g. a column default SQLAlchemy would fill in
             raise ValueError(f"the insert binds {sorted(expected)}, not {sorted(columns)}")
         self._convert: dict[str, Callable[[Any], Any]] = {}
-        #: Columns of one type convert one value alike (e.g. a row's several timestamps).
-        self._type: dict[str, str] = {}
         for key in columns:
             column = statement.table.columns[key]
             process = column.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 self._convert[column.key] = process
-                self._type[column.key] = repr(column.type)
 
         #: Per bound column in the driver's order: its key and its conversion, if any.
         self._steps: list[tuple[str, Callable[[Any], Any] | None]] = [
@@ -44,23 +41,12 @@ class PreparedInsert:
         ]
 
     def convert(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Some of the columns' values in the driver's form, for `parameters`' `converted`.
-
-        A value that many rows share (a batch's timestamp, a constant) is so converted once,
-        and once for all columns of its type.
-        """
-        converted: dict[str, Any] = {}
-        done: dict[tuple[str, int], Any] = {}
-        for key, value in values.items():
-            step = self._convert.get(key)
-            if step is None:
-                converted[key] = value
-                continue
-            seen = (self._type[key], id(value))
-            if seen not in done:
-                done[seen] = step(value)
-            converted[key] = done[seen]
-        return converted
+        """Some of the columns' values in the driver's form, for `parameters`' `converted`:
+        values that many rows share (a batch's timestamp, a constant) are so converted once."""
+        return {
+            key: value if (step := self._convert.get(key)) is None else step(value)
+            for key, value in values.items()
+        }
 
     def parameters(
         self, row: Mapping[str, Any], converted: Mapping[str, Any] | None = None
@@ -70,13 +56,11 @@ class PreparedInsert:
         Columns in `converted` (from `convert`) are taken from there as they are; `row` holds
         the others.
         """
-        if converted:
-            values = [
-                converted[key] if key in converted else row[key] if step is None else step(row[key])
-                for key, step in self._steps
-            ]
-        else:
-            values = [row[key] if step is None else step(row[key]) for key, step in self._steps]
+        done = converted or {}
+        values = [
+            done[key] if key in done else row[key] if step is None else step(row[key])
+            for key, step in self._steps
+        ]
         if self._order is None:
             return dict(zip((key for key, _ in self._steps), values, strict=True))
         return values
